@@ -1,0 +1,396 @@
+//! The store actor: the only writer of a store's state and files.
+//!
+//! Each message is handled to completion before the next (no handler awaits), so every
+//! mutation sees the result of all earlier ones: that is the concurrency control, with no lock
+//! around the data. A mutation is validated against the actor's working state, appended to the
+//! pending journal bytes and applied to the working state; its caller is answered by the
+//! [flusher](crate::flusher) once the bytes are durable and the new state is published.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::Data;
+use crate::error::{Result, StoreError};
+use crate::flusher::{Job, Shared, Waiter};
+use crate::journal;
+use crate::options::StoreOptions;
+use crate::record::{Event, EventKind, Record};
+use crate::snapshot;
+use crate::state::State;
+
+/// A reply that arrives once the mutation is durable.
+pub(crate) type Ticket<R> = oneshot::Receiver<Result<R>>;
+
+/// The change an [`Update`] applies: gets the current data, returns the new data or refuses.
+pub(crate) type Change<T> =
+    Box<dyn FnOnce(&T) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+/// Creates a record (with `id`, or a fresh time-ordered one).
+#[derive(Message)]
+#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
+pub(crate) struct Create<T: Data> {
+    pub id: Option<Uuid>,
+    pub data: T,
+}
+
+/// Changes a live record, optionally only if it is at `expected` version.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
+pub(crate) struct Update<T: Data> {
+    pub id: Uuid,
+    pub expected: Option<u64>,
+    pub change: Change<T>,
+}
+
+/// Archives a live record (a tombstone), optionally only if it is at `expected` version.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
+pub(crate) struct Archive<T: Data> {
+    pub id: Uuid,
+    pub expected: Option<u64>,
+    pub _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// Writes a snapshot now and cuts the journal.
+#[derive(Message)]
+#[rtype(result = "Ticket<CompactionReport>")]
+pub(crate) struct Compact;
+
+/// Stops taking writes, flushes, and releases the files.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Close;
+
+/// From the flusher: the shipped batch is done, ship the next one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Flushed;
+
+/// From a compaction: it finished (or failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CompactionDone(Result<CompactionReport, String>);
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// The sequence number the new snapshot covers.
+    pub seq: u64,
+    /// Records written.
+    pub records: u64,
+    /// The new snapshot's size.
+    pub snapshot_bytes: u64,
+    /// Time spent writing the snapshot (writes go on meanwhile).
+    pub snapshot_time: Duration,
+    /// How long writes waited while the journal was cut.
+    pub pause: Duration,
+}
+
+pub(crate) struct StoreActor<T: Data> {
+    pub working: State<T>,
+    pub options: StoreOptions<T>,
+    pub shared: Arc<Shared<T>>,
+    pub jobs: Option<Sender<Job<T>>>,
+    pub pending: Vec<u8>,
+    pub waiters: Vec<Waiter>,
+    pub in_flight: bool,
+    pub compacting: bool,
+    pub compact_waiters: Vec<oneshot::Sender<Result<CompactionReport>>>,
+    pub closing: bool,
+}
+
+impl<T: Data> Actor for StoreActor<T> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Writers wait for durability, not for mailbox space.
+        ctx.set_mailbox_capacity(1 << 16);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        // Hands the rest to the flusher, which syncs and exits when the channel closes.
+        self.ship();
+        self.jobs = None;
+        System::current().stop();
+    }
+}
+
+impl<T: Data> StoreActor<T> {
+    fn check_writable(&self) -> Result<()> {
+        if let Some(reason) = self.shared.poisoned() {
+            return Err(StoreError::ReadOnly { reason });
+        }
+        if self.closing {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    fn live(&self, id: Uuid, expected: Option<u64>) -> Result<&Arc<Record<T>>> {
+        let rec = self.working.get(&id).ok_or(StoreError::NotFound { id })?;
+        if rec.archived {
+            return Err(StoreError::Archived { id });
+        }
+        match expected {
+            Some(v) if v != rec.version => Err(StoreError::Conflict {
+                id,
+                expected: v,
+                actual: rec.version,
+            }),
+            _ => Ok(rec),
+        }
+    }
+
+    /// Journals and applies one mutation; the caller is answered when it is durable.
+    fn commit(&mut self, kind: EventKind, record: Record<T>) -> Result<Ticket<Arc<Record<T>>>> {
+        let seq = self.working.seq + 1;
+        let mark = self.pending.len();
+        if let Err(e) = journal::encode(seq, kind, &record, &mut self.pending) {
+            self.pending.truncate(mark);
+            return Err(StoreError::Rejected(Box::new(e)));
+        }
+        let record = Arc::new(record);
+        let event = Arc::new(Event {
+            seq,
+            kind,
+            record: record.clone(),
+        });
+        self.working.apply(event, self.options.feed_retention);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(Box::new(move |outcome| {
+            let _ = tx.send(outcome.map(|()| record));
+        }));
+        if !self.in_flight {
+            self.ship();
+        }
+        Ok(rx)
+    }
+
+    /// Sends everything pending to the flusher as one batch.
+    fn ship(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(jobs) = &self.jobs else { return };
+        let job = Job::Batch {
+            bytes: std::mem::take(&mut self.pending),
+            waiters: std::mem::take(&mut self.waiters),
+            // O(1): the collections are structurally shared.
+            state: Arc::new(self.working.clone()),
+        };
+        if jobs.send(job).is_ok() {
+            self.in_flight = true;
+        }
+    }
+
+    fn needs_compaction(&self) -> bool {
+        let stats = &self.shared.stats;
+        let journal = stats.journal_bytes.load(Ordering::Relaxed);
+        let snapshot = stats.snapshot_bytes.load(Ordering::Relaxed);
+        journal > self.options.compact_min_bytes
+            && journal as f64 > snapshot as f64 * self.options.compact_ratio
+    }
+
+    /// Snapshots the published (durable) state on a separate thread, then has the flusher cut
+    /// the journal. Writes go on throughout except during the cut.
+    fn start_compaction(&mut self, ctx: &mut Context<Self>) {
+        if self.compacting || self.shared.poisoned().is_some() {
+            return;
+        }
+        let Some(jobs) = self.jobs.clone() else {
+            return;
+        };
+        self.compacting = true;
+        let state = self.shared.state.load_full();
+        let fs = self.options.fs.clone();
+        let path = self.options.snapshot_path();
+        let me = ctx.address().downgrade();
+        let notify = move |r| {
+            if let Some(addr) = me.upgrade() {
+                addr.do_send(CompactionDone(r));
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("store-compact".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let records = state.records.len() as u64;
+                let written = snapshot::write_atomic(
+                    &*fs,
+                    &path,
+                    state.seq,
+                    records,
+                    state.records.values().map(|r| &**r),
+                );
+                let bytes = match written {
+                    Ok(bytes) => bytes,
+                    Err(e) => return notify(Err(e.to_string())),
+                };
+                let snapshot_time = started.elapsed();
+                let seq = state.seq;
+                drop(state);
+                let done = Box::new(move |r: Result<Duration>| {
+                    notify(r.map_err(|e| e.to_string()).map(|pause| CompactionReport {
+                        seq,
+                        records,
+                        snapshot_bytes: bytes,
+                        snapshot_time,
+                        pause,
+                    }))
+                });
+                if let Err(std::sync::mpsc::SendError(Job::Rotate { done, .. })) =
+                    jobs.send(Job::Rotate {
+                        upto_seq: seq,
+                        done,
+                    })
+                {
+                    done(Err(StoreError::Closed));
+                }
+            });
+        if spawned.is_err() {
+            self.compacting = false;
+        }
+    }
+
+    fn finish_close_if_idle(&mut self) {
+        if self.closing && !self.in_flight && self.pending.is_empty() && !self.compacting {
+            // Dropping the sender lets the flusher finish its queue, sync and release the files.
+            self.jobs = None;
+        }
+    }
+}
+
+impl<T: Data> Handler<Create<T>> for StoreActor<T> {
+    type Result = Result<Ticket<Arc<Record<T>>>>;
+    fn handle(&mut self, msg: Create<T>, _: &mut Context<Self>) -> Self::Result {
+        self.check_writable()?;
+        let id = msg.id.unwrap_or_else(Uuid::now_v7);
+        if self.working.get(&id).is_some() {
+            return Err(StoreError::AlreadyExists { id });
+        }
+        let now = OffsetDateTime::now_utc();
+        self.commit(
+            EventKind::Created,
+            Record {
+                id,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                archived: false,
+                data: msg.data,
+            },
+        )
+    }
+}
+
+impl<T: Data> Handler<Update<T>> for StoreActor<T> {
+    type Result = Result<Ticket<Arc<Record<T>>>>;
+    fn handle(&mut self, msg: Update<T>, _: &mut Context<Self>) -> Self::Result {
+        self.check_writable()?;
+        let cur = self.live(msg.id, msg.expected)?;
+        let data = (msg.change)(&cur.data).map_err(StoreError::Rejected)?;
+        let record = Record {
+            id: cur.id,
+            version: cur.version + 1,
+            created_at: cur.created_at,
+            updated_at: OffsetDateTime::now_utc().max(cur.updated_at),
+            archived: false,
+            data,
+        };
+        self.commit(EventKind::Updated, record)
+    }
+}
+
+impl<T: Data> Handler<Archive<T>> for StoreActor<T> {
+    type Result = Result<Ticket<Arc<Record<T>>>>;
+    fn handle(&mut self, msg: Archive<T>, _: &mut Context<Self>) -> Self::Result {
+        self.check_writable()?;
+        let cur = self.live(msg.id, msg.expected)?;
+        let data = cur.data.clone();
+        let record = Record {
+            id: cur.id,
+            version: cur.version + 1,
+            created_at: cur.created_at,
+            updated_at: OffsetDateTime::now_utc().max(cur.updated_at),
+            archived: true,
+            data,
+        };
+        self.commit(EventKind::Archived, record)
+    }
+}
+
+impl<T: Data> Handler<Flushed> for StoreActor<T> {
+    type Result = ();
+    fn handle(&mut self, _: Flushed, ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        self.ship();
+        if !self.closing && self.needs_compaction() {
+            self.start_compaction(ctx);
+        }
+        self.finish_close_if_idle();
+    }
+}
+
+impl<T: Data> Handler<Compact> for StoreActor<T> {
+    type Result = MessageResult<Compact>;
+    fn handle(&mut self, _: Compact, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if let Some(reason) = self.shared.poisoned() {
+            let _ = tx.send(Err(StoreError::ReadOnly { reason }));
+        } else if self.closing {
+            let _ = tx.send(Err(StoreError::Closed));
+        } else {
+            self.compact_waiters.push(tx);
+            self.start_compaction(ctx);
+        }
+        MessageResult(rx)
+    }
+}
+
+impl<T: Data> Handler<CompactionDone> for StoreActor<T> {
+    type Result = ();
+    fn handle(&mut self, msg: CompactionDone, _: &mut Context<Self>) {
+        self.compacting = false;
+        match &msg.0 {
+            Ok(report) => {
+                let stats = &self.shared.stats;
+                stats
+                    .snapshot_bytes
+                    .store(report.snapshot_bytes, Ordering::Relaxed);
+                stats.compactions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    seq = report.seq,
+                    records = report.records,
+                    bytes = report.snapshot_bytes,
+                    snapshot_ms = report.snapshot_time.as_millis() as u64,
+                    pause_us = report.pause.as_micros() as u64,
+                    "compacted"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "compaction failed; the old files are in use"),
+        }
+        for w in self.compact_waiters.drain(..) {
+            let _ = w.send(
+                msg.0
+                    .clone()
+                    .map_err(|reason| StoreError::CompactionFailed { reason }),
+            );
+        }
+        self.finish_close_if_idle();
+    }
+}
+
+impl<T: Data> Handler<Close> for StoreActor<T> {
+    type Result = ();
+    fn handle(&mut self, _: Close, _: &mut Context<Self>) {
+        self.closing = true;
+        self.finish_close_if_idle();
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+/// Everything a store operation can fail with.
+///
+/// Each variant is a distinct situation a caller may want to react to differently, so they are
+/// matched on rather than inspected as strings.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No record has this id.
+    #[error("record {id} does not exist")]
+    NotFound {
+        /// The id that was asked for.
+        id: Uuid,
+    },
+    /// The record exists but is archived (a tombstone): it cannot be changed any more.
+    #[error("record {id} is archived")]
+    Archived {
+        /// The archived record's id.
+        id: Uuid,
+    },
+    /// A conditional write expected another version than the stored one.
+    #[error("record {id} is at version {actual}, not the expected version {expected}")]
+    Conflict {
+        /// The record's id.
+        id: Uuid,
+        /// The version the caller based its change on.
+        expected: u64,
+        /// The version currently stored.
+        actual: u64,
+    },
+    /// A create used an id that is already taken.
+    #[error("record {id} already exists")]
+    AlreadyExists {
+        /// The id that is taken.
+        id: Uuid,
+    },
+    /// A file could not be read as what it should be. The store refuses to open rather than
+    /// overwrite data it could not read.
+    #[error("{file}:{line}: {reason}", file = file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// The 1-based line of the damage.
+        line: u64,
+        /// What is wrong with that line.
+        reason: String,
+    },
+    /// An operating-system I/O call failed (see [`StoreError::is_disk_full`]).
+    #[error("{op} {path} failed: {source}", path = path.display())]
+    Io {
+        /// What the store was doing: "open", "write", "fsync", "rename", ...
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another store (in this or another process) holds the file.
+    #[error("{path} is locked by another store (is another process using this data directory?)", path = path.display())]
+    Locked {
+        /// The data file that is locked.
+        path: PathBuf,
+    },
+    /// An earlier write or fsync failed, so the store no longer knows what reached the disk. It
+    /// serves reads but refuses writes until it is reopened.
+    #[error("the store refuses writes after an I/O failure: {reason}")]
+    ReadOnly {
+        /// The failure that stopped writes.
+        reason: String,
+    },
+    /// The change feed no longer holds events this old: the reader must resynchronise from the
+    /// current state.
+    #[error(
+        "events after sequence {requested} are no longer retained (oldest available: {oldest_available})"
+    )]
+    TooOld {
+        /// The sequence number the reader asked to continue after.
+        requested: u64,
+        /// The oldest sequence number still retained.
+        oldest_available: u64,
+    },
+    /// A compaction failed; the store goes on with its previous snapshot and journal.
+    #[error("compaction failed: {reason}")]
+    CompactionFailed {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A list cursor was not produced by this store for this sort order.
+    #[error("the cursor is malformed or belongs to another sort order")]
+    InvalidCursor,
+    /// A query or lookup named an index the store does not declare.
+    #[error("no index named {0:?} is declared")]
+    UnknownIndex(String),
+    /// An update closure refused the change; the record is unchanged.
+    #[error("update rejected: {0}")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store was closed (or its actor stopped) before the operation could run.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// True for an I/O error caused by a full disk or an exhausted quota.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            ),
+            StoreError::ReadOnly { reason } => reason.contains("No space left"),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,353 @@
+//! The narrow seam between the store and the file system.
+//!
+//! Every byte the store reads or writes goes through [`Fs`]: open, append, sync, rename and
+//! directory sync. [`OsFs`] is the real thing; [`SimFs`] is a simulated disk that remembers what
+//! was synced and, on [`SimFs::crash`], forgets everything that was not, so tests can prove the
+//! durability promise for power loss and not only for a killed process.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A file opened for writing through an [`Fs`].
+pub trait WriteFile: Send + fmt::Debug {
+    /// Appends all of `buf` at the end of the file.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes everything appended so far durable (fsync / fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// Proof of an exclusive lock; dropping it releases the lock.
+pub trait LockGuard: Send + fmt::Debug {}
+
+/// The file-system operations the store needs, and nothing more.
+pub trait Fs: Send + Sync + fmt::Debug + 'static {
+    /// Opens `path` for reading, or `None` if it does not exist.
+    fn open_read(&self, path: &Path) -> io::Result<Option<Box<dyn BufRead + Send>>>;
+    /// Reads `path` from byte `offset` to its end.
+    fn read_from(&self, path: &Path, offset: u64) -> io::Result<Vec<u8>>;
+    /// Creates (or truncates) `path` for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens `path` for appending, creating it if missing; returns the file and its length.
+    fn open_append(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes `path`; a missing file is not an error.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes renames, creations and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `dir` and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock named by `path`; `Ok(None)` when someone else holds it.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsFs;
+
+#[derive(Debug)]
+struct OsFile(File);
+
+impl WriteFile for OsFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        // IMPORTANT: fdatasync is enough for an append-only file whose size change it covers.
+        self.0.sync_data()
+    }
+}
+
+#[derive(Debug)]
+struct OsLock(#[allow(dead_code)] File);
+impl LockGuard for OsLock {}
+
+impl Fs for OsFs {
+    fn open_read(&self, path: &Path) -> io::Result<Option<Box<dyn BufRead + Send>>> {
+        match File::open(path) {
+            Ok(f) => Ok(Some(Box::new(BufReader::with_capacity(1 << 16, f)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn read_from(&self, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+        let mut f = File::open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        Ok(Box::new(OsFile(File::create(path)?)))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = f.metadata()?.len();
+        Ok((Box::new(OsFile(f)), len))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Box::new(OsLock(f)))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// A simulated disk for tests.
+///
+/// Files are inodes with a *current* content (what reads see) and a *synced* content (what
+/// survives a crash); the directory has a current and a synced name table too, so a rename or a
+/// new file that was never followed by [`Fs::sync_dir`] is undone by a crash, as on a real disk.
+/// Faults can be injected: [`SimFs::fail_after`] makes every operation after the next `n` fail.
+#[derive(Debug, Clone, Default)]
+pub struct SimFs {
+    inner: Arc<Mutex<SimState>>,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    inodes: Vec<SimInode>,
+    names: HashMap<PathBuf, usize>,
+    synced_names: HashMap<PathBuf, usize>,
+    locks: HashSet<PathBuf>,
+    /// Operations still allowed before injected failures start (`None`: never fail).
+    ops_left: Option<u64>,
+    ops_done: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SimInode {
+    data: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+impl SimFs {
+    /// An empty simulated disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Simulates power loss: unsynced data and unsynced directory changes are lost, and all
+    /// locks are released (the process is gone).
+    pub fn crash(&self) {
+        let mut s = self.inner.lock().unwrap();
+        s.names = s.synced_names.clone();
+        for inode in &mut s.inodes {
+            inode.data = inode.synced.clone();
+        }
+        s.locks.clear();
+        s.ops_left = None;
+    }
+
+    /// After `n` more successful operations, every write-side operation fails with an I/O error
+    /// (until [`SimFs::crash`] or [`SimFs::heal`]).
+    pub fn fail_after(&self, n: u64) {
+        self.inner.lock().unwrap().ops_left = Some(n);
+    }
+
+    /// Stops injecting failures.
+    pub fn heal(&self) {
+        self.inner.lock().unwrap().ops_left = None;
+    }
+
+    /// How many write-side operations ran so far (to aim [`SimFs::fail_after`] at each step).
+    pub fn ops_done(&self) -> u64 {
+        self.inner.lock().unwrap().ops_done
+    }
+
+    /// The current content of `path`, if it exists.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.inner.lock().unwrap();
+        s.names.get(path).map(|&i| s.inodes[i].data.clone())
+    }
+
+    /// Replaces the content of `path` (synced), creating it if needed: for corruption tests.
+    pub fn put(&self, path: &Path, data: &[u8]) {
+        let mut s = self.inner.lock().unwrap();
+        let id = s.inodes.len();
+        s.inodes.push(SimInode {
+            data: data.to_vec(),
+            synced: data.to_vec(),
+        });
+        s.names.insert(path.to_owned(), id);
+        s.synced_names.insert(path.to_owned(), id);
+    }
+
+    /// Lists existing paths (sorted).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let s = self.inner.lock().unwrap();
+        let mut v: Vec<_> = s.names.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+impl SimState {
+    /// Counts a write-side operation, failing it if injected failures have started.
+    fn tick(&mut self) -> io::Result<()> {
+        if let Some(left) = self.ops_left.as_mut() {
+            if *left == 0 {
+                return Err(io::Error::other("simulated I/O failure"));
+            }
+            *left -= 1;
+        }
+        self.ops_done += 1;
+        Ok(())
+    }
+
+    fn inode(&self, path: &Path) -> io::Result<usize> {
+        self.names
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    fs: SimFs,
+    inode: usize,
+}
+
+impl WriteFile for SimFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.fs.inner.lock().unwrap();
+        s.tick()?;
+        s.inodes[self.inode].data.extend_from_slice(buf);
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        let mut s = self.fs.inner.lock().unwrap();
+        s.tick()?;
+        let inode = &mut s.inodes[self.inode];
+        inode.synced = inode.data.clone();
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SimLock {
+    fs: SimFs,
+    path: PathBuf,
+}
+impl LockGuard for SimLock {}
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.fs.inner.lock().unwrap().locks.remove(&self.path);
+    }
+}
+
+impl Fs for SimFs {
+    fn open_read(&self, path: &Path) -> io::Result<Option<Box<dyn BufRead + Send>>> {
+        Ok(self
+            .contents(path)
+            .map(|d| Box::new(io::Cursor::new(d)) as Box<dyn BufRead + Send>))
+    }
+    fn read_from(&self, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+        let s = self.inner.lock().unwrap();
+        let data = &s.inodes[s.inode(path)?].data;
+        Ok(data.get(offset as usize..).unwrap_or_default().to_vec())
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        // A new inode: like O_TRUNC on a fresh file, the old content stays with the old inode
+        // only if it was renamed away; truncating in place is what create does.
+        let inode = match s.names.get(path) {
+            Some(&i) => {
+                s.inodes[i].data.clear();
+                i
+            }
+            None => {
+                s.inodes.push(SimInode::default());
+                let i = s.inodes.len() - 1;
+                s.names.insert(path.to_owned(), i);
+                i
+            }
+        };
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        let inode = match s.names.get(path) {
+            Some(&i) => i,
+            None => {
+                s.inodes.push(SimInode::default());
+                let i = s.inodes.len() - 1;
+                s.names.insert(path.to_owned(), i);
+                i
+            }
+        };
+        let len = s.inodes[inode].data.len() as u64;
+        Ok((
+            Box::new(SimFile {
+                fs: self.clone(),
+                inode,
+            }),
+            len,
+        ))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        let i = s.inode(from)?;
+        s.names.remove(from);
+        s.names.insert(to.to_owned(), i);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        s.names.remove(path);
+        Ok(())
+    }
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        // One directory is all the store uses, so the whole name table is synced.
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        s.synced_names = s.names.clone();
+        Ok(())
+    }
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let mut s = self.inner.lock().unwrap();
+        if !s.locks.insert(path.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock {
+            fs: self.clone(),
+            path: path.to_owned(),
+        })))
+    }
+}

@@ -1,0 +1,107 @@
+//! Opening a store's files: load the snapshot, replay the journal, repair a torn tail.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Result, StoreError};
+use crate::fs::Fs;
+use crate::journal::{self, Replay, TornTail};
+use crate::options::StoreOptions;
+use crate::snapshot::{self, SnapshotInfo};
+use crate::state::State;
+
+pub(crate) struct Loaded<T> {
+    pub state: State<T>,
+    pub snapshot: SnapshotInfo,
+    pub replay: Replay,
+}
+
+/// Reads snapshot and journal into a state, changing nothing on disk.
+pub(crate) fn load<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<Loaded<T>> {
+    let fs = &*options.fs;
+    let mut state = State::new(options.indexes.clone().into());
+    let snapshot = snapshot::read::<T>(fs, &options.snapshot_path(), |r| state.put(Arc::new(r)))?;
+    state.seq = snapshot.seq;
+    let path = options.journal_path();
+    let replay = match fs
+        .open_read(&path)
+        .map_err(|e| StoreError::io("open", &path, e))?
+    {
+        None => Replay::default(),
+        Some(mut reader) => journal::replay::<T>(&mut reader, &path, snapshot.seq, |e| {
+            state.apply(Arc::new(e), options.feed_retention)
+        })?,
+    };
+    Ok(Loaded {
+        state,
+        snapshot,
+        replay,
+    })
+}
+
+/// Drops a torn last journal line: keeps a copy of the damaged journal as `NAME.journal.broken`,
+/// then atomically replaces the journal by its intact prefix.
+pub(crate) fn drop_torn_tail<T>(options: &StoreOptions<T>, torn: &TornTail) -> Result<()> {
+    let fs: &dyn Fs = &*options.fs;
+    let path = options.journal_path();
+    tracing::warn!(
+        journal = %path.display(),
+        line = torn.line,
+        reason = %torn.reason,
+        "dropping a torn last journal line (an unacknowledged write); a copy of the journal is kept as .broken"
+    );
+    let all = fs
+        .read_from(&path, 0)
+        .map_err(|e| StoreError::io("read", &path, e))?;
+    let broken = path.with_extension("journal.broken");
+    write_synced(fs, &broken, &all)?;
+    let tmp = path.with_extension("journal.tmp");
+    write_synced(fs, &tmp, &all[..torn.valid_len as usize])?;
+    fs.rename(&tmp, &path)
+        .map_err(|e| StoreError::io("rename", &tmp, e))?;
+    fs.sync_dir(&options.dir)
+        .map_err(|e| StoreError::io("fsync", &options.dir, e))
+}
+
+fn write_synced(fs: &dyn Fs, path: &std::path::Path, data: &[u8]) -> Result<()> {
+    let mut f = fs
+        .create(path)
+        .map_err(|e| StoreError::io("create", path, e))?;
+    f.append(data)
+        .map_err(|e| StoreError::io("write", path, e))?;
+    f.sync().map_err(|e| StoreError::io("fsync", path, e))
+}
+
+/// What [`verify`](crate::verify) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records in the store, archived ones included.
+    pub records: u64,
+    /// Records that are not archived.
+    pub live: u64,
+    /// The last sequence number (snapshot plus journal).
+    pub last_seq: u64,
+    /// The sequence number the snapshot covers.
+    pub snapshot_seq: u64,
+    /// Lines in the journal.
+    pub journal_lines: u64,
+    /// A damaged last journal line, which opening the store would drop.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// Checks a store's snapshot and journal without changing or locking anything.
+///
+/// Damage that opening would refuse is an error ([`StoreError::Corrupt`] names file and line); a
+/// torn last journal line, which opening would drop, is reported in the result.
+pub fn verify<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<VerifyReport> {
+    let loaded = load(options)?;
+    Ok(VerifyReport {
+        records: loaded.state.records.len() as u64,
+        live: loaded.state.live,
+        last_seq: loaded.state.seq,
+        snapshot_seq: loaded.snapshot.seq,
+        journal_lines: loaded.replay.lines,
+        torn_tail: loaded.replay.torn_tail,
+    })
+}

@@ -1,0 +1,217 @@
+//! The snapshot: `NAME.json`, a valid JSON document with one record per line.
+//!
+//! ```text
+//! {"format":"store-actor/1","seq":42,"count":2,"records":[
+//! {"id":"…","version":3,…,"data":{…}},
+//! {"id":"…","version":1,…,"data":{…}}
+//! ]}
+//! ```
+//!
+//! The first line is a header (format, the last sequence number the snapshot covers, the record
+//! count); appending `]}` to it makes it a complete JSON document, which is how it is parsed.
+//! Records follow one per line, so any JSON tool reads the file and a future index can point
+//! at byte offsets. A snapshot is only ever replaced atomically (see [`write_atomic`]).
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::fs::{Fs, WriteFile};
+use crate::record::Record;
+
+/// The format tag written in every snapshot header.
+pub const FORMAT: &str = "store-actor/1";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    seq: u64,
+    count: u64,
+    records: [(); 0],
+}
+
+/// What the snapshot header said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SnapshotInfo {
+    pub seq: u64,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// Reads a snapshot, handing each record to `apply`. A missing file is an empty snapshot.
+pub(crate) fn read<T: DeserializeOwned>(
+    fs: &dyn Fs,
+    path: &Path,
+    mut apply: impl FnMut(Record<T>),
+) -> Result<SnapshotInfo> {
+    let Some(mut reader) = fs
+        .open_read(path)
+        .map_err(|e| StoreError::io("open", path, e))?
+    else {
+        return Ok(SnapshotInfo::default());
+    };
+    let corrupt = |line: u64, reason: String| StoreError::Corrupt {
+        file: path.to_owned(),
+        line,
+        reason,
+    };
+    let mut buf = Vec::with_capacity(512);
+    let mut read_line = |buf: &mut Vec<u8>| -> Result<usize> {
+        buf.clear();
+        reader
+            .read_until(b'\n', buf)
+            .map_err(|e| StoreError::io("read", path, e))
+    };
+    let mut bytes = read_line(&mut buf)? as u64;
+    let mut header_doc = buf.trim_ascii_end().to_vec();
+    header_doc.extend_from_slice(b"]}");
+    let header: Header = serde_json::from_slice(&header_doc)
+        .map_err(|e| corrupt(1, format!("bad snapshot header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(corrupt(
+            1,
+            format!("unknown snapshot format {:?}", header.format),
+        ));
+    }
+    let mut line_no = 1u64;
+    let mut count = 0u64;
+    let mut closed = false;
+    loop {
+        let n = read_line(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        line_no += 1;
+        if closed {
+            return Err(corrupt(
+                line_no,
+                "data after the end of the snapshot".into(),
+            ));
+        }
+        let line = buf.trim_ascii_end();
+        if line == b"]}" {
+            closed = true;
+            continue;
+        }
+        let last_record = count + 1 == header.count;
+        let body = match (line.strip_suffix(b","), last_record) {
+            (Some(b), false) => b,
+            (None, true) => line,
+            _ => {
+                return Err(corrupt(
+                    line_no,
+                    "record separator does not match the header's count".into(),
+                ));
+            }
+        };
+        let record: Record<T> = serde_json::from_slice(body)
+            .map_err(|e| corrupt(line_no, format!("record does not parse: {e}")))?;
+        apply(record);
+        count += 1;
+    }
+    if !closed {
+        return Err(corrupt(
+            line_no,
+            "snapshot is truncated (no closing `]}`)".into(),
+        ));
+    }
+    if count != header.count {
+        return Err(corrupt(
+            line_no,
+            format!("header promises {} records, found {count}", header.count),
+        ));
+    }
+    Ok(SnapshotInfo {
+        seq: header.seq,
+        count,
+        bytes,
+    })
+}
+
+/// Writes a snapshot of `records` covering `seq` to `path`, atomically: temporary file, fsync,
+/// rename, fsync of the directory. A crash at any point leaves either the old or the new
+/// snapshot in place, never a partial one. Returns the snapshot's size in bytes.
+pub(crate) fn write_atomic<'a, T: Serialize + 'a>(
+    fs: &dyn Fs,
+    path: &Path,
+    seq: u64,
+    count: u64,
+    records: impl Iterator<Item = &'a Record<T>>,
+) -> Result<u64> {
+    let tmp = path.with_extension("json.tmp");
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let result = (|| {
+        let file = fs
+            .create(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        let mut w = Writer {
+            file,
+            buf: Vec::with_capacity(1 << 16),
+            len: 0,
+        };
+        let io = |e| StoreError::io("write", &tmp, e);
+        let header = serde_json::to_string(&Header {
+            format: FORMAT.into(),
+            seq,
+            count,
+            records: [],
+        })
+        .expect("header serializes");
+        writeln!(
+            w.buf,
+            "{}",
+            header.strip_suffix("]}").expect("header ends with ]}")
+        )
+        .map_err(io)?;
+        let mut written = 0u64;
+        for r in records {
+            serde_json::to_writer(&mut w.buf, r)
+                .map_err(|e| StoreError::io("serialize", &tmp, e.into()))?;
+            written += 1;
+            w.buf
+                .extend_from_slice(if written == count { b"\n" } else { b",\n" });
+            if w.buf.len() >= 1 << 16 {
+                w.flush().map_err(io)?;
+            }
+        }
+        assert_eq!(
+            written, count,
+            "snapshot record count must match the header"
+        );
+        w.buf.extend_from_slice(b"]}\n");
+        w.flush().map_err(io)?;
+        // IMPORTANT: the data must be durable before the rename makes it the snapshot.
+        w.file
+            .sync()
+            .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+        fs.rename(&tmp, path)
+            .map_err(|e| StoreError::io("rename", &tmp, e))?;
+        // IMPORTANT: and the rename itself must be durable before the journal is cut.
+        fs.sync_dir(dir)
+            .map_err(|e| StoreError::io("fsync", dir, e))?;
+        Ok(w.len)
+    })();
+    if result.is_err() {
+        let _ = fs.remove(&tmp);
+    }
+    result
+}
+
+struct Writer {
+    file: Box<dyn WriteFile>,
+    buf: Vec<u8>,
+    len: u64,
+}
+
+impl Writer {
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.append(&self.buf)?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! The in-memory state of one store, as persistent (structurally shared) collections.
+//!
+//! The actor mutates its own working [`State`]; cloning it is O(1), which is how the actor
+//! publishes an immutable snapshot for readers after every durable batch. Readers never wait
+//! for the actor and the actor never waits for readers.
+
+use std::fmt;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet, Vector};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::query::{Page, Position, Query, SortKey, decode_cursor, encode_cursor};
+use crate::record::{Event, IndexKey, Record};
+
+/// Extracts the keys under which a record's data is indexed.
+pub type IndexFn<T> = Arc<dyn Fn(&T) -> Vec<IndexKey> + Send + Sync>;
+
+/// A declared secondary index.
+pub(crate) struct IndexDef<T> {
+    pub name: String,
+    pub keys: IndexFn<T>,
+}
+
+impl<T> Clone for IndexDef<T> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for IndexDef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexDef")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Everything readers can see of a store at one sequence number.
+pub(crate) struct State<T> {
+    /// All records, archived ones included.
+    pub records: OrdMap<Uuid, Arc<Record<T>>>,
+    /// Creation order: (created_at as Unix nanoseconds, id).
+    pub by_created: OrdSet<(i128, Uuid)>,
+    /// One ordered set per declared index, in declaration order: (key, id).
+    pub indexes: Vec<OrdSet<(IndexKey, Uuid)>>,
+    /// The most recent events, oldest first (bounded by the feed retention).
+    pub events: Vector<Arc<Event<T>>>,
+    /// The sequence number of the last mutation this state includes.
+    pub seq: u64,
+    /// Records that are not archived.
+    pub live: u64,
+    pub defs: Arc<[IndexDef<T>]>,
+}
+
+impl<T> Clone for State<T> {
+    fn clone(&self) -> Self {
+        Self {
+            records: self.records.clone(),
+            by_created: self.by_created.clone(),
+            indexes: self.indexes.clone(),
+            events: self.events.clone(),
+            seq: self.seq,
+            live: self.live,
+            defs: self.defs.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for State<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("records", &self.records.len())
+            .field("live", &self.live)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl<T> State<T> {
+    pub fn new(defs: Arc<[IndexDef<T>]>) -> Self {
+        Self {
+            records: OrdMap::new(),
+            by_created: OrdSet::new(),
+            indexes: defs.iter().map(|_| OrdSet::new()).collect(),
+            events: Vector::new(),
+            seq: 0,
+            live: 0,
+            defs,
+        }
+    }
+
+    /// Puts a record in place of any earlier version, keeping indexes and counts right.
+    pub fn put(&mut self, rec: Arc<Record<T>>) {
+        let old = self.records.insert(rec.id, rec.clone());
+        if let Some(old) = &old {
+            if !old.archived {
+                self.live -= 1;
+            }
+            if old.created_at != rec.created_at {
+                self.by_created
+                    .remove(&(old.created_at.unix_timestamp_nanos(), old.id));
+            }
+        }
+        if !rec.archived {
+            self.live += 1;
+        }
+        self.by_created
+            .insert((rec.created_at.unix_timestamp_nanos(), rec.id));
+        for (def, set) in self.defs.iter().zip(self.indexes.iter_mut()) {
+            let new_keys = (def.keys)(&rec.data);
+            if let Some(old) = &old {
+                let old_keys = (def.keys)(&old.data);
+                if old_keys == new_keys {
+                    continue;
+                }
+                for k in old_keys {
+                    set.remove(&(k, rec.id));
+                }
+            }
+            for k in new_keys {
+                set.insert((k, rec.id));
+            }
+        }
+    }
+
+    /// Applies a mutation and remembers its event, forgetting events beyond `retention`.
+    pub fn apply(&mut self, event: Arc<Event<T>>, retention: usize) {
+        self.put(event.record.clone());
+        self.seq = event.seq;
+        if retention > 0 {
+            self.events.push_back(event);
+            while self.events.len() > retention {
+                self.events.pop_front();
+            }
+        }
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Arc<Record<T>>> {
+        self.records.get(id)
+    }
+
+    fn index_pos(&self, name: &str) -> Result<usize> {
+        self.defs
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| StoreError::UnknownIndex(name.to_owned()))
+    }
+
+    /// Ids whose index `name` holds `key`, in id order.
+    pub fn lookup_ids(&self, name: &str, key: &IndexKey) -> Result<Vec<Uuid>> {
+        let set = &self.indexes[self.index_pos(name)?];
+        let lo = (key.clone(), Uuid::nil());
+        let hi = (key.clone(), Uuid::max());
+        Ok(set.range(lo..=hi).map(|(_, id)| *id).collect())
+    }
+
+    /// The position of a record in a sort order.
+    fn position(&self, sort: &SortKey, idx: Option<usize>, rec: &Record<T>) -> Position {
+        match sort {
+            SortKey::Id => (IndexKey::Uuid(rec.id), rec.id),
+            SortKey::CreatedAt => (rec.created_at.into(), rec.id),
+            SortKey::Index(_) => {
+                let def = &self.defs[idx.expect("index resolved")];
+                let key = (def.keys)(&rec.data)
+                    .into_iter()
+                    .next()
+                    .unwrap_or(IndexKey::Bool(false));
+                (key, rec.id)
+            }
+        }
+    }
+
+    /// Walks a sort order from just after `after`, in the query's direction.
+    fn walk<'a>(
+        &'a self,
+        sort: &SortKey,
+        idx: Option<usize>,
+        descending: bool,
+        after: Option<Position>,
+    ) -> Box<dyn Iterator<Item = (IndexKey, Uuid)> + 'a> {
+        fn bounds<K: Ord>(after: Option<K>, desc: bool) -> (Bound<K>, Bound<K>) {
+            match (after, desc) {
+                (None, _) => (Bound::Unbounded, Bound::Unbounded),
+                (Some(k), false) => (Bound::Excluded(k), Bound::Unbounded),
+                (Some(k), true) => (Bound::Unbounded, Bound::Excluded(k)),
+            }
+        }
+        fn dir<'a, I: DoubleEndedIterator + 'a>(
+            it: I,
+            desc: bool,
+        ) -> Box<dyn Iterator<Item = I::Item> + 'a> {
+            if desc {
+                Box::new(it.rev())
+            } else {
+                Box::new(it)
+            }
+        }
+        match sort {
+            SortKey::Id => {
+                let after = after.map(|(_, id)| id);
+                let it = self
+                    .records
+                    .range(bounds(after, descending))
+                    .map(|(id, _)| (IndexKey::Uuid(*id), *id));
+                dir(it, descending)
+            }
+            SortKey::CreatedAt => {
+                let after = after.map(|(k, id)| match k {
+                    IndexKey::Time(t) => (t, id),
+                    _ => (i128::MIN, id),
+                });
+                let it = self
+                    .by_created
+                    .range(bounds(after, descending))
+                    .map(|(t, id)| (IndexKey::Time(*t), *id));
+                dir(it, descending)
+            }
+            SortKey::Index(_) => {
+                let set = &self.indexes[idx.expect("index resolved")];
+                dir(set.range(bounds(after, descending)).cloned(), descending)
+            }
+        }
+    }
+
+    /// One page of a list.
+    pub fn list(&self, q: &Query<T>) -> Result<Page<T>> {
+        let idx = match &q.sort {
+            SortKey::Index(name) => Some(self.index_pos(name)?),
+            _ => None,
+        };
+        let after = q
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(&q.sort, q.descending, c))
+            .transpose()?;
+        let keep = |r: &Record<T>| {
+            (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
+        };
+        let mut items = Vec::with_capacity(q.limit.min(1024));
+        let mut more = false;
+        if let Some((name, key)) = &q.index_eq {
+            // Few matches: collect them through the index, then order them.
+            let mut matches: Vec<(Position, &Arc<Record<T>>)> = self
+                .lookup_ids(name, key)?
+                .iter()
+                .filter_map(|id| self.records.get(id))
+                .filter(|r| keep(r))
+                .map(|r| (self.position(&q.sort, idx, r), r))
+                .collect();
+            matches.sort_by(|a, b| a.0.cmp(&b.0));
+            if q.descending {
+                matches.reverse();
+            }
+            let start = match &after {
+                None => 0,
+                Some(a) if q.descending => matches.partition_point(|(p, _)| p >= a),
+                Some(a) => matches.partition_point(|(p, _)| p <= a),
+            };
+            let rest = &matches[start..];
+            more = rest.len() > q.limit;
+            items.extend(rest.iter().take(q.limit).map(|(_, r)| (*r).clone()));
+        } else {
+            for (_, id) in self.walk(&q.sort, idx, q.descending, after) {
+                let Some(r) = self.records.get(&id) else {
+                    continue;
+                };
+                if !keep(r) {
+                    continue;
+                }
+                if items.len() == q.limit {
+                    more = true;
+                    break;
+                }
+                items.push(r.clone());
+            }
+        }
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(encode_cursor(
+                &q.sort,
+                q.descending,
+                &self.position(&q.sort, idx, last),
+            )),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The retained events after sequence `after`, at most `limit` of them.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
+        if after >= self.seq {
+            return Ok(Vec::new());
+        }
+        let oldest = self.events.front().map_or(self.seq + 1, |e| e.seq);
+        if after + 1 < oldest {
+            return Err(StoreError::TooOld {
+                requested: after,
+                oldest_available: oldest,
+            });
+        }
+        let start = (after + 1 - oldest) as usize;
+        // `Vector::skip` is O(log n), unlike `Iterator::skip`.
+        Ok(self
+            .events
+            .skip(start)
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,368 @@
+//! [`Store`], the handle through which everything reaches a store.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::Data;
+use crate::actor::{Archive, Close, Compact, CompactionReport, Create, StoreActor, Ticket, Update};
+use crate::error::{Result, StoreError};
+use crate::flusher::{Flusher, Shared, Stats};
+use crate::options::StoreOptions;
+use crate::query::{Page, Query};
+use crate::record::{Event, IndexKey, Record};
+use crate::recovery;
+
+/// A cheap-to-clone, `Send + Sync` handle to one store.
+///
+/// Writes are messages to the store's actor and resolve once durable (per the store's
+/// [`Durability`](crate::Durability)). Reads are plain method calls on the latest published
+/// state: they take no lock, never wait for a write, and scale with the calling threads.
+/// Works under any tokio-based framework; the actor runs on its own thread.
+pub struct Store<T: Data> {
+    addr: Addr<StoreActor<T>>,
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: Data> Clone for Store<T> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T: Data> fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("state", &*self.shared.state.load())
+            .finish()
+    }
+}
+
+/// A store's health and size, for readiness checks and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// False once an I/O failure stopped writes (the store is then not ready).
+    pub writable: bool,
+    /// Why writes stopped.
+    pub read_only_reason: Option<String>,
+    /// Records, archived ones included.
+    pub records: u64,
+    /// Records that are not archived.
+    pub live: u64,
+    /// The last durable sequence number.
+    pub last_seq: u64,
+    /// Current journal size.
+    pub journal_bytes: u64,
+    /// Size of the last snapshot.
+    pub snapshot_bytes: u64,
+    /// Journal fsyncs so far.
+    pub fsyncs: u64,
+    /// Total time spent in journal fsyncs.
+    pub fsync_total: Duration,
+    /// Longest journal fsync.
+    pub fsync_max: Duration,
+    /// Batches written (each is one write and, with `Always`, one fsync).
+    pub batches: u64,
+    /// Compactions completed.
+    pub compactions: u64,
+    /// How long writes waited during the last journal cut.
+    pub last_compaction_pause: Duration,
+}
+
+impl<T: Data> Store<T> {
+    /// Opens (or creates) the store: takes the file lock, loads the snapshot, replays the
+    /// journal, drops a torn last journal line (keeping `NAME.journal.broken`), and starts the
+    /// actor and the flusher on their own threads.
+    ///
+    /// Fails with [`StoreError::Locked`] if another store holds the files and with
+    /// [`StoreError::Corrupt`] on damage it cannot safely repair.
+    pub async fn open(options: StoreOptions<T>) -> Result<Self> {
+        let (tx, rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("store-{}", options.name))
+            .spawn(move || run_store_thread(options, tx))
+            .map_err(|e| StoreError::io("spawn", "store thread", e))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn ticket<R>(
+        &self,
+        sent: impl Future<Output = Result<Result<Ticket<R>>, MailboxError>>,
+    ) -> Result<R> {
+        let ticket = sent.await.map_err(|_| StoreError::Closed)??;
+        ticket.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Creates a record with a fresh time-ordered (v7) id.
+    pub async fn create(&self, data: T) -> Result<Arc<Record<T>>> {
+        self.ticket(self.addr.send(Create { id: None, data })).await
+    }
+
+    /// Creates a record with the given id ([`StoreError::AlreadyExists`] if taken).
+    pub async fn create_with_id(&self, id: Uuid, data: T) -> Result<Arc<Record<T>>> {
+        self.ticket(self.addr.send(Create { id: Some(id), data }))
+            .await
+    }
+
+    /// Changes a live record atomically: `change` gets the current data inside the actor and
+    /// returns the new data, or an error that leaves the record unchanged
+    /// ([`StoreError::Rejected`]). With `expected`, the change applies only at that version
+    /// ([`StoreError::Conflict`] otherwise).
+    pub async fn update<F, E>(
+        &self,
+        id: Uuid,
+        expected: Option<u64>,
+        change: F,
+    ) -> Result<Arc<Record<T>>>
+    where
+        F: FnOnce(&T) -> std::result::Result<T, E> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let change = Box::new(move |cur: &T| change(cur).map_err(Into::into));
+        self.ticket(self.addr.send(Update {
+            id,
+            expected,
+            change,
+        }))
+        .await
+    }
+
+    /// Replaces a live record's data (see [`Store::update`] for `expected`).
+    pub async fn replace(
+        &self,
+        id: Uuid,
+        expected: Option<u64>,
+        data: T,
+    ) -> Result<Arc<Record<T>>> {
+        self.update(id, expected, move |_| Ok::<_, StoreError>(data))
+            .await
+    }
+
+    /// Archives a live record: it becomes a read-only tombstone, left out of lists.
+    pub async fn archive(&self, id: Uuid, expected: Option<u64>) -> Result<Arc<Record<T>>> {
+        self.ticket(self.addr.send(Archive {
+            id,
+            expected,
+            _t: std::marker::PhantomData,
+        }))
+        .await
+    }
+
+    /// The record with this id, archived or not.
+    pub fn get(&self, id: Uuid) -> Result<Arc<Record<T>>> {
+        self.shared
+            .state
+            .load()
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound { id })
+    }
+
+    /// Many records at once, from one consistent state: `None` for unknown ids.
+    pub fn get_many(&self, ids: &[Uuid]) -> Vec<Option<Arc<Record<T>>>> {
+        let state = self.shared.state.load();
+        ids.iter().map(|id| state.get(id).cloned()).collect()
+    }
+
+    /// One page of a list (see [`Query`]).
+    pub fn list(&self, query: &Query<T>) -> Result<Page<T>> {
+        self.shared.state.load().list(query)
+    }
+
+    /// Records that are not archived.
+    pub fn count(&self) -> u64 {
+        self.shared.state.load().live
+    }
+
+    /// Records whose index `index` holds `key` (archived ones included), through the index.
+    pub fn lookup(&self, index: &str, key: &IndexKey) -> Result<Vec<Arc<Record<T>>>> {
+        let state = self.shared.state.load();
+        Ok(state
+            .lookup_ids(index, key)?
+            .iter()
+            .filter_map(|id| state.get(id).cloned())
+            .collect())
+    }
+
+    /// Every record (archived ones included) in id order, from one consistent state.
+    pub fn all(&self) -> impl Iterator<Item = Arc<Record<T>>> + use<T> {
+        let state = self.shared.state.load_full();
+        let records = state.records.clone();
+        records.into_iter().map(|(_, r)| r)
+    }
+
+    /// Up to `limit` events after sequence `after` (0: from the start of retention).
+    /// [`StoreError::TooOld`] when they are no longer retained: resynchronise from the state.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
+        self.shared.state.load().events_after(after, limit)
+    }
+
+    /// Like [`Store::events_after`], but waits until there is at least one event (or the
+    /// store closes).
+    pub async fn wait_events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
+        let mut seq = self.subscribe();
+        if seq.wait_for(|s| *s > after).await.is_err() {
+            return Err(StoreError::Closed);
+        }
+        self.events_after(after, limit)
+    }
+
+    /// Watches the last durable sequence number; it changes after every durable batch.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.seq.subscribe()
+    }
+
+    /// The last durable sequence number.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.state.load().seq
+    }
+
+    /// Health and size.
+    pub fn status(&self) -> Status {
+        let state = self.shared.state.load();
+        let reason = self.shared.poisoned();
+        let s: &Stats = &self.shared.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Status {
+            writable: reason.is_none() && !*self.shared.closed.borrow(),
+            read_only_reason: reason,
+            records: state.records.len() as u64,
+            live: state.live,
+            last_seq: state.seq,
+            journal_bytes: load(&s.journal_bytes),
+            snapshot_bytes: load(&s.snapshot_bytes),
+            fsyncs: load(&s.fsyncs),
+            fsync_total: Duration::from_nanos(load(&s.fsync_nanos_total)),
+            fsync_max: Duration::from_nanos(load(&s.fsync_nanos_max)),
+            batches: load(&s.batches),
+            compactions: load(&s.compactions),
+            last_compaction_pause: Duration::from_nanos(load(&s.last_rotation_pause_nanos)),
+        }
+    }
+
+    /// Writes a snapshot of the durable state now and cuts the journal.
+    pub async fn compact(&self) -> Result<CompactionReport> {
+        let rx = self
+            .addr
+            .send(Compact)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops taking writes, waits for pending ones to be durable, and releases the files.
+    /// Other handles then get [`StoreError::Closed`] for writes; reads keep working.
+    pub async fn close(&self) -> Result<()> {
+        let mut closed = self.shared.closed.subscribe();
+        if !*closed.borrow() {
+            let _ = self.addr.send(Close).await;
+            let _ = closed.wait_for(|c| *c).await;
+        }
+        Ok(())
+    }
+}
+
+/// The store's thread: opens the files, starts the flusher, then runs the actor's own actix
+/// system until the actor stops.
+fn run_store_thread<T: Data>(options: StoreOptions<T>, reply: oneshot::Sender<Result<Store<T>>>) {
+    let system = System::new();
+    let opened = system.block_on(async move { start(options) });
+    let ok = opened.is_ok();
+    if reply.send(opened).is_err() || !ok {
+        return;
+    }
+    system.run().ok();
+}
+
+fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
+    let fs = options.fs.clone();
+    fs.create_dir_all(&options.dir)
+        .map_err(|e| StoreError::io("create", &options.dir, e))?;
+    let lock = fs
+        .try_lock(&options.lock_path())
+        .map_err(|e| StoreError::io("lock", options.lock_path(), e))?
+        .ok_or_else(|| StoreError::Locked {
+            path: options.snapshot_path(),
+        })?;
+    // Leftovers of an interrupted compaction or repair: never the live files.
+    for leftover in [
+        options.snapshot_path().with_extension("json.tmp"),
+        options.journal_path().with_extension("journal.tmp"),
+    ] {
+        fs.remove(&leftover)
+            .map_err(|e| StoreError::io("remove", &leftover, e))?;
+    }
+    let loaded = recovery::load(&options)?;
+    if let Some(torn) = &loaded.replay.torn_tail {
+        recovery::drop_torn_tail(&options, torn)?;
+    }
+    let journal_path = options.journal_path();
+    let (file, len) = fs
+        .open_append(&journal_path)
+        .map_err(|e| StoreError::io("open", &journal_path, e))?;
+    let state = loaded.state;
+    let (seq_tx, _) = watch::channel(state.seq);
+    let (closed_tx, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        state: ArcSwap::from_pointee(state.clone()),
+        seq: seq_tx,
+        poison: Mutex::new(None),
+        closed: closed_tx,
+        stats: Stats::default(),
+    });
+    shared
+        .stats
+        .snapshot_bytes
+        .store(loaded.snapshot.bytes, Ordering::Relaxed);
+    shared.stats.journal_bytes.store(len, Ordering::Relaxed);
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+    let seq = state.seq;
+    let mode = options.durability;
+    let dir = options.dir.clone();
+    let addr = StoreActor::create(|ctx| {
+        let me = ctx.address().downgrade();
+        let flusher = Flusher {
+            fs,
+            journal_path: journal_path.clone(),
+            dir,
+            file,
+            len,
+            mode,
+            shared: shared.clone(),
+            on_idle: Box::new(move || {
+                if let Some(addr) = me.upgrade() {
+                    addr.do_send(crate::actor::Flushed);
+                }
+            }),
+            batch_ends: [(seq, len)].into(),
+            _lock: lock,
+        };
+        std::thread::Builder::new()
+            .name(format!("store-flush-{}", options.name))
+            .spawn(move || flusher.run(jobs_rx))
+            .expect("spawn the flusher thread");
+        StoreActor {
+            working: state,
+            options,
+            shared: shared.clone(),
+            jobs: Some(jobs_tx),
+            pending: Vec::new(),
+            waiters: Vec::new(),
+            in_flight: false,
+            compacting: false,
+            compact_waiters: Vec::new(),
+            closing: false,
+        }
+    });
+    tracing::info!(file = %journal_path.display(), seq, "store opened");
+    Ok(Store { addr, shared })
+}

@@ -1,0 +1,4 @@
+//! Integration tests of store-actor: one binary, one module per concern.
+
+mod basics;
+mod helpers;
