@@ -152,20 +152,31 @@ impl SimFs {
         Self::default()
     }
 
-    /// Simulates power loss: unsynced data and unsynced directory changes are lost, and all
-    /// locks are released (the process is gone).
-    pub fn crash(&self) {
-        let mut s = self.inner.lock().unwrap();
-        s.names = s.synced_names.clone();
-        for inode in &mut s.inodes {
-            inode.data = inode.synced.clone();
+    /// Simulates power loss: returns the disk as a restarted machine would find it, with
+    /// unsynced data and unsynced directory changes gone and no locks held. `self` is left
+    /// alone, so threads of the "dead" process that still write to it cannot touch the result.
+    pub fn crash(&self) -> SimFs {
+        let s = self.inner.lock().unwrap();
+        let inodes = s
+            .inodes
+            .iter()
+            .map(|i| SimInode {
+                data: i.synced.clone(),
+                synced: i.synced.clone(),
+            })
+            .collect();
+        SimFs {
+            inner: Arc::new(Mutex::new(SimState {
+                inodes,
+                names: s.synced_names.clone(),
+                synced_names: s.synced_names.clone(),
+                ..SimState::default()
+            })),
         }
-        s.locks.clear();
-        s.ops_left = None;
     }
 
     /// After `n` more successful operations, every write-side operation fails with an I/O error
-    /// (until [`SimFs::crash`] or [`SimFs::heal`]).
+    /// (until [`SimFs::heal`]).
     pub fn fail_after(&self, n: u64) {
         self.inner.lock().unwrap().ops_left = Some(n);
     }

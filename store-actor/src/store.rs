@@ -309,6 +309,10 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     let (file, len) = fs
         .open_append(&journal_path)
         .map_err(|e| StoreError::io("open", &journal_path, e))?;
+    // IMPORTANT: a journal created just now exists durably only once its directory is synced;
+    // without this, every write acknowledged before the first compaction could vanish.
+    fs.sync_dir(&options.dir)
+        .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
     let state = loaded.state;
     let (seq_tx, _) = watch::channel(state.seq);
     let (closed_tx, _) = watch::channel(false);

@@ -1,0 +1,178 @@
+//! Damaged files: a torn tail is repaired, anything else refuses to open with file and line.
+
+use std::path::Path;
+
+use store_actor::{Store, StoreError, verify};
+
+use crate::helpers::{item, options};
+
+/// Writes three records and closes: the journal then has three lines, no snapshot.
+async fn three_records(dir: &Path) {
+    let store = Store::open(options(dir)).await.unwrap();
+    for i in 0..3 {
+        store.create(item("r", i)).await.unwrap();
+    }
+    store.close().await.unwrap();
+}
+
+fn journal(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("items.journal")).unwrap()
+}
+
+fn expect_corrupt(err: StoreError, file: &str, line: u64) {
+    match &err {
+        StoreError::Corrupt {
+            file: f, line: l, ..
+        } => {
+            assert!(f.ends_with(file), "{err}");
+            assert_eq!(*l, line, "{err}");
+        }
+        other => panic!("expected Corrupt at {file}:{line}, got {other}"),
+    }
+}
+
+/// A torn last line is dropped (with a .broken copy); the store opens and keeps writing.
+#[tokio::test]
+async fn truncated_tail_is_dropped_with_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    let full = journal(dir.path());
+    std::fs::write(dir.path().join("items.journal"), &full[..full.len() - 10]).unwrap();
+
+    let report = verify(&options(dir.path())).unwrap();
+    assert_eq!(report.torn_tail.as_ref().unwrap().line, 3);
+
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(store.count(), 2);
+    let broken = std::fs::read_to_string(dir.path().join("items.journal.broken")).unwrap();
+    assert_eq!(broken, full[..full.len() - 10]);
+    assert_eq!(journal(dir.path()).lines().count(), 2);
+    store.create(item("next", 9)).await.unwrap();
+    store.close().await.unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(store.count(), 3);
+    assert_eq!(store.last_seq(), 3);
+}
+
+/// A last line with a bad checksum is a torn write too.
+#[tokio::test]
+async fn bad_checksum_on_last_line_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    let text = journal(dir.path());
+    let last_start = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+    let damaged = format!(
+        "{}{}",
+        &text[..last_start],
+        text[last_start..].replacen("\"r\"", "\"R\"", 1)
+    );
+    std::fs::write(dir.path().join("items.journal"), damaged).unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(store.count(), 2);
+}
+
+/// Garbage between intact lines refuses to open, names the line, and changes no file.
+#[tokio::test]
+async fn garbage_in_the_middle_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    let mut lines: Vec<String> = journal(dir.path()).lines().map(String::from).collect();
+    lines.insert(1, "{\"seq\":oops".into());
+    let damaged = lines.join("\n") + "\n";
+    std::fs::write(dir.path().join("items.journal"), &damaged).unwrap();
+    let err = Store::open(options(dir.path())).await.unwrap_err();
+    expect_corrupt(err, "items.journal", 2);
+    assert_eq!(journal(dir.path()), damaged, "nothing was overwritten");
+    assert!(!dir.path().join("items.journal.broken").exists());
+    expect_corrupt(
+        verify(&options(dir.path())).unwrap_err(),
+        "items.journal",
+        2,
+    );
+}
+
+/// A checksum mismatch before the last line is corruption, not a torn write.
+#[tokio::test]
+async fn bad_checksum_in_the_middle_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    let text = journal(dir.path());
+    let damaged = text.replacen("\"price\":0", "\"price\":7", 1);
+    assert_ne!(damaged, text);
+    std::fs::write(dir.path().join("items.journal"), damaged).unwrap();
+    let err = Store::open(options(dir.path())).await.unwrap_err();
+    expect_corrupt(err, "items.journal", 1);
+}
+
+/// A missing journal line (sequence gap) refuses to open.
+#[tokio::test]
+async fn sequence_gap_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    let text = journal(dir.path());
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(
+        dir.path().join("items.journal"),
+        format!("{}\n{}\n", lines[0], lines[2]),
+    )
+    .unwrap();
+    let err = Store::open(options(dir.path())).await.unwrap_err();
+    expect_corrupt(err, "items.journal", 2);
+}
+
+/// A snapshot that does not parse refuses to open, naming the snapshot and the line.
+#[tokio::test]
+async fn broken_snapshot_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    for i in 0..3 {
+        store.create(item("r", i)).await.unwrap();
+    }
+    store.compact().await.unwrap();
+    store.close().await.unwrap();
+    let path = dir.path().join("items.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+
+    // A damaged record line.
+    std::fs::write(
+        &path,
+        good.replacen("\"version\":1", "\"version\":\"x\"", 1),
+    )
+    .unwrap();
+    expect_corrupt(
+        Store::open(options(dir.path())).await.unwrap_err(),
+        "items.json",
+        2,
+    );
+    // A truncated snapshot (no closing line).
+    let cut: String = good.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, cut).unwrap();
+    expect_corrupt(
+        Store::open(options(dir.path())).await.unwrap_err(),
+        "items.json",
+        3,
+    );
+    // A header that is not ours.
+    std::fs::write(&path, "{\"hello\":1}\n").unwrap();
+    expect_corrupt(
+        Store::open(options(dir.path())).await.unwrap_err(),
+        "items.json",
+        1,
+    );
+    // Restored, it opens again: the failed opens changed nothing.
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(Store::open(options(dir.path())).await.unwrap().count(), 3);
+}
+
+/// Leftover temporary files of an interrupted compaction are ignored and removed.
+#[tokio::test]
+async fn leftover_temporary_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    three_records(dir.path()).await;
+    std::fs::write(dir.path().join("items.json.tmp"), "{half a snaps").unwrap();
+    std::fs::write(dir.path().join("items.journal.tmp"), "garbage").unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(store.count(), 3);
+    assert!(!dir.path().join("items.json.tmp").exists());
+    assert!(!dir.path().join("items.journal.tmp").exists());
+}

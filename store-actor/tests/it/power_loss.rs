@@ -1,0 +1,163 @@
+//! Durability under power loss, on the simulated disk that forgets whatever was not synced.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use store_actor::fs::SimFs;
+use store_actor::{Durability, Store, StoreError};
+use uuid::Uuid;
+
+use crate::helpers::{Item, item, open_sim, sim_options};
+
+async fn contents(store: &Store<Item>) -> BTreeMap<Uuid, (u64, bool, Item)> {
+    store
+        .all()
+        .map(|r| (r.id, (r.version, r.archived, r.data.clone())))
+        .collect()
+}
+
+/// Every acknowledged write survives power loss in `always` mode, through compactions too.
+#[tokio::test]
+async fn acknowledged_writes_survive_power_loss() {
+    let disk = SimFs::new();
+    let store = Store::open(sim_options(&disk).compaction(1_500, 1.0))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(store.create(item("x", i)).await.unwrap().id);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        store
+            .replace(*id, None, item("y", n as i64 * 2))
+            .await
+            .unwrap();
+        if n % 5 == 0 {
+            store.archive(*id, None).await.unwrap();
+        }
+    }
+    let expected = contents(&store).await;
+    assert!(store.status().compactions > 0 || store.compact().await.is_ok());
+
+    let after = disk.crash();
+    drop(store);
+    let reopened = open_sim(&after).await;
+    assert_eq!(contents(&reopened).await, expected);
+    assert_eq!(reopened.count(), 32);
+}
+
+/// A store that was never synced (mode `never`) may lose writes on power loss, but it always
+/// opens again: never a corrupt file.
+#[tokio::test]
+async fn never_mode_loses_at_most_a_suffix() {
+    let disk = SimFs::new();
+    let store = Store::open(sim_options(&disk).durability(Durability::Never))
+        .await
+        .unwrap();
+    for i in 0..30 {
+        store.create(item("x", i)).await.unwrap();
+    }
+    let after = disk.crash();
+    let reopened = open_sim(&after).await;
+    // Nothing was synced at all, so nothing survives, and that is not an error.
+    assert_eq!(reopened.count(), 0);
+    drop(store);
+}
+
+/// A failed fsync stops writes for good (the kernel may have dropped the data), keeps reads,
+/// and reports the store not writable.
+#[tokio::test]
+async fn fsync_failure_poisons_writes_but_not_reads() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let kept = store.create(item("kept", 1)).await.unwrap();
+    disk.fail_after(1); // the next append succeeds, its fsync fails
+    let err = store.create(item("lost", 2)).await.unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
+    disk.heal();
+    // Even with a healthy disk again, the store refuses: a retried fsync can lie.
+    let again = store.create(item("later", 3)).await.unwrap_err();
+    assert!(matches!(again, StoreError::ReadOnly { .. }), "{again}");
+    assert_eq!(store.get(kept.id).unwrap().data, item("kept", 1));
+    assert_eq!(store.count(), 1, "the failed write is not visible");
+    let status = store.status();
+    assert!(!status.writable);
+    assert!(status.read_only_reason.unwrap().contains("fsync"));
+    let compact = store.compact().await.unwrap_err();
+    assert!(matches!(compact, StoreError::ReadOnly { .. }));
+}
+
+/// A crash at every single file-system step of a compaction recovers to the full state.
+#[tokio::test]
+async fn crash_at_every_step_of_compaction() {
+    // Build a base disk: a snapshot, then journal entries after it.
+    let base = SimFs::new();
+    let store = open_sim(&base).await;
+    for i in 0..10 {
+        store.create(item("before", i)).await.unwrap();
+    }
+    store.compact().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(store.create(item("after", i)).await.unwrap().id);
+    }
+    store.archive(ids[0], None).await.unwrap();
+    let expected = contents(&store).await;
+    store.close().await.unwrap();
+
+    // Count the steps of one compaction.
+    let probe = base.crash();
+    let s = open_sim(&probe).await;
+    let before = probe.ops_done();
+    s.compact().await.unwrap();
+    let steps = probe.ops_done() - before;
+    assert!(
+        steps >= 8,
+        "snapshot create/write/sync/rename/dirsync + journal cut: {steps}"
+    );
+    s.close().await.unwrap();
+
+    for k in 0..=steps {
+        let disk = base.crash();
+        let s = open_sim(&disk).await;
+        disk.fail_after(k);
+        let outcome = s.compact().await;
+        assert_eq!(outcome.is_ok(), k >= steps, "step {k}: {outcome:?}");
+        // Power loss right after the failed (or finished) step.
+        let after = disk.crash();
+        drop(s);
+        let reopened = open_sim(&after).await;
+        assert_eq!(contents(&reopened).await, expected, "crash after step {k}");
+        assert_eq!(reopened.last_seq(), 21, "step {k}");
+        // And it keeps working.
+        reopened.create(item("new", 0)).await.unwrap();
+        let leftovers: Vec<_> = after
+            .paths()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "step {k}: {leftovers:?}");
+    }
+}
+
+/// A write that reached the page cache but not the disk is not acknowledged in `always` mode,
+/// so losing it breaks no promise; the journal stays readable.
+#[tokio::test]
+async fn unsynced_tail_is_simply_gone() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let a = store.create(item("a", 1)).await.unwrap();
+    disk.fail_after(1); // append succeeds, fsync fails: bytes in "cache" only
+    assert!(store.create(item("b", 2)).await.is_err());
+    let after = disk.crash();
+    drop(store);
+    let reopened = open_sim(&after).await;
+    assert_eq!(reopened.count(), 1);
+    assert_eq!(reopened.get(a.id).unwrap().data, item("a", 1));
+    assert!(
+        after
+            .contents(Path::new("/sim/items.journal"))
+            .unwrap()
+            .ends_with(b"\n")
+    );
+}
