@@ -2,5 +2,7 @@
 
 mod basics;
 mod corruption;
+mod crash;
 mod helpers;
+mod model;
 mod power_loss;
