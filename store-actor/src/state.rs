@@ -291,6 +291,24 @@ impl<T> State<T> {
         Ok(Page { items, next_cursor })
     }
 
+    /// How many records match a query's conditions (its order, limit and cursor are ignored).
+    pub fn count_matching(&self, q: &Query<T>) -> Result<u64> {
+        let keep = |r: &Record<T>| {
+            (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
+        };
+        Ok(match &q.index_eq {
+            Some((name, key)) => self
+                .lookup_ids(name, key)?
+                .iter()
+                .filter_map(|id| self.records.get(id))
+                .filter(|r| keep(r))
+                .count() as u64,
+            None if q.filter.is_none() && !q.include_archived => self.live,
+            None if q.filter.is_none() => self.records.len() as u64,
+            None => self.records.values().filter(|r| keep(r)).count() as u64,
+        })
+    }
+
     /// The retained events after sequence `after`, at most `limit` of them.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
         if after >= self.seq {

@@ -183,6 +183,13 @@ impl<T: Data> Store<T> {
         self.shared.state.load().live
     }
 
+    /// How many records match `query`'s conditions (archived flag, filter, index match); its
+    /// order, limit and cursor are ignored. O(matches) with an index match, O(1) without
+    /// conditions, a scan otherwise.
+    pub fn count_matching(&self, query: &Query<T>) -> Result<u64> {
+        self.shared.state.load().count_matching(query)
+    }
+
     /// Records whose index `index` holds `key` (archived ones included), through the index.
     pub fn lookup(&self, index: &str, key: &IndexKey) -> Result<Vec<Arc<Record<T>>>> {
         let state = self.shared.state.load();

@@ -211,6 +211,17 @@ async fn list_sort_filter_and_cursor() {
     }
     assert_eq!(seen, ["echo", "delta", "bravo"]);
 
+    // Counting uses the same conditions.
+    assert_eq!(store.count_matching(&Query::new()).unwrap(), 5);
+    assert_eq!(
+        store
+            .count_matching(&Query::new().index_eq("tag", "odd"))
+            .unwrap(),
+        2
+    );
+    let cheap = Query::new().filter(|r: &store_actor::Record<Item>| r.data.price < 2);
+    assert_eq!(store.count_matching(&cheap).unwrap(), 2);
+
     // A cursor from another order is refused; so is an unknown index.
     let page = store.list(&by_name.limit(1)).unwrap();
     let foreign = Query::new()
