@@ -295,7 +295,11 @@ impl<T: Data> Handler<Update<T>> for StoreActor<T> {
     fn handle(&mut self, msg: Update<T>, _: &mut Context<Self>) -> Self::Result {
         self.check_writable()?;
         let cur = self.live(msg.id, msg.expected)?;
-        let data = (msg.change)(&cur.data).map_err(StoreError::Rejected)?;
+        // A panicking change must not take the actor (and every other caller) down with it.
+        let change = msg.change;
+        let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change(&cur.data)))
+            .unwrap_or_else(|_| Err("the update function panicked".into()))
+            .map_err(StoreError::Rejected)?;
         let record = Record {
             id: cur.id,
             version: cur.version + 1,

@@ -173,6 +173,11 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                     (self.on_idle)();
                 }
                 Job::Rotate { upto_seq, done } => {
+                    if let Some(reason) = self.shared.poisoned() {
+                        // The journal may end in unacknowledged lines: leave it as it is.
+                        done(Err(StoreError::ReadOnly { reason }));
+                        continue;
+                    }
                     let started = Instant::now();
                     let result = self.rotate(upto_seq).map(|()| started.elapsed());
                     if let Ok(pause) = &result {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A file opened for writing through an [`Fs`].
 pub trait WriteFile: Send + fmt::Debug {
@@ -127,6 +127,8 @@ impl Fs for OsFs {
 #[derive(Debug, Clone, Default)]
 pub struct SimFs {
     inner: Arc<Mutex<SimState>>,
+    /// While true, syncs wait (see [`SimFs::hold_syncs`]).
+    gate: Arc<(Mutex<bool>, Condvar)>,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +174,7 @@ impl SimFs {
                 synced_names: s.synced_names.clone(),
                 ..SimState::default()
             })),
+            gate: Arc::default(),
         }
     }
 
@@ -179,6 +182,25 @@ impl SimFs {
     /// (until [`SimFs::heal`]).
     pub fn fail_after(&self, n: u64) {
         self.inner.lock().unwrap().ops_left = Some(n);
+    }
+
+    /// Makes every sync wait until [`SimFs::release_syncs`]: a disk that is slow to flush.
+    pub fn hold_syncs(&self) {
+        *self.gate.0.lock().unwrap() = true;
+    }
+
+    /// Lets held syncs proceed.
+    pub fn release_syncs(&self) {
+        *self.gate.0.lock().unwrap() = false;
+        self.gate.1.notify_all();
+    }
+
+    fn wait_for_gate(&self) {
+        let (held, cv) = &*self.gate;
+        let mut held = held.lock().unwrap();
+        while *held {
+            held = cv.wait(held).unwrap();
+        }
     }
 
     /// Stops injecting failures.
@@ -253,6 +275,7 @@ impl WriteFile for SimFile {
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
+        self.fs.wait_for_gate();
         let mut s = self.fs.inner.lock().unwrap();
         s.tick()?;
         let inode = &mut s.inodes[self.inode];

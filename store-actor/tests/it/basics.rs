@@ -78,6 +78,13 @@ async fn update_conditions_and_rejection() {
         .await
         .unwrap_err();
     assert!(matches!(&refused, StoreError::Rejected(e) if e.to_string() == "no, thanks"));
+    let panicked = store
+        .update(rec.id, None, |_: &Item| -> Result<Item, StoreError> {
+            panic!("boom")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&panicked, StoreError::Rejected(e) if e.to_string().contains("panicked")));
     let missing = store
         .replace(Uuid::nil(), None, item("x", 0))
         .await

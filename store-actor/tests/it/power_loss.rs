@@ -161,3 +161,53 @@ async fn unsynced_tail_is_simply_gone() {
             .ends_with(b"\n")
     );
 }
+
+/// While a flush is stuck on the disk, reads are answered at once from the last durable state,
+/// the pending write is neither acknowledged nor visible, and later writes join the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_for_a_slow_flush() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let first = store.create(item("first", 1)).await.unwrap();
+    let journal_before = store.status().journal_bytes;
+    disk.hold_syncs();
+    let pending: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create(item("pending", i)).await })
+        })
+        .collect();
+    // Wait (with a deadline) until the flusher has appended a batch and is blocked in fsync.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.status().journal_bytes == journal_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never reached the flusher"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Reads still answer, from the durable state.
+    for _ in 0..100 {
+        assert_eq!(store.count(), 1);
+        assert_eq!(store.get(first.id).unwrap().data, item("first", 1));
+        assert_eq!(
+            store.list(&store_actor::Query::new()).unwrap().items.len(),
+            1
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        pending.iter().all(|t| !t.is_finished()),
+        "nothing is acknowledged before fsync"
+    );
+    disk.release_syncs();
+    for t in pending {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.count(), 9);
+    let status = store.status();
+    assert!(
+        status.batches <= 4,
+        "the held writes shared fsyncs: {status:?}"
+    );
+}
