@@ -44,6 +44,7 @@ fn crash_child() {
             let store = store.clone();
             // One writer per key, so at most one unacknowledged write per key is in flight.
             tasks.push(tokio::spawn(async move {
+                #[allow(clippy::infinite_loop)]
                 loop {
                     let r = store
                         .update(rec.id, None, |i: &Item| {
@@ -58,10 +59,15 @@ fn crash_child() {
                 }
             }));
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        // The writers loop until the parent kills this process.
+        futures_like_join(tasks).await;
     });
+}
+
+async fn futures_like_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 /// A tiny xorshift generator: random kill moments without a dependency.
