@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -390,10 +391,13 @@ async fn import(file: &Path, path: &Path, table: Option<&str>) -> Outcome {
 
     // A compaction already under way may cover only part of the import: compact until the
     // snapshot holds everything, so all of it is fsynced.
+    let spinner = ProgressBar::new_spinner().with_message("writing the snapshot");
+    spinner.enable_steady_tick(Duration::from_millis(100));
     let report = loop {
         let report = match store.compact().await {
             Ok(report) => report,
             Err(e) => {
+                spinner.finish_and_clear();
                 let _ = store.close().await;
                 return Err(e.into());
             }
@@ -402,6 +406,7 @@ async fn import(file: &Path, path: &Path, table: Option<&str>) -> Outcome {
             break report;
         }
     };
+    spinner.finish_and_clear();
     store.close().await?;
     let mut out = io::stdout().lock();
     stdout_written((|| {
