@@ -44,7 +44,7 @@ pub use journal::TornTail;
 pub use options::{Durability, StoreOptions};
 pub use query::{Filter, Page, Query, SortKey};
 pub use record::{Event, EventKind, IndexKey, Record};
-pub use recovery::{VerifyReport, verify};
+pub use recovery::{VerifyReport, read_all, verify};
 pub use snapshot::FORMAT;
 pub use state::IndexFn;
 pub use store::{Status, Store};

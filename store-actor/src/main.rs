@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
-use store_actor::{Durability, Store, StoreError, StoreOptions, verify};
+use store_actor::{Durability, Record, Store, StoreError, StoreOptions, verify};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -291,22 +292,25 @@ async fn compact(path: &Path) -> Outcome {
 
 async fn export(path: &Path) -> Outcome {
     let options = existing_store(path)?;
-    let store = Store::<Value>::open(options).await?;
-    let written = write_records(&store, &mut BufWriter::new(io::stdout().lock()));
-    store.close().await?;
+    // Read-only: works while a service holds the store, and repairs nothing.
+    let records = store_actor::read_all(&options)?;
+    let written = write_records(records.iter(), &mut BufWriter::new(io::stdout().lock()));
     if let Ok(n) = &written {
         tracing::info!(records = n, "exported");
     }
     stdout_written(written.map(|_| ()))
 }
 
-/// Writes every record as a JSON array, one record per line; returns how many.
-fn write_records(store: &Store<Value>, out: &mut impl Write) -> io::Result<u64> {
+/// Writes records as a JSON array, one record per line; returns how many.
+fn write_records<'a>(
+    records: impl Iterator<Item = &'a Arc<Record<Value>>>,
+    out: &mut impl Write,
+) -> io::Result<u64> {
     let mut n = 0u64;
     out.write_all(b"[")?;
-    for record in store.all() {
+    for record in records {
         out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *out, &*record)?;
+        serde_json::to_writer(&mut *out, &**record)?;
         n += 1;
     }
     out.write_all(b"\n]\n")?;

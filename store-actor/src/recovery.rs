@@ -8,6 +8,7 @@ use crate::error::{Result, StoreError};
 use crate::fs::Fs;
 use crate::journal::{self, Replay, TornTail};
 use crate::options::StoreOptions;
+use crate::record::Record;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::state::State;
 
@@ -104,4 +105,12 @@ pub fn verify<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<VerifyRe
         journal_lines: loaded.replay.lines,
         torn_tail: loaded.replay.torn_tail,
     })
+}
+
+/// Reads every record of a store (archived ones included, in id order) without locking or
+/// changing anything: safe while a service has the store open, e.g. for a backup export.
+/// A torn last journal line is ignored, as opening would drop it.
+pub fn read_all<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<Vec<Arc<Record<T>>>> {
+    let loaded = load(options)?;
+    Ok(loaded.state.records.values().cloned().collect())
 }

@@ -323,3 +323,24 @@ fn help_lists_the_subcommands_and_usage_errors_exit_64() {
     assert_eq!(cli(&[&"frobnicate"]).status.code(), Some(64));
     assert_eq!(cli(&[&"verify"]).status.code(), Some(64));
 }
+
+/// export reads without the lock, so it works while a service has the store open, and it
+/// sees every durable write.
+#[tokio::test]
+async fn export_works_while_the_store_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ids) = store_with(dir.path(), 3).await;
+    let live = Store::<Value>::open(options(&path)).await.unwrap();
+    let extra = live.create(json!({"n": 99})).await.unwrap();
+    let out = cli(&[&"export", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let exported: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let exported_ids: Vec<Uuid> = exported
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let mut expected = ids.clone();
+    expected.push(extra.id);
+    assert_eq!(exported_ids, expected);
+    live.close().await.unwrap();
+}
