@@ -296,7 +296,7 @@ async fn a_locked_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store_with(dir.path(), 1).await;
     let store = Store::<Value>::open(options(&path)).await.unwrap();
-    let out = cli(&[&"export", &path]);
+    let out = cli(&[&"compact", &path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
     store.close().await.unwrap();
