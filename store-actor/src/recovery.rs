@@ -19,10 +19,15 @@ pub(crate) struct Loaded<T> {
 }
 
 /// Reads snapshot and journal into a state, changing nothing on disk.
-pub(crate) fn load<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<Loaded<T>> {
+pub(crate) fn load<T: DeserializeOwned + Send + Sync>(
+    options: &StoreOptions<T>,
+) -> Result<Loaded<T>> {
     let fs = &*options.fs;
     let mut state = State::new(options.indexes.clone().into());
-    let snapshot = snapshot::read::<T>(fs, &options.snapshot_path(), |r| state.put(Arc::new(r)))?;
+    let path = options.snapshot_path();
+    let mut records = Vec::new();
+    let snapshot = snapshot::read::<T>(fs, &path, |r, line| records.push((Arc::new(r), line)))?;
+    state.bulk_load(records, &path)?;
     state.seq = snapshot.seq;
     let path = options.journal_path();
     let replay = match fs
@@ -95,7 +100,9 @@ pub struct VerifyReport {
 ///
 /// Damage that opening would refuse is an error ([`StoreError::Corrupt`] names file and line); a
 /// torn last journal line, which opening would drop, is reported in the result.
-pub fn verify<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<VerifyReport> {
+pub fn verify<T: DeserializeOwned + Send + Sync>(
+    options: &StoreOptions<T>,
+) -> Result<VerifyReport> {
     let loaded = load(options)?;
     Ok(VerifyReport {
         records: loaded.state.records.len() as u64,
@@ -110,7 +117,9 @@ pub fn verify<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<VerifyRe
 /// Reads every record of a store (archived ones included, in id order) without locking or
 /// changing anything: safe while a service has the store open, e.g. for a backup export.
 /// A torn last journal line is ignored, as opening would drop it.
-pub fn read_all<T: DeserializeOwned>(options: &StoreOptions<T>) -> Result<Vec<Arc<Record<T>>>> {
+pub fn read_all<T: DeserializeOwned + Send + Sync>(
+    options: &StoreOptions<T>,
+) -> Result<Vec<Arc<Record<T>>>> {
     let loaded = load(options)?;
     Ok(loaded.state.records.values().cloned().collect())
 }

@@ -41,11 +41,11 @@ pub(crate) struct SnapshotInfo {
     pub bytes: u64,
 }
 
-/// Reads a snapshot, handing each record to `apply`. A missing file is an empty snapshot.
+/// Reads a snapshot, handing each record and its line number to `apply`. A missing file is an empty snapshot.
 pub(crate) fn read<T: DeserializeOwned>(
     fs: &dyn Fs,
     path: &Path,
-    mut apply: impl FnMut(Record<T>),
+    mut apply: impl FnMut(Record<T>, u64),
 ) -> Result<SnapshotInfo> {
     let Some(mut reader) = fs
         .open_read(path)
@@ -110,7 +110,7 @@ pub(crate) fn read<T: DeserializeOwned>(
         };
         let record: Record<T> = serde_json::from_slice(body)
             .map_err(|e| corrupt(line_no, format!("record does not parse: {e}")))?;
-        apply(record);
+        apply(record, line_no);
         count += 1;
     }
     if !closed {
@@ -207,11 +207,20 @@ struct Writer {
     len: u64,
 }
 
+/// Snapshot bytes written between intermediate syncs. One sync of a whole large snapshot at the
+/// end would queue the journal's fsyncs behind it for tens of milliseconds; syncing as we go
+/// keeps each flush small, so durable writes barely notice a compaction.
+const SYNC_EVERY: u64 = 8 << 20;
+
 impl Writer {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.append(&self.buf)?;
+        let before = self.len;
         self.len += self.buf.len() as u64;
         self.buf.clear();
+        if before / SYNC_EVERY != self.len / SYNC_EVERY {
+            self.file.sync()?;
+        }
         Ok(())
     }
 }

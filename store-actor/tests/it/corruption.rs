@@ -152,6 +152,15 @@ async fn broken_snapshot_refuses_to_open() {
         "items.json",
         3,
     );
+    // The same record twice.
+    let mut lines: Vec<&str> = good.lines().collect();
+    let header = lines[0].replace("\"count\":3", "\"count\":4");
+    lines[0] = &header;
+    lines.insert(2, lines[1]);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = Store::open(options(dir.path())).await.unwrap_err();
+    assert!(err.to_string().contains("duplicate record id"), "{err}");
+    expect_corrupt(err, "items.json", 3);
     // A header that is not ours.
     std::fs::write(&path, "{\"hello\":1}\n").unwrap();
     expect_corrupt(
