@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use time::OffsetDateTime;
@@ -17,12 +16,12 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::Data;
+use crate::compaction::{self, CompactionReport};
 use crate::error::{Result, StoreError};
 use crate::flusher::{Job, Shared, Waiter};
 use crate::journal;
 use crate::options::StoreOptions;
 use crate::record::{Event, EventKind, Record};
-use crate::snapshot;
 use crate::state::State;
 
 /// A reply that arrives once the mutation is durable.
@@ -77,21 +76,6 @@ pub(crate) struct Flushed;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct CompactionDone(Result<CompactionReport, String>);
-
-/// What a compaction did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompactionReport {
-    /// The sequence number the new snapshot covers.
-    pub seq: u64,
-    /// Records written.
-    pub records: u64,
-    /// The new snapshot's size.
-    pub snapshot_bytes: u64,
-    /// Time spent writing the snapshot (writes go on meanwhile).
-    pub snapshot_time: Duration,
-    /// How long writes waited while the journal was cut.
-    pub pause: Duration,
-}
 
 pub(crate) struct StoreActor<T: Data> {
     pub working: State<T>,
@@ -208,49 +192,37 @@ impl<T: Data> StoreActor<T> {
             return;
         };
         self.compacting = true;
+        let _ = jobs.send(Job::Track);
         let state = self.shared.state.load_full();
         let fs = self.options.fs.clone();
-        let path = self.options.snapshot_path();
+        let snapshot_path = self.options.snapshot_path();
+        let journal_path = self.options.journal_path();
+        let shared = self.shared.clone();
         let me = ctx.address().downgrade();
-        let notify = move |r| {
+        let notify = move |r: Result<CompactionReport>| {
             if let Some(addr) = me.upgrade() {
-                addr.do_send(CompactionDone(r));
+                addr.do_send(CompactionDone(r.map_err(|e| e.to_string())));
             }
         };
         let spawned = std::thread::Builder::new()
             .name("store-compact".into())
             .spawn(move || {
-                let started = Instant::now();
-                let records = state.records.len() as u64;
-                let written = snapshot::write_atomic(
+                let staged = compaction::stage(
                     &*fs,
-                    &path,
-                    state.seq,
-                    records,
-                    state.records.values().map(|r| &**r),
+                    &snapshot_path,
+                    &journal_path,
+                    state,
+                    &shared.stats.journal_bytes,
                 );
-                let bytes = match written {
-                    Ok(bytes) => bytes,
-                    Err(e) => return notify(Err(e.to_string())),
+                let staged = match staged {
+                    Ok(staged) => staged,
+                    Err(e) => return notify(Err(e)),
                 };
-                let snapshot_time = started.elapsed();
-                let seq = state.seq;
-                drop(state);
-                let done = Box::new(move |r: Result<Duration>| {
-                    notify(r.map_err(|e| e.to_string()).map(|pause| CompactionReport {
-                        seq,
-                        records,
-                        snapshot_bytes: bytes,
-                        snapshot_time,
-                        pause,
-                    }))
-                });
-                if let Err(std::sync::mpsc::SendError(Job::Rotate { done, .. })) =
-                    jobs.send(Job::Rotate {
-                        upto_seq: seq,
-                        done,
-                    })
+                let done = Box::new(notify);
+                if let Err(std::sync::mpsc::SendError(Job::Rotate { staged, done })) =
+                    jobs.send(Job::Rotate { staged, done })
                 {
+                    let _ = fs.remove(&staged.tmp);
                     done(Err(StoreError::Closed));
                 }
             });

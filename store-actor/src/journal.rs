@@ -79,6 +79,29 @@ fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Event<T>, Str
     })
 }
 
+/// The byte offset of the first line whose sequence number is above `seq` (the length of
+/// `journal` if there is none). Reads only each line's `{"seq":N` prefix.
+pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
+    let mut offset = 0;
+    for line in journal.split_inclusive(|b| *b == b'\n') {
+        let line_seq = line
+            .strip_prefix(b"{\"seq\":")
+            .and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                std::str::from_utf8(&rest[..digits])
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        if line_seq > seq {
+            break;
+        }
+        offset += line.len();
+    }
+    offset
+}
+
 /// A damaged last line: safe to drop, because the mutation it held was never acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
@@ -219,6 +242,19 @@ mod tests {
         assert_eq!(seen, vec![3, 4, 5]);
         assert_eq!(r.last_seq, 5);
         assert!(r.torn_tail.is_none());
+    }
+
+    #[test]
+    fn offset_after_finds_the_first_later_line() {
+        let j = journal(4);
+        let lines: Vec<usize> = j
+            .split_inclusive(|b| *b == b'\n')
+            .map(|l| l.len())
+            .collect();
+        assert_eq!(offset_after(&j, 0), 0);
+        assert_eq!(offset_after(&j, 2), lines[0] + lines[1]);
+        assert_eq!(offset_after(&j, 4), j.len());
+        assert_eq!(offset_after(&j, 99), j.len());
     }
 
     #[test]

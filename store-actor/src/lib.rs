@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod compaction;
 mod error;
 mod flusher;
 pub mod fs;
@@ -38,7 +39,7 @@ mod snapshot;
 mod state;
 pub mod store;
 
-pub use actor::CompactionReport;
+pub use compaction::CompactionReport;
 pub use error::{Result, StoreError};
 pub use journal::TornTail;
 pub use options::{Durability, StoreOptions};

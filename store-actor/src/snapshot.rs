@@ -210,7 +210,7 @@ struct Writer {
 /// Snapshot bytes written between intermediate syncs. One sync of a whole large snapshot at the
 /// end would queue the journal's fsyncs behind it for tens of milliseconds; syncing as we go
 /// keeps each flush small, so durable writes barely notice a compaction.
-const SYNC_EVERY: u64 = 8 << 20;
+const SYNC_EVERY: u64 = 4 << 20;
 
 impl Writer {
     fn flush(&mut self) -> std::io::Result<()> {

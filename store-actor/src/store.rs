@@ -11,7 +11,8 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::Data;
-use crate::actor::{Archive, Close, Compact, CompactionReport, Create, StoreActor, Ticket, Update};
+use crate::actor::{Archive, Close, Compact, Create, StoreActor, Ticket, Update};
+use crate::compaction::CompactionReport;
 use crate::error::{Result, StoreError};
 use crate::flusher::{Flusher, Shared, Stats};
 use crate::options::StoreOptions;
@@ -348,13 +349,13 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
             file,
             len,
             mode,
+            tail: None,
             shared: shared.clone(),
             on_idle: Box::new(move || {
                 if let Some(addr) = me.upgrade() {
                     addr.do_send(crate::actor::Flushed);
                 }
             }),
-            batch_ends: [(seq, len)].into(),
             _lock: lock,
         };
         std::thread::Builder::new()
