@@ -2,15 +2,28 @@
 //!
 //! - [`auth`]: Biscuit tokens: verification with a bounded cache, per-request authorization with
 //!   run limits, revocation; minting and attenuation for the `shop` tool; key files.
-//! - [`problem`]: one error type rendered as `application/problem+json`;
-//!   [`json`]: a JSON body extractor whose failures are problems too.
+//! - [`problem`]: one error type rendered as `application/problem+json`; [`json`]: a JSON body
+//!   extractor whose failures are problems too; [`http`]: ETags, conditional headers, caller
+//!   identity, extractor error handlers.
+//! - [`telemetry`]: logs and request spans with request ids; [`metrics`]: Prometheus;
+//!   [`health`]: liveness and readiness; [`docs`]: OpenAPI and Swagger UI.
+//! - [`config`]: the flags every service takes; [`idempotency`]: in-flight keys and body
+//!   fingerprints; [`sse`]: a store's change feed as Server-Sent Events.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod config;
+pub mod docs;
+pub mod health;
+pub mod http;
+pub mod idempotency;
 pub mod json;
+pub mod metrics;
 pub mod problem;
+pub mod sse;
+pub mod telemetry;
 
 pub use auth::{AuthError, Authenticator, Caller, Operation};
 pub use problem::{ApiError, FieldError, Problem};

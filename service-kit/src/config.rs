@@ -1,0 +1,57 @@
+//! Settings every service takes, from flags or environment variables.
+
+use std::path::PathBuf;
+
+use store_actor::Durability;
+
+use crate::telemetry::LogFormat;
+
+/// Flags and environment variables shared by `products` and `orders`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Directory for the service's data files (created if missing).
+    #[arg(long, env = "SHOP_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// File holding the Biscuit root public key (`ed25519/<hex>`), as written by `shop keygen`.
+    #[arg(long, env = "SHOP_PUBLIC_KEY_FILE")]
+    pub public_key_file: PathBuf,
+    /// When writes count as done: `always` (fsync before answering), `interval:MS` or `never`.
+    #[arg(long, env = "SHOP_DURABILITY", default_value = "always")]
+    pub durability: Durability,
+    /// Log format.
+    #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// File with revoked token revocation ids (hex), one per line; `#` starts a comment.
+    #[arg(long, env = "SHOP_REVOKED_TOKENS_FILE")]
+    pub revoked_tokens_file: Option<PathBuf>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "SHOP_BODY_LIMIT", default_value_t = crate::json::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "SHOP_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// Reads a revocation list: one hex id per line, blank lines and `#` comments ignored.
+pub fn read_revocation_list(path: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_list_skips_comments_and_blanks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked");
+        std::fs::write(&path, "# revoked after the leak\nabcd\n\n  ef01  # bob\n").unwrap();
+        assert_eq!(read_revocation_list(&path).unwrap(), ["abcd", "ef01"]);
+    }
+}

@@ -1,0 +1,146 @@
+//! Small HTTP conventions: ETags from versions, conditional headers, the caller's identity, and
+//! the problem+json handlers for path and query errors and unknown routes.
+
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+
+use crate::auth::{Authenticator, Caller, Operation};
+use crate::problem::ApiError;
+
+/// The ETag of a record version: `"7"`.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+fn parse_etag(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .trim_start_matches("W/")
+        .strip_prefix('"')?
+        .strip_suffix('"')?
+        .parse()
+        .ok()
+}
+
+/// The version an `If-Match` header requires: `None` without the header or with `*`.
+pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?;
+    if value.trim() == "*" {
+        return Ok(None);
+    }
+    parse_etag(value).map(Some).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "If-Match {value:?} is not an ETag of this API (e.g. \"3\")"
+        ))
+    })
+}
+
+/// Whether `If-None-Match` names the current version (or `*`): then answer 304.
+pub fn if_none_match(req: &HttpRequest, version: u64) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| parse_etag(t) == Some(version)))
+}
+
+/// Authorizes the request for `operation` on `resource` (needs `web::Data<Authenticator>`).
+pub fn authorize(
+    req: &HttpRequest,
+    resource: &str,
+    operation: Operation,
+) -> Result<Caller, ApiError> {
+    let auth = req
+        .app_data::<web::Data<Authenticator>>()
+        .ok_or_else(|| ApiError::Internal("no authenticator configured".into()))?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    Ok(auth.authorize(header, resource, operation)?)
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("").trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Path parameter errors (e.g. an id that is not a UUID) as problems.
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path parameter: {err}")).into()
+}
+
+/// Query string errors as problems.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query: {err}")).into()
+}
+
+/// Unknown routes (and methods) as problems.
+pub async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+}
+
+/// App data that turns extractor failures into problems, with the body size limit.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PayloadConfig::new(body_limit));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn conditional_headers() {
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, "\"4\""))
+            .to_http_request();
+        assert_eq!(if_match(&req).unwrap(), Some(4));
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, "*"))
+            .to_http_request();
+        assert_eq!(if_match(&req).unwrap(), None);
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, "four"))
+            .to_http_request();
+        assert!(if_match(&req).is_err());
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "\"1\", W/\"2\""))
+            .to_http_request();
+        assert!(if_none_match(&req, 2));
+        assert!(!if_none_match(&req, 3));
+        assert_eq!(etag(9), "\"9\"");
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked() {
+        let req = TestRequest::default()
+            .insert_header(("Idempotency-Key", "abc-1"))
+            .to_http_request();
+        assert_eq!(idempotency_key(&req).unwrap().as_deref(), Some("abc-1"));
+        let req = TestRequest::default()
+            .insert_header(("Idempotency-Key", "a b"))
+            .to_http_request();
+        assert!(idempotency_key(&req).is_err());
+        assert_eq!(
+            idempotency_key(&TestRequest::default().to_http_request()).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Prometheus metrics: request counts and latency by route and status, and the stores' sizes
+//! and fsync latency, read at scrape time. Each app has its own registry, so two services in one
+//! process (`shop up`) keep their metrics apart.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of the HTTP metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The route pattern (e.g. `/products/{id}`), not the raw path: bounded cardinality.
+    pub route: String,
+    /// Response status.
+    pub status: u16,
+}
+
+/// Reads a store's status on each scrape.
+pub type StatusFn = Box<dyn Fn() -> store_actor::Status + Send + Sync>;
+
+/// One app's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    requests: Family<HttpLabels, Counter>,
+    latency: Family<HttpLabels, Histogram>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with the HTTP metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<HttpLabels, Counter>::default();
+        let latency = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+        });
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, route and status",
+            latency.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            requests,
+            latency,
+        }
+    }
+
+    /// Adds a store whose size, sequence and fsync figures are exported as `store_*` with
+    /// label `store="NAME"`.
+    pub fn register_store(&self, name: &str, status: StatusFn) {
+        self.registry
+            .lock()
+            .unwrap()
+            .register_collector(Box::new(StoreCollector {
+                name: name.to_owned(),
+                status,
+            }));
+    }
+
+    /// Registers another metric (services add their own).
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.lock().unwrap().register(name, help, metric);
+    }
+
+    /// The text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().unwrap()).expect("writing to a String");
+        out
+    }
+
+    fn observe(&self, labels: HttpLabels, seconds: f64) {
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
+    }
+}
+
+/// Middleware recording every request (needs `web::Data<Metrics>` in the app).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        if !route.starts_with("/docs") {
+            metrics.observe(
+                HttpLabels {
+                    method,
+                    route,
+                    status: res.status().as_u16(),
+                },
+                started.elapsed().as_secs_f64(),
+            );
+        }
+    }
+    Ok(res)
+}
+
+/// `GET /metrics`.
+pub async fn endpoint(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}
+
+struct StoreCollector {
+    name: String,
+    status: StatusFn,
+}
+
+impl fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreCollector")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: String,
+}
+
+impl prometheus_client::collector::Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let s = (self.status)();
+        let labels = StoreLabels {
+            store: self.name.clone(),
+        };
+        let gauges: [(&str, &str, f64); 7] = [
+            (
+                "store_records",
+                "Records, archived ones included",
+                s.records as f64,
+            ),
+            ("store_live_records", "Records not archived", s.live as f64),
+            (
+                "store_last_sequence",
+                "Last durable sequence number",
+                s.last_seq as f64,
+            ),
+            (
+                "store_journal_bytes",
+                "Journal size",
+                s.journal_bytes as f64,
+            ),
+            (
+                "store_snapshot_bytes",
+                "Snapshot size",
+                s.snapshot_bytes as f64,
+            ),
+            (
+                "store_fsync_max_seconds",
+                "Longest journal fsync",
+                s.fsync_max.as_secs_f64(),
+            ),
+            (
+                "store_writable",
+                "1 while the store accepts writes",
+                f64::from(u8::from(s.writable)),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            let mut metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric.encode_family(&labels)?)?;
+        }
+        let counters: [(&str, &str, f64); 4] = [
+            ("store_fsyncs", "Journal fsyncs", s.fsyncs as f64),
+            (
+                "store_fsync_seconds",
+                "Time spent in journal fsyncs",
+                s.fsync_total.as_secs_f64(),
+            ),
+            (
+                "store_batches",
+                "Journal batches written (group commits)",
+                s.batches as f64,
+            ),
+            (
+                "store_compactions",
+                "Compactions completed",
+                s.compactions as f64,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let mut metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! A store's change feed as Server-Sent Events.
+//!
+//! Each event is `id: SEQ`, `event: KIND` (`created`, `updated`, `archived`) and one `data:` line
+//! of JSON. A client resumes with `Last-Event-ID` (browsers send it on reconnect) or `?after=SEQ`.
+//! When asked for events the store no longer retains, the stream sends one `resync` event with
+//! the oldest available sequence number and ends: the client must reload the current state and
+//! follow from there. A comment line every 15 s keeps proxies from closing an idle stream.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use futures_util::stream;
+use store_actor::{Data, Event, Store, StoreError};
+
+use crate::problem::ApiError;
+
+const KEEPALIVE: Duration = Duration::from_secs(15);
+const BATCH: usize = 256;
+
+/// Where a feed starts: `Last-Event-ID` if present, else `?after=`, else the current end
+/// (only new events).
+pub fn resume_point<T: Data>(
+    req: &HttpRequest,
+    after: Option<u64>,
+    store: &Store<T>,
+) -> Result<u64, ApiError> {
+    if let Some(value) = req.headers().get("last-event-id") {
+        return value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be a sequence number".into()));
+    }
+    Ok(after.unwrap_or_else(|| store.last_seq()))
+}
+
+struct Feed<T: Data, F> {
+    store: Store<T>,
+    after: u64,
+    render: Arc<F>,
+    done: bool,
+}
+
+/// Streams the events after `after`; `render` turns each into the JSON of its `data:` line.
+pub fn stream<T, F>(store: Store<T>, after: u64, render: F) -> HttpResponse
+where
+    T: Data,
+    F: Fn(&Event<T>) -> serde_json::Value + 'static,
+{
+    let feed = Feed {
+        store,
+        after,
+        render: Arc::new(render),
+        done: false,
+    };
+    let events = stream::unfold(feed, |mut feed| async move {
+        if feed.done {
+            return None;
+        }
+        let next = tokio::time::timeout(KEEPALIVE, feed.store.wait_events_after(feed.after, BATCH));
+        let chunk = match next.await {
+            Err(_) => ": keep-alive\n\n".to_owned(),
+            Ok(Ok(events)) => {
+                let mut out = String::new();
+                for event in &events {
+                    feed.after = event.seq;
+                    let kind = serde_json::to_value(event.kind).unwrap_or_default();
+                    let _ = write!(
+                        out,
+                        "id: {}\nevent: {}\ndata: {}\n\n",
+                        event.seq,
+                        kind.as_str().unwrap_or("changed"),
+                        (feed.render)(event)
+                    );
+                }
+                out
+            }
+            Ok(Err(StoreError::TooOld {
+                requested,
+                oldest_available,
+            })) => {
+                feed.done = true;
+                let data = serde_json::json!({
+                    "requested_after": requested,
+                    "oldest_available": oldest_available,
+                    "detail": "events this old are no longer retained: reload the current state, then follow from its sequence",
+                });
+                format!("event: resync\ndata: {data}\n\n")
+            }
+            Ok(Err(_closed)) => return None,
+        };
+        Some((Ok::<_, actix_web::Error>(Bytes::from(chunk)), feed))
+    });
+    let opening = stream::once(async { Ok(Bytes::from_static(b"retry: 2000\n\n")) });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(opening.chain(events))
+}
