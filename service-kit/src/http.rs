@@ -90,8 +90,12 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
 }
 
 /// Unknown routes (and methods) as problems.
-pub async fn not_found(req: HttpRequest) -> ApiError {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// App data that turns extractor failures into problems, with the body size limit.

@@ -1,0 +1,168 @@
+//! The API's request and response bodies (what clients see; the domain types stay inside).
+
+use serde::{Deserialize, Serialize};
+use store_actor::{Event, EventKind, Record};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::{Money, Product};
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProductBody {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its unit price: an exact decimal with two fraction digits, as a string.
+    #[schema(value_type = String, example = "12.50")]
+    pub price: Money,
+    /// Bumped by every change; the ETag is this number in quotes.
+    pub version: u64,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Present and true once the product is archived (only in the change feed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+}
+
+impl From<&Record<Product>> for ProductBody {
+    fn from(r: &Record<Product>) -> Self {
+        ProductBody {
+            id: r.id,
+            name: r.data.name.as_str().to_owned(),
+            price: r.data.price,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            archived: r.archived,
+        }
+    }
+}
+
+/// The body of `POST /products`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateProduct {
+    /// 1 to 200 characters after trimming.
+    #[schema(example = "Green tea")]
+    pub name: String,
+    /// At least 0, at most two fraction digits; a string (or a JSON number).
+    #[schema(value_type = String, example = "4.20")]
+    pub price: String,
+}
+
+/// The body of `PATCH /products/{id}`: one or both fields.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProduct {
+    /// New name.
+    pub name: Option<String>,
+    /// New price.
+    #[schema(value_type = Option<String>, example = "4.50")]
+    pub price: Option<String>,
+}
+
+/// Sort field of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    /// Creation time.
+    #[default]
+    CreatedAt,
+    /// Name, case-insensitively.
+    Name,
+    /// Price.
+    Price,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// Ascending.
+    #[default]
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// Query parameters of `GET /products`.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Sort field (default `created_at`).
+    pub sort: Option<SortField>,
+    /// Sort direction (default `asc`).
+    pub order: Option<SortOrder>,
+    /// Only names containing this text (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only prices at least this.
+    pub min_price: Option<String>,
+    /// Only prices at most this.
+    pub max_price: Option<String>,
+}
+
+/// A page of products.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProductPage {
+    /// The products of this page.
+    pub items: Vec<ProductBody>,
+    /// Pass as `cursor` (with the same sort and filters) for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// The next page's URL (path and query), absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The body of `POST /products/lookup`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// 1 to 1000 product ids.
+    pub ids: Vec<Uuid>,
+}
+
+/// Every id of a lookup, sorted into found, unknown and archived.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LookupResponse {
+    /// The live products asked for, in request order.
+    pub products: Vec<ProductBody>,
+    /// Ids that never existed.
+    pub unknown: Vec<Uuid>,
+    /// Ids of archived products.
+    pub archived: Vec<Uuid>,
+}
+
+/// One change-feed event (the `data:` of a Server-Sent Event).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductEvent {
+    /// Sequence number (also the SSE `id:`).
+    pub seq: u64,
+    /// `created`, `updated` or `archived` (also the SSE `event:`).
+    #[schema(value_type = String, example = "updated")]
+    pub kind: EventKind,
+    /// The product after the change.
+    pub product: ProductBody,
+}
+
+impl From<&Event<Product>> for ProductEvent {
+    fn from(e: &Event<Product>) -> Self {
+        ProductEvent {
+            seq: e.seq,
+            kind: e.kind,
+            product: ProductBody::from(&*e.record),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use service_kit::docs::BearerAuth;
+use service_kit::problem::{FieldError, Problem};
+use utoipa::OpenApi;
+
+use crate::api::{
+    CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent, ProductPage,
+    SortField, SortOrder, UpdateProduct,
+};
+use crate::routes::{events, products};
+
+/// The products API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "products", description = "Products: create, read, list, update, archive; batch lookup; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; errors are application/problem+json."),
+    paths(products::create, products::get, products::list, products::update, products::archive,
+        products::lookup, events::feed),
+    components(schemas(ProductBody, CreateProduct, UpdateProduct, ProductPage, LookupRequest,
+        LookupResponse, ProductEvent, SortField, SortOrder, Problem, FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "products", description = "The product catalogue"))
+)]
+pub struct ApiDoc;
