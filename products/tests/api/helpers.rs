@@ -1,6 +1,7 @@
 //! `spawn_app()`: a real products service on a free port with its own data directory and key
-#![allow(dead_code)] // each test module uses its own subset
 //! pair, plus typed helpers for requests and tokens.
+
+#![allow(dead_code)] // each test module uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
