@@ -167,10 +167,11 @@ impl Authenticator {
         operation: Operation,
     ) -> Result<Caller, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AuthError::Malformed("expected `Bearer <token>`".into()))?;
         let verified = self.verify(token)?;

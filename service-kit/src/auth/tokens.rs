@@ -20,6 +20,21 @@ use biscuit_auth::{Biscuit, KeyPair, PublicKey, UnverifiedBiscuit};
 
 use super::hex;
 
+/// The resources tokens can grant rights on.
+pub const RESOURCES: [&str; 2] = ["products", "orders"];
+
+/// The longest lifetime a token or an attenuation may be given (ten years).
+pub const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
+fn expiry(ttl: Duration) -> Result<SystemTime, TokenError> {
+    if ttl > MAX_TTL {
+        return Err(TokenError("the lifetime must be at most ten years".into()));
+    }
+    SystemTime::now()
+        .checked_add(ttl)
+        .ok_or_else(|| TokenError("the lifetime is out of range".into()))
+}
+
 /// A granted right, written `RESOURCE:OP` (e.g. `products:read`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Right {
@@ -35,8 +50,11 @@ impl FromStr for Right {
         let (resource, operation) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?}: expected RESOURCE:OP, e.g. products:read"))?;
-        if resource.is_empty() {
-            return Err(format!("{s:?}: empty resource"));
+        if !RESOURCES.contains(&resource) {
+            return Err(format!(
+                "{s:?}: the resource is one of {}",
+                RESOURCES.join(", ")
+            ));
         }
         if !matches!(operation, "read" | "write") {
             return Err(format!("{s:?}: the operation is read or write"));
@@ -91,10 +109,15 @@ impl From<biscuit_auth::error::Token> for TokenError {
 
 /// Signs a new token with the root key; returns it as base64url.
 pub fn mint(root: &KeyPair, spec: &TokenSpec) -> Result<String, TokenError> {
-    if spec.user.trim().is_empty() {
+    let user = spec.user.trim();
+    if user.is_empty() {
         return Err(TokenError("the user name must not be empty".into()));
     }
-    let user = spec.user.as_str();
+    if spec.rights.is_empty() && !spec.admin {
+        return Err(TokenError(
+            "a token must grant at least one right or admin".into(),
+        ));
+    }
     let mut builder = Biscuit::builder().fact(fact!("user({user})"))?;
     for right in &spec.rights {
         let (resource, operation) = (right.resource.as_str(), right.operation.as_str());
@@ -104,7 +127,7 @@ pub fn mint(root: &KeyPair, spec: &TokenSpec) -> Result<String, TokenError> {
         builder = builder.fact(fact!("admin(true)"))?;
     }
     if let Some(ttl) = spec.ttl {
-        let expiry = SystemTime::now() + ttl;
+        let expiry = expiry(ttl)?;
         builder = builder.check(check!("check if time($t), $t <= {expiry}"))?;
     }
     Ok(builder.build(root)?.to_base64()?)
@@ -116,7 +139,7 @@ pub fn attenuate(token: &str, restriction: &Restriction) -> Result<String, Token
     let mut block = BlockBuilder::new();
     let mut restricted = false;
     if let Some(ttl) = restriction.ttl {
-        let expiry = SystemTime::now() + ttl;
+        let expiry = expiry(ttl)?;
         block = block.check(check!("check if time($t), $t <= {expiry}"))?;
         restricted = true;
     }
@@ -125,6 +148,12 @@ pub fn attenuate(token: &str, restriction: &Restriction) -> Result<String, Token
         restricted = true;
     }
     if let Some(resource) = restriction.resource.as_deref() {
+        if !RESOURCES.contains(&resource) {
+            return Err(TokenError(format!(
+                "{resource:?}: the resource is one of {}",
+                RESOURCES.join(", ")
+            )));
+        }
         block = block.check(check!("check if resource({resource})"))?;
         restricted = true;
     }
@@ -179,13 +208,17 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?}: expected a duration such as 90s, 15m, 1h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
     };
+    let secs = n
+        .checked_mul(unit_secs)
+        .filter(|secs| *secs <= MAX_TTL.as_secs())
+        .ok_or_else(|| format!("{s:?}: at most ten years"))?;
     if secs == 0 {
         return Err(format!("{s:?}: must be longer than zero"));
     }
@@ -205,13 +238,19 @@ mod tests {
                 operation: "read".into()
             }
         );
-        for bad in ["products", ":read", "products:delete"] {
+        for bad in [
+            "products",
+            ":read",
+            "products:delete",
+            "foo:read",
+            "Products:read",
+        ] {
             assert!(bad.parse::<Right>().is_err(), "{bad}");
         }
         assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_ttl("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_ttl("3").unwrap(), Duration::from_secs(3));
-        for bad in ["", "h", "1w", "0m", "-1s"] {
+        for bad in ["", "h", "1w", "0m", "-1s", "3651d", "307445734561825861d"] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }
@@ -259,5 +298,17 @@ mod tests {
         assert_eq!(seen.signature, Some(Ok(())));
         assert!(attenuate(&token, &Restriction::default()).is_err());
         assert!(mint(&root, &TokenSpec::default()).is_err());
+        let no_rights = TokenSpec {
+            user: "bob".into(),
+            ..TokenSpec::default()
+        };
+        assert!(mint(&root, &no_rights).is_err());
+        let far = TokenSpec {
+            user: "bob".into(),
+            admin: true,
+            ttl: Some(Duration::MAX),
+            ..TokenSpec::default()
+        };
+        assert!(mint(&root, &far).is_err());
     }
 }

@@ -1,0 +1,148 @@
+//! The command line: what each subcommand and flag means. `--help` is generated from these doc
+//! comments, so they are the user documentation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use service_kit::auth::tokens::{Right, parse_ttl};
+
+/// The shop's operator tool: root keys and Biscuit tokens for the products and orders services.
+#[derive(Debug, Parser)]
+#[command(name = "shop", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands. Each variant's doc comment is its summary in `shop --help`. (`shop up`, which
+/// runs both services, will be another variant here.)
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a root key pair: DIR/private.key (mode 0600) and DIR/public.key.
+    Keygen(KeygenArgs),
+    /// Mint, attenuate and inspect Biscuit tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `shop keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Directory to write private.key and public.key into (created if missing). An existing
+    /// private.key there is never overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `shop token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a new token with the root private key and print it (base64url) on stdout.
+    Mint(MintArgs),
+    /// Append a block of restrictions to a token (no key needed) and print the new token.
+    Attenuate(AttenuateArgs),
+    /// Print a token's blocks as Datalog and its revocation ids; verify its signature when
+    /// given the root public key.
+    Inspect(InspectArgs),
+}
+
+/// `shop token mint`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("grants").args(["rights", "admin"]).required(true).multiple(true)))]
+pub struct MintArgs {
+    /// The root private key file (as written by `shop keygen`).
+    #[arg(long, value_name = "FILE", env = "SHOP_PRIVATE_KEY")]
+    pub private_key: PathBuf,
+    /// The caller's name: the token's user("NAME") fact.
+    #[arg(long, value_name = "NAME")]
+    pub user: String,
+    /// A right to grant, RESOURCE:OP with OP read or write (e.g. products:read). Repeatable;
+    /// at least one --right or --admin is required.
+    #[arg(long = "right", value_name = "RESOURCE:OP")]
+    pub rights: Vec<Right>,
+    /// Grant everything (the admin(true) fact), including other users' orders.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime, such as 90s, 15m, 1h or 7d (a bare number is seconds). Without it the token
+    /// never expires.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<Duration>,
+}
+
+/// `shop token attenuate`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("restrictions").args(["ttl", "read_only", "resource"]).required(true).multiple(true)))]
+pub struct AttenuateArgs {
+    /// The token to attenuate. Without it or --token-file, the token is read from stdin.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// Read the token from this file instead (surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Expire at most this long from now, such as 90s, 10m, 1h or 7d (a bare number is
+    /// seconds). A token never outlives an earlier expiry.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub ttl: Option<Duration>,
+    /// Allow only reads: adds check if operation("read").
+    #[arg(long)]
+    pub read_only: bool,
+    /// Allow only this resource (products or orders): adds check if resource("RESOURCE").
+    #[arg(long, value_name = "RESOURCE")]
+    pub resource: Option<String>,
+}
+
+/// `shop token inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The token to inspect. Without it or --token-file, the token is read from stdin.
+    #[arg(value_name = "TOKEN", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// Read the token from this file instead (surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The root public key file: also check the signature (exit status 1 if it does not
+    /// verify).
+    #[arg(long, value_name = "FILE", env = "SHOP_PUBLIC_KEY")]
+    pub public_key: Option<PathBuf>,
+    /// Print a JSON object {"blocks", "revocation_ids", "signature"} instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The clap definitions are consistent (no duplicate or dangling argument ids).
+    #[test]
+    fn clap_definitions_are_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand and every flag of every subcommand has help text in `--help`.
+    #[test]
+    fn every_subcommand_and_flag_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, undocumented: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    undocumented.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    undocumented.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, undocumented);
+            }
+        }
+        let mut undocumented = Vec::new();
+        walk(&Cli::command(), "shop", &mut undocumented);
+        assert!(undocumented.is_empty(), "{undocumented:?}");
+    }
+}
