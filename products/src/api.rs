@@ -135,7 +135,7 @@ pub struct LookupRequest {
 }
 
 /// Every id of a lookup, sorted into found, unknown and archived.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LookupResponse {
     /// The live products asked for, in request order.
     pub products: Vec<ProductBody>,
@@ -146,7 +146,7 @@ pub struct LookupResponse {
 }
 
 /// One change-feed event (the `data:` of a Server-Sent Event).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProductEvent {
     /// Sequence number (also the SSE `id:`).
     pub seq: u64,

@@ -1,0 +1,499 @@
+//! A typed client of the products API, for other services (orders uses it).
+//!
+//! - One pooled HTTP connection set per client; a timeout per call.
+//! - Retries with jittered exponential backoff, for idempotent calls only (lookups, reads).
+//! - A circuit breaker: after `breaker_threshold` consecutive failures the client fails fast
+//!   for `breaker_cooldown`, then lets one probe through; so a dead products service costs
+//!   callers microseconds, not the full timeout.
+//! - It authenticates with the caller service's own token (never an end user's) and forwards
+//!   the request id.
+//! - Metrics (latency, outcomes, retries, breaker state) can be registered in the caller's
+//!   registry.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::api::{LookupRequest, LookupResponse, ProductEvent};
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL of products, e.g. `http://127.0.0.1:8081`.
+    pub base_url: String,
+    /// The calling service's token (products:read).
+    pub token: String,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Extra attempts for idempotent calls.
+    pub retries: u32,
+    /// First backoff; doubled per attempt, with ±50% jitter.
+    pub backoff: Duration,
+    /// Consecutive failures that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long an open circuit fails fast before a probe.
+    pub breaker_cooldown: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 2 s timeout, 2 retries from 50 ms, breaker at 5 failures for 5 s.
+    pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            backoff: Duration::from_millis(50),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Products could not answer: unreachable, timed out, 5xx, or the circuit is open.
+    #[error("products is unavailable: {0}")]
+    Unavailable(String),
+    /// Products refused the call (4xx): a bug or a misconfigured token on our side.
+    #[error("products refused the call with {status}: {detail}")]
+    Refused {
+        /// The status.
+        status: u16,
+        /// The problem's detail, or the body.
+        detail: String,
+    },
+    /// The answer could not be read.
+    #[error("products sent an unreadable answer: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    call: &'static str,
+    outcome: &'static str,
+}
+
+/// The client's metrics (register them with [`ProductsClient::register_metrics`]).
+#[derive(Debug, Clone)]
+struct ClientMetrics {
+    latency: Family<OutcomeLabels, Histogram>,
+    calls: Family<OutcomeLabels, Counter>,
+    retries: Counter,
+    breaker_open: Gauge,
+}
+
+impl ClientMetrics {
+    fn new() -> Self {
+        Self {
+            latency: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+            }),
+            calls: Family::default(),
+            retries: Counter::default(),
+            breaker_open: Gauge::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+/// The circuit breaker (closed → open → half-open probe → closed).
+#[derive(Debug, Default)]
+struct Breaker {
+    state: Mutex<BreakerState>,
+}
+
+impl Breaker {
+    /// May a call go out now? `Ok(probe)` tells whether it is the half-open probe.
+    fn admit(&self) -> Result<bool, ClientError> {
+        let mut s = self.state.lock().unwrap();
+        match s.open_until {
+            None => Ok(false),
+            Some(until) if Instant::now() < until => Err(ClientError::Unavailable(
+                "circuit open after repeated failures".into(),
+            )),
+            Some(_) if s.probing => Err(ClientError::Unavailable(
+                "circuit half-open, a probe is in flight".into(),
+            )),
+            Some(_) => {
+                s.probing = true;
+                Ok(true)
+            }
+        }
+    }
+
+    fn success(&self) {
+        *self.state.lock().unwrap() = BreakerState::default();
+    }
+
+    /// Records a failure; returns true if the circuit is (now) open.
+    fn failure(&self, threshold: u32, cooldown: Duration) -> bool {
+        let mut s = self.state.lock().unwrap();
+        s.failures += 1;
+        s.probing = false;
+        if s.failures >= threshold {
+            s.open_until = Some(Instant::now() + cooldown);
+        }
+        s.open_until.is_some()
+    }
+}
+
+/// A client of the products API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ProductsClient {
+    http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    breaker: Arc<Breaker>,
+    metrics: ClientMetrics,
+    seed: Arc<AtomicU64>,
+}
+
+/// One Server-Sent Event of the products feed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedEvent {
+    /// A product changed.
+    Change(ProductEvent),
+    /// The feed no longer holds events after the requested sequence: reconcile fully.
+    Resync {
+        /// The oldest sequence still retained.
+        oldest_available: u64,
+    },
+}
+
+impl ProductsClient {
+    /// A client with its own connection pool.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+            breaker: Arc::default(),
+            metrics: ClientMetrics::new(),
+            seed: Arc::new(AtomicU64::new(Uuid::new_v4().as_u128() as u64 | 1)),
+        })
+    }
+
+    /// Adds the client's metrics to a registry: `products_client_requests_total` and
+    /// `products_client_request_duration_seconds` by call and outcome,
+    /// `products_client_retries_total`, `products_client_circuit_open`.
+    pub fn register_metrics(&self, metrics: &service_kit::metrics::Metrics) {
+        metrics.register(
+            "products_client_requests",
+            "Calls to products by call and outcome",
+            self.metrics.calls.clone(),
+        );
+        metrics.register(
+            "products_client_request_duration_seconds",
+            "Latency of calls to products (all attempts) by call and outcome",
+            self.metrics.latency.clone(),
+        );
+        metrics.register(
+            "products_client_retries",
+            "Retried attempts of idempotent calls to products",
+            self.metrics.retries.clone(),
+        );
+        metrics.register(
+            "products_client_circuit_open",
+            "1 while the circuit to products is open",
+            self.metrics.breaker_open.clone(),
+        );
+    }
+
+    /// Looks up products by id in one call (retried: a lookup is a read).
+    pub async fn lookup(
+        &self,
+        ids: &[Uuid],
+        request_id: Option<&str>,
+    ) -> Result<LookupResponse, ClientError> {
+        let body = LookupRequest { ids: ids.to_vec() };
+        self.idempotent("lookup", || {
+            let mut req = self
+                .http
+                .post(format!("{}/products/lookup", self.config.base_url))
+                .json(&body);
+            if let Some(id) = request_id {
+                req = req.header("X-Request-Id", id);
+            }
+            req
+        })
+        .await
+    }
+
+    /// Whether products answers its liveness check (no retries: for readiness probes).
+    pub async fn healthy(&self) -> Result<(), ClientError> {
+        let res = self
+            .http
+            .get(format!("{}/healthz", self.config.base_url))
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(ClientError::Unavailable(format!(
+                "healthz answered {}",
+                res.status()
+            )))
+        }
+    }
+
+    /// Follows the change feed after `after`, calling `on_event` for each event until the
+    /// stream ends or `on_event` returns `false`. Returns the last sequence handled.
+    pub async fn follow<F, Fut>(&self, after: u64, mut on_event: F) -> Result<u64, ClientError>
+    where
+        F: FnMut(FeedEvent) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut res = self
+            .http
+            .get(format!(
+                "{}/products/events?after={after}",
+                self.config.base_url
+            ))
+            .bearer_auth(&self.config.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        check_status(&res)?;
+        let mut last = after;
+        let mut buffer = String::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?
+        {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let Some(event) = parse_frame(&frame)? else {
+                    continue;
+                };
+                if let FeedEvent::Change(e) = &event {
+                    last = e.seq;
+                }
+                if !on_event(event).await {
+                    return Ok(last);
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    /// Runs an idempotent call with retries, backoff and the breaker; decodes JSON.
+    async fn idempotent<T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let started = Instant::now();
+        let outcome = self.attempts(&build).await;
+        let labels = OutcomeLabels {
+            call,
+            outcome: match &outcome {
+                Ok(_) => "ok",
+                Err(ClientError::Unavailable(_)) => "unavailable",
+                Err(ClientError::Refused { .. }) => "refused",
+                Err(ClientError::Decode(_)) => "decode",
+            },
+        };
+        self.metrics.calls.get_or_create(&labels).inc();
+        self.metrics
+            .latency
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn attempts<T: DeserializeOwned>(
+        &self,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let mut attempt = 0;
+        loop {
+            self.breaker.admit()?;
+            let result = self.once(build).await;
+            match result {
+                Ok(value) => {
+                    self.breaker.success();
+                    self.metrics.breaker_open.set(0);
+                    return Ok(value);
+                }
+                // A refusal or an unreadable answer will not change on retry.
+                Err(e @ (ClientError::Refused { .. } | ClientError::Decode(_))) => {
+                    self.breaker.success();
+                    return Err(e);
+                }
+                Err(e) => {
+                    let open = self
+                        .breaker
+                        .failure(self.config.breaker_threshold, self.config.breaker_cooldown);
+                    self.metrics.breaker_open.set(i64::from(open));
+                    if open || attempt >= self.config.retries {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    self.metrics.retries.inc();
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn once<T: DeserializeOwned>(
+        &self,
+        build: &impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let res = build()
+            .bearer_auth(&self.config.token)
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        check_status(&res)?;
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `backoff × 2^(attempt-1)`, times a random factor in [0.5, 1.5).
+    fn backoff(&self, attempt: u32) -> Duration {
+        // xorshift: jitter needs no cryptographic randomness.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.store(x, Ordering::Relaxed);
+        let factor = 0.5 + (x % 1000) as f64 / 1000.0;
+        self.config
+            .backoff
+            .mul_f64(f64::from(1u32 << (attempt - 1).min(10)) * factor)
+    }
+}
+
+fn check_status(res: &reqwest::Response) -> Result<(), ClientError> {
+    let status = res.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Err(ClientError::Unavailable(format!(
+            "products answered {status}"
+        )))
+    } else {
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            detail: status.canonical_reason().unwrap_or("").to_owned(),
+        })
+    }
+}
+
+/// Parses one SSE frame; `None` for comments and the `retry:` line.
+fn parse_frame(frame: &str) -> Result<Option<FeedEvent>, ClientError> {
+    let mut event = None;
+    let mut data = String::new();
+    for line in frame.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    let Some(event) = event else { return Ok(None) };
+    let decode = |e: serde_json::Error| ClientError::Decode(format!("{event} event: {e}"));
+    if event == "resync" {
+        let v: serde_json::Value = serde_json::from_str(&data).map_err(decode)?;
+        return Ok(Some(FeedEvent::Resync {
+            oldest_available: v["oldest_available"].as_u64().unwrap_or(0),
+        }));
+    }
+    Ok(Some(FeedEvent::Change(
+        serde_json::from_str(&data).map_err(decode)?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse() {
+        assert_eq!(parse_frame("retry: 2000\n\n").unwrap(), None);
+        assert_eq!(parse_frame(": keep-alive\n\n").unwrap(), None);
+        let resync = parse_frame("event: resync\ndata: {\"oldest_available\":7}\n\n").unwrap();
+        assert_eq!(
+            resync,
+            Some(FeedEvent::Resync {
+                oldest_available: 7
+            })
+        );
+        let change = parse_frame(
+            "id: 3\nevent: archived\ndata: {\"seq\":3,\"kind\":\"archived\",\"product\":{\"id\":\"0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b\",\"name\":\"Tea\",\"price\":\"1.00\",\"version\":2,\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"archived\":true}}\n\n",
+        )
+        .unwrap();
+        match change {
+            Some(FeedEvent::Change(e)) => {
+                assert_eq!(e.seq, 3);
+                assert!(e.product.archived);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_frame("event: created\ndata: {nope\n\n").is_err());
+    }
+
+    #[test]
+    fn breaker_opens_fails_fast_and_probes() {
+        let b = Breaker::default();
+        assert!(!b.failure(2, Duration::from_millis(30)));
+        assert!(b.failure(2, Duration::from_millis(30)));
+        assert!(b.admit().is_err(), "open: fail fast");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.admit(), Ok(true), "half-open: one probe");
+        assert!(b.admit().is_err(), "only one probe at a time");
+        b.success();
+        assert_eq!(b.admit(), Ok(false));
+    }
+
+    #[tokio::test]
+    async fn unreachable_products_is_unavailable_and_opens_the_circuit() {
+        // A port nothing listens on: connection refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = ClientConfig::new(format!("http://127.0.0.1:{port}"), "t");
+        config.retries = 1;
+        config.backoff = Duration::from_millis(1);
+        config.breaker_threshold = 2;
+        let client = ProductsClient::new(config).unwrap();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(err.to_string().contains("circuit open"), "{err}");
+    }
+}
