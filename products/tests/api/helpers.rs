@@ -4,11 +4,13 @@
 #![allow(dead_code)] // each test module uses its own subset
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use biscuit_auth::KeyPair;
+use futures_util::{Stream, StreamExt};
 use products::configuration::Config;
 use products::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
@@ -44,14 +46,32 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
+/// A fresh directory with a root key pair under `dir/keys`, for [`spawn_in`] (restarts,
+/// revocation lists).
+pub fn fresh_dir() -> (tempfile::TempDir, Arc<KeyPair>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Arc::new(keys::generate(&dir.path().join("keys")).unwrap());
+    (dir, root)
+}
+
 /// Starts a service on `dir` (keys under `dir/keys`, data under `dir/data`).
 pub async fn spawn_in(dir: &Path, root: Arc<KeyPair>, revoked: Vec<String>) -> TestApp {
+    spawn_with(dir, root, revoked, |_| {}).await
+}
+
+/// Like [`spawn_in`], with a chance to change the configuration (e.g. the body limit).
+pub async fn spawn_with(
+    dir: &Path,
+    root: Arc<KeyPair>,
+    revoked: Vec<String>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let revoked_file = (!revoked.is_empty()).then(|| {
         let path = dir.join("revoked.txt");
         std::fs::write(&path, revoked.join("\n")).unwrap();
         path
     });
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".into(),
         common: CommonArgs {
             data_dir: dir.join("data"),
@@ -63,6 +83,7 @@ pub async fn spawn_in(dir: &Path, root: Arc<KeyPair>, revoked: Vec<String>) -> T
             workers: Some(2),
         },
     };
+    adjust(&mut config);
     let app = Application::build(config, false)
         .await
         .expect("the app starts");
@@ -150,6 +171,93 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `method path` with `token` and a JSON body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        self.request(method, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `PATCH /products/{id}` with the writer's token and an optional `If-Match`.
+    pub async fn patch(&self, id: &str, body: &Value, if_match: Option<&str>) -> Response {
+        let mut req = self
+            .request(
+                Method::PATCH,
+                &format!("/products/{id}"),
+                Some(&self.writer),
+            )
+            .json(body);
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `DELETE /products/{id}` with the writer's token and an optional `If-Match`.
+    pub async fn delete(&self, id: &str, if_match: Option<&str>) -> Response {
+        let mut req = self.request(
+            Method::DELETE,
+            &format!("/products/{id}"),
+            Some(&self.writer),
+        );
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET path` with the reader's token, asserting 200, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.unwrap()
+    }
+
+    /// `POST /products/lookup` with the reader's token.
+    pub async fn lookup(&self, ids: &[&str]) -> Response {
+        self.send_json(
+            Method::POST,
+            "/products/lookup",
+            Some(&self.reader),
+            &serde_json::json!({ "ids": ids }),
+        )
+        .await
+    }
+
+    /// Every live product, following the pages of `GET /products` (creation order).
+    pub async fn all(&self) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut path = "/products?limit=100".to_owned();
+        loop {
+            let page = self.get_json(&path).await;
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => path = next.to_owned(),
+                None => return items,
+            }
+        }
+    }
+
+    /// How many live products there are.
+    pub async fn count(&self) -> usize {
+        self.all().await.len()
+    }
+
+    /// Stops the server without waiting for open connections (an event stream would hold a
+    /// graceful stop for the 5 s shutdown timeout), then waits until the store is closed.
+    pub async fn stop_now(self) {
+        self.handle.stop(false).await;
+        self.running.await.unwrap().unwrap();
+    }
+
     /// Stops the server gracefully and waits until the store is closed.
     pub async fn stop(self) {
         self.handle.stop(true).await;
@@ -181,4 +289,120 @@ pub fn redactions() -> insta::Settings {
         );
     }
     settings
+}
+
+/// Asserts that `res` is a problem+json with `status` and type `urn:shop:problem:{slug}`, a
+/// title, a matching `status` member and a non-empty detail; returns the body.
+pub async fn assert_problem(res: Response, status: u16, slug: &str) -> Value {
+    assert_eq!(res.status(), status, "status of {}", res.url());
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some(service_kit::problem::PROBLEM_JSON.to_owned()),
+        "content type of a {status}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["type"], format!("urn:shop:problem:{slug}"), "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// The `field` members of a validation problem's `errors`.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {problem}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Replaces every occurrence of each `(text, placeholder)` in a JSON value (ids in details).
+pub fn scrub(value: &Value, pairs: &[(&str, &str)]) -> Value {
+    let mut text = value.to_string();
+    for (from, to) in pairs {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The `id` of a product body, as a string.
+pub fn id_of(product: &Value) -> String {
+    product["id"].as_str().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------- Server-Sent Events
+
+/// How long to wait for an event before failing (generous: CI machines are slow).
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One Server-Sent Event.
+#[derive(Debug)]
+pub struct Frame {
+    pub id: Option<u64>,
+    pub event: Option<String>,
+    pub data: Value,
+}
+
+/// Reads Server-Sent Events from a streaming response.
+pub struct Events {
+    stream: Pin<Box<dyn Stream<Item = reqwest::Result<actix_web::web::Bytes>>>>,
+    buffer: String,
+}
+
+impl Events {
+    pub fn new(res: Response) -> Self {
+        Self {
+            stream: Box::pin(res.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event with data (skipping `retry:` and comments), failing after [`DEADLINE`].
+    pub async fn next(&mut self) -> Frame {
+        tokio::time::timeout(DEADLINE, self.next_frame())
+            .await
+            .unwrap_or_else(|_| panic!("no event within {DEADLINE:?}; buffered: {:?}", self.buffer))
+    }
+
+    async fn next_frame(&mut self) -> Frame {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                if let Some(frame) = parse(&raw) {
+                    return frame;
+                }
+            }
+            let chunk = self
+                .stream
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("the stream failed");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+fn parse(raw: &str) -> Option<Frame> {
+    let (mut id, mut event, mut data) = (None, None, None);
+    for line in raw.lines() {
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(v).unwrap());
+        }
+    }
+    data.map(|data| Frame { id, event, data })
 }

@@ -1,4 +1,13 @@
 //! HTTP tests of the products service through the real app on a free loopback port.
 
+mod auth;
+mod concurrency;
+mod errors;
+mod events;
 mod helpers;
+mod idempotency;
+mod list;
+mod ops;
+mod products;
+mod restart;
 mod smoke;

@@ -1,0 +1,149 @@
+//! `GET /products/events`: the change feed as Server-Sent Events.
+
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{Events, Frame, TestApp, assert_problem, id_of, spawn_app};
+
+/// Opens the feed with the reader's token; `last_event_id` as header if given.
+async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Response {
+    let mut req = app.request(
+        Method::GET,
+        &format!("/products/events{query}"),
+        Some(&app.reader),
+    );
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    req.send().await.unwrap()
+}
+
+/// Asserts a frame's id, event name and data members; returns the data.
+fn assert_frame(frame: Frame, seq: u64, kind: &str, product_id: &str, version: u64) -> Value {
+    assert_eq!(frame.id, Some(seq), "{frame:?}");
+    assert_eq!(frame.event.as_deref(), Some(kind), "{frame:?}");
+    assert_eq!(frame.data["seq"], seq, "{frame:?}");
+    assert_eq!(frame.data["kind"], kind, "{frame:?}");
+    assert_eq!(frame.data["product"]["id"], product_id, "{frame:?}");
+    assert_eq!(frame.data["product"]["version"], version, "{frame:?}");
+    frame.data
+}
+
+/// Create, update and delete show up as `created`, `updated` and `archived` events with the
+/// sequence as id and the product after the change as data.
+#[actix_web::test]
+async fn mutations_are_streamed() {
+    // Arrange
+    let app = spawn_app().await;
+    let res = open(&app, "?after=0", None).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut events = Events::new(res);
+
+    // Act
+    let id = id_of(&app.create_ok("Tea", "1.00").await);
+    assert_eq!(
+        app.patch(&id, &json!({"price": "1.10"}), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.delete(&id, None).await.status(), 204);
+
+    // Assert
+    let created = assert_frame(events.next().await, 1, "created", &id, 1);
+    assert_eq!(created["product"]["name"], "Tea");
+    assert_eq!(created["product"]["price"], "1.00");
+    assert!(created["product"].get("archived").is_none(), "{created}");
+    insta::assert_json_snapshot!("sse_event_data", created, {
+        ".product.id" => "[id]",
+        ".product.created_at" => "[created_at]",
+        ".product.updated_at" => "[updated_at]",
+    });
+    let updated = assert_frame(events.next().await, 2, "updated", &id, 2);
+    assert_eq!(updated["product"]["price"], "1.10");
+    let archived = assert_frame(events.next().await, 3, "archived", &id, 3);
+    assert_eq!(archived["product"]["archived"], true);
+    drop(events);
+    app.stop_now().await;
+}
+
+/// Without `after` or `Last-Event-ID` the feed starts at the current end: only new events.
+#[actix_web::test]
+async fn feed_starts_at_the_end_by_default() {
+    // Arrange
+    let app = spawn_app().await;
+    app.create_ok("Old", "1.00").await;
+    let mut events = Events::new(open(&app, "", None).await);
+
+    // Act
+    let id = id_of(&app.create_ok("New", "2.00").await);
+
+    // Assert
+    let frame = assert_frame(events.next().await, 2, "created", &id, 1);
+    assert_eq!(frame["product"]["name"], "New");
+    drop(events);
+    app.stop_now().await;
+}
+
+/// Resuming with `Last-Event-ID: 2` (which wins over `?after=`) or `?after=2` gets only the
+/// later events, then follows new ones.
+#[actix_web::test]
+async fn feed_resumes_after_an_event() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(id_of(&app.create_ok(name, "1.00").await));
+    }
+
+    // Act
+    let mut by_header = Events::new(open(&app, "?after=0", Some("2")).await);
+    let mut by_query = Events::new(open(&app, "?after=2", None).await);
+    let later = id_of(&app.create_ok("d", "1.00").await);
+
+    // Assert
+    for events in [&mut by_header, &mut by_query] {
+        assert_frame(events.next().await, 3, "created", &ids[2], 1);
+        assert_frame(events.next().await, 4, "created", &later, 1);
+    }
+    drop((by_header, by_query));
+    app.stop_now().await;
+}
+
+/// The feed needs a token (401) with the read right (403); a bad `Last-Event-ID` or an unknown
+/// parameter answers 400.
+#[actix_web::test]
+async fn feed_refuses_bad_requests() {
+    // Arrange
+    let app = spawn_app().await;
+    let orders_only = app.token("bob", &["orders:read"]);
+
+    // Act
+    let anonymous = app
+        .request(Method::GET, "/products/events?after=0", None)
+        .send()
+        .await
+        .unwrap();
+    let forbidden = app
+        .request(Method::GET, "/products/events?after=0", Some(&orders_only))
+        .send()
+        .await
+        .unwrap();
+    let bad_id = open(&app, "", Some("yesterday")).await;
+    let bad_query = open(&app, "?since=0", None).await;
+    let bad_after = open(&app, "?after=-1", None).await;
+
+    // Assert
+    assert_problem(anonymous, 401, "unauthorized").await;
+    assert_problem(forbidden, 403, "forbidden").await;
+    assert_problem(bad_id, 400, "bad-request").await;
+    assert_problem(bad_query, 400, "bad-request").await;
+    assert_problem(bad_after, 400, "bad-request").await;
+    app.stop().await;
+}

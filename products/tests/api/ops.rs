@@ -1,0 +1,230 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, Swagger UI, request ids.
+
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, id_of, spawn_app};
+
+async fn anonymous(app: &TestApp, path: &str) -> Response {
+    app.request(Method::GET, path, None).send().await.unwrap()
+}
+
+/// `GET /healthz` answers 200 `{"status":"ok"}`.
+#[actix_web::test]
+async fn healthz_is_ok() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let res = anonymous(&app, "/healthz").await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    insta::assert_json_snapshot!("healthz", body);
+    app.stop().await;
+}
+
+/// `GET /readyz` answers 200 with the store check "ok".
+#[actix_web::test]
+async fn readyz_reports_the_store() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let res = anonymous(&app, "/readyz").await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["store"], "ok");
+    insta::assert_json_snapshot!("readyz", body);
+    app.stop().await;
+}
+
+/// `/metrics` counts requests by route pattern (not raw path) and exports the store's size.
+#[actix_web::test]
+async fn metrics_count_requests_by_route() {
+    // Arrange
+    let app = spawn_app().await;
+    let id = id_of(&app.create_ok("Tea", "1.00").await);
+    app.create_ok("Coffee", "2.00").await;
+    assert_eq!(app.get(&format!("/products/{id}")).await.status(), 200);
+
+    // Act
+    let res = anonymous(&app, "/metrics").await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    let request_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains("route=\"/products/{id}\"")
+                && l.contains("method=\"GET\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no GET /products/{{id}} 200 counter in\n{text}"));
+    assert!(request_line.ends_with(" 1"), "{request_line}");
+    assert!(!text.contains(&id), "raw paths leak into labels");
+    let records: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("store_records{store=\"products\"} "))
+        .unwrap_or_else(|| panic!("no store_records in\n{text}"))
+        .parse()
+        .unwrap();
+    assert_eq!(records, 2.0);
+    app.stop().await;
+}
+
+/// `/openapi.json` is OpenAPI 3.1 with every products path and a `bearer` security scheme.
+#[actix_web::test]
+async fn openapi_document_describes_the_api() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let res = anonymous(&app, "/openapi.json").await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/products",
+        "/products/{id}",
+        "/products/lookup",
+        "/products/events",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    for (path, method) in [
+        ("/products", "post"),
+        ("/products", "get"),
+        ("/products/{id}", "get"),
+        ("/products/{id}", "patch"),
+        ("/products/{id}", "delete"),
+        ("/products/lookup", "post"),
+        ("/products/events", "get"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} missing");
+        assert_eq!(
+            operation["security"],
+            serde_json::json!([{"bearer": []}]),
+            "{method} {path}"
+        );
+    }
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    app.stop().await;
+}
+
+/// `/docs` redirects (308) to `/docs/`, which serves the Swagger UI page, whose assets are
+/// served by the service itself (vendored, no CDN).
+#[actix_web::test]
+async fn swagger_ui_is_served_with_vendored_assets() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let redirect = anonymous(&app, "/docs").await;
+    let page = anonymous(&app, "/docs/").await;
+
+    // Assert
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/docs/");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("https://"),
+        "the page loads something remote"
+    );
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("./") && (s.ends_with(".css") || s.ends_with(".js")))
+        .collect();
+    assert!(
+        assets.iter().any(|a| a.ends_with("swagger-ui.css")),
+        "{html}"
+    );
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{html}");
+    for asset in &assets {
+        let res = anonymous(&app, &format!("/docs/{}", &asset[2..])).await;
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(!res.bytes().await.unwrap().is_empty(), "{asset} is empty");
+    }
+    let initializer = anonymous(&app, "/docs/swagger-initializer.js").await;
+    assert_eq!(initializer.status(), 200);
+    assert!(initializer.text().await.unwrap().contains("/openapi.json"));
+    app.stop().await;
+}
+
+/// A client's `X-Request-Id` is echoed; without one (or with an unsafe one) a fresh, distinct
+/// id is made.
+#[actix_web::test]
+async fn request_ids_are_echoed_or_generated() {
+    // Arrange
+    let app = spawn_app().await;
+    let id_of_response = |res: &Response| {
+        res.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    // Act
+    let sent = app
+        .request(Method::GET, "/products", Some(&app.reader))
+        .header("X-Request-Id", "trace-abc_123")
+        .send()
+        .await
+        .unwrap();
+    let first = anonymous(&app, "/healthz").await;
+    let second = anonymous(&app, "/nope").await;
+    let unsafe_id = app
+        .request(Method::GET, "/healthz", None)
+        .header("X-Request-Id", "has spaces")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(id_of_response(&sent).as_deref(), Some("trace-abc_123"));
+    let generated = [
+        id_of_response(&first).unwrap(),
+        id_of_response(&second).unwrap(),
+        id_of_response(&unsafe_id).unwrap(),
+    ];
+    for id in &generated {
+        assert!(
+            !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "{id:?}"
+        );
+        assert_ne!(id, "has spaces");
+    }
+    assert_ne!(generated[0], generated[1]);
+    assert_ne!(generated[1], generated[2]);
+    app.stop().await;
+}
