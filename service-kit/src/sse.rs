@@ -45,11 +45,12 @@ struct Feed<T: Data, F> {
     done: bool,
 }
 
-/// Streams the events after `after`; `render` turns each into the JSON of its `data:` line.
+/// Streams the events after `after`; `render` turns each into the JSON of its `data:` line,
+/// or `None` to leave it out (e.g. another user's record).
 pub fn stream<T, F>(store: Store<T>, after: u64, render: F) -> HttpResponse
 where
     T: Data,
-    F: Fn(&Event<T>) -> serde_json::Value + 'static,
+    F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,
 {
     let feed = Feed {
         store,
@@ -68,14 +69,21 @@ where
                 let mut out = String::new();
                 for event in &events {
                     feed.after = event.seq;
+                    let Some(data) = (feed.render)(event) else {
+                        continue;
+                    };
                     let kind = serde_json::to_value(event.kind).unwrap_or_default();
                     let _ = write!(
                         out,
                         "id: {}\nevent: {}\ndata: {}\n\n",
                         event.seq,
                         kind.as_str().unwrap_or("changed"),
-                        (feed.render)(event)
+                        data
                     );
+                }
+                if out.is_empty() {
+                    // Everything was filtered out: keep the connection visibly alive.
+                    out.push_str(": skipped\n\n");
                 }
                 out
             }

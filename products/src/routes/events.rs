@@ -43,6 +43,6 @@ pub async fn feed(
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let after = sse::resume_point(&req, query.after, &state.store)?;
     Ok(sse::stream(state.store.clone(), after, |event| {
-        serde_json::to_value(ProductEvent::from(event)).unwrap_or_default()
+        serde_json::to_value(ProductEvent::from(event)).ok()
     }))
 }

@@ -1,0 +1,143 @@
+//! The API's request and response bodies.
+
+use products::domain::Money;
+use serde::{Deserialize, Serialize};
+use store_actor::{Event, EventKind, Record};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::{LineItem, Order, Status};
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderBody {
+    /// Its id.
+    pub id: Uuid,
+    /// The user who placed it.
+    pub owner: String,
+    /// `placed`, `on_hold`, `fulfilled` or `cancelled`.
+    pub status: Status,
+    /// Why it is on hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_reason: Option<String>,
+    /// Its lines, each with the product as it was when ordered.
+    pub items: Vec<LineItem>,
+    /// Sum of the line totals, exact.
+    #[schema(value_type = String, example = "12.60")]
+    pub total: Money,
+    /// Bumped by every change; the ETag is this number in quotes.
+    pub version: u64,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Present and true once deleted (only in the change feed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+}
+
+impl From<&Record<Order>> for OrderBody {
+    fn from(r: &Record<Order>) -> Self {
+        OrderBody {
+            id: r.id,
+            owner: r.data.owner.clone(),
+            status: r.data.status,
+            hold_reason: r.data.hold_reason.clone(),
+            items: r.data.items.clone(),
+            total: r.data.total,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            archived: r.archived,
+        }
+    }
+}
+
+/// A requested line.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ItemRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: u32,
+}
+
+/// The body of `POST /orders`: `items`, or the single-product form `product_id` + `quantity`.
+/// Lines of the same product are merged (their quantities add up, at most 10,000).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrder {
+    /// The lines (1 to 100).
+    pub items: Option<Vec<ItemRequest>>,
+    /// Single-product form: the product.
+    pub product_id: Option<Uuid>,
+    /// Single-product form: the quantity.
+    pub quantity: Option<u32>,
+}
+
+/// The body of `PATCH /orders/{id}`: new lines (re-validated against products) and/or a new
+/// status.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpdateOrder {
+    /// Replaces the lines (only while placed or on hold).
+    pub items: Option<Vec<ItemRequest>>,
+    /// placed → fulfilled | cancelled; on_hold → placed | fulfilled | cancelled.
+    pub status: Option<Status>,
+}
+
+/// Query parameters of `GET /orders`.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only orders with this status.
+    pub status: Option<Status>,
+    /// Only orders containing this product.
+    pub product_id: Option<Uuid>,
+    /// `asc` (default) or `desc` by creation time.
+    pub order: Option<products::api::SortOrder>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderPage {
+    /// The orders of this page.
+    pub items: Vec<OrderBody>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// The next page's URL, absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One change-feed event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderEvent {
+    /// Sequence number (also the SSE `id:`).
+    pub seq: u64,
+    /// `created`, `updated` or `archived`.
+    #[schema(value_type = String, example = "updated")]
+    pub kind: EventKind,
+    /// The order after the change.
+    pub order: OrderBody,
+}
+
+impl From<&Event<Order>> for OrderEvent {
+    fn from(e: &Event<Order>) -> Self {
+        OrderEvent {
+            seq: e.seq,
+            kind: e.kind,
+            order: OrderBody::from(&*e.record),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The orders domain: order lines, pricing and the status machine; no HTTP, no storage.
+
+pub mod order;
+
+pub use order::{LineItem, Order, RequestedItem, Status};

@@ -1,0 +1,439 @@
+//! What an order is and the rules it obeys: line items with a snapshot of each product at
+//! order time, exact totals, and the status machine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use products::api::LookupResponse;
+use products::domain::{IdempotencyRecord, Money};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use service_kit::{ApiError, FieldError};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Most units of one product in one order.
+pub const MAX_QUANTITY: u32 = 10_000;
+/// Most distinct products in one order.
+pub const MAX_ITEMS: usize = 100;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Placed and waiting to be fulfilled.
+    Placed,
+    /// Held for review (e.g. a product was archived); see `hold_reason`.
+    OnHold,
+    /// Delivered: final.
+    Fulfilled,
+    /// Cancelled: final.
+    Cancelled,
+}
+
+impl Status {
+    /// The name used in the API and the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Placed => "placed",
+            Status::OnHold => "on_hold",
+            Status::Fulfilled => "fulfilled",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether a client may move an order from `self` to `to`: placed → fulfilled or
+    /// cancelled; on_hold → placed, fulfilled or cancelled. (Holding is the service's own move.)
+    pub fn may_become(self, to: Status) -> bool {
+        matches!(
+            (self, to),
+            (Status::Placed, Status::Fulfilled | Status::Cancelled)
+                | (
+                    Status::OnHold,
+                    Status::Placed | Status::Fulfilled | Status::Cancelled
+                )
+        )
+    }
+
+    /// Whether the items may still change.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Placed | Status::OnHold)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of an order, with the product as it was when ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineItem {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units, 1 to 10,000.
+    pub quantity: u32,
+    /// The product's name at order time.
+    pub product_name: String,
+    /// The product's price at order time.
+    #[schema(value_type = String, example = "4.20")]
+    pub unit_price: Money,
+    /// `quantity × unit_price`, exact.
+    #[schema(value_type = String, example = "8.40")]
+    pub line_total: Money,
+}
+
+/// An order as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// The user who placed it.
+    pub owner: String,
+    /// Its status.
+    pub status: Status,
+    /// Why it is on hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_reason: Option<String>,
+    /// Its lines.
+    pub items: Vec<LineItem>,
+    /// Sum of the line totals.
+    pub total: Money,
+    /// The `Idempotency-Key` that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_key: Option<IdempotencyRecord>,
+}
+
+/// A requested line before pricing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedItem {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units.
+    pub quantity: u32,
+}
+
+fn validation(errors: Vec<FieldError>) -> ApiError {
+    let detail = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    ApiError::Validation { detail, errors }
+}
+
+fn item(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<RequestedItem> {
+    let Some(obj) = value.as_object() else {
+        errors.push(FieldError::new(
+            path,
+            "must be an object with product_id and quantity",
+        ));
+        return None;
+    };
+    for key in obj.keys() {
+        if key != "product_id" && key != "quantity" {
+            errors.push(FieldError::new(format!("{path}.{key}"), "unknown field"));
+        }
+    }
+    let product_id = match obj.get("product_id") {
+        Some(Value::String(s)) => s.parse::<Uuid>().map_err(|_| "must be a UUID"),
+        Some(_) => Err("must be a UUID string"),
+        None => Err("is required"),
+    }
+    .map_err(|m| errors.push(FieldError::new(format!("{path}.product_id"), m)))
+    .ok();
+    let quantity = match obj.get("quantity") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(q) if (1..=u64::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
+            _ => Err(format!("must be a whole number from 1 to {MAX_QUANTITY}")),
+        },
+        Some(_) => Err(format!("must be a whole number from 1 to {MAX_QUANTITY}")),
+        None => Err("is required".to_owned()),
+    }
+    .map_err(|m| errors.push(FieldError::new(format!("{path}.quantity"), m)))
+    .ok();
+    Some(RequestedItem {
+        product_id: product_id?,
+        quantity: quantity?,
+    })
+}
+
+/// Merges lines of the same product (quantities add up, first position kept); the merged
+/// quantity must still be at most [`MAX_QUANTITY`].
+fn merge(items: Vec<RequestedItem>) -> Result<Vec<RequestedItem>, ApiError> {
+    let mut merged: Vec<RequestedItem> = Vec::with_capacity(items.len());
+    for it in items {
+        match merged.iter_mut().find(|m| m.product_id == it.product_id) {
+            Some(m) => m.quantity += it.quantity,
+            None => merged.push(it),
+        }
+    }
+    let errors: Vec<FieldError> = merged
+        .iter()
+        .filter(|m| m.quantity > MAX_QUANTITY)
+        .map(|m| {
+            FieldError::new(
+                "items",
+                format!(
+                    "product {} adds up to {} units; at most {MAX_QUANTITY}",
+                    m.product_id, m.quantity
+                ),
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(merged)
+    } else {
+        Err(validation(errors))
+    }
+}
+
+/// Reads the items of an order body: `{"items": [{"product_id", "quantity"}, ...]}` or the
+/// single-product form `{"product_id", "quantity"}`. Lines of the same product are merged.
+pub fn requested_items(body: &Value) -> Result<Vec<RequestedItem>, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
+    let mut errors = Vec::new();
+    let items = if obj.contains_key("items") {
+        for key in obj.keys().filter(|k| *k != "items") {
+            errors.push(FieldError::new(
+                key.clone(),
+                "unknown field; give items, or product_id and quantity",
+            ));
+        }
+        match &obj["items"] {
+            Value::Array(list) if list.is_empty() => {
+                errors.push(FieldError::new("items", "must not be empty"));
+                Vec::new()
+            }
+            Value::Array(list) if list.len() > MAX_ITEMS => {
+                errors.push(FieldError::new(
+                    "items",
+                    format!("at most {MAX_ITEMS} lines"),
+                ));
+                Vec::new()
+            }
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| item(v, &format!("items[{i}]"), &mut errors))
+                .collect(),
+            _ => {
+                errors.push(FieldError::new("items", "must be an array"));
+                Vec::new()
+            }
+        }
+    } else {
+        item(body, "", &mut errors).into_iter().collect::<Vec<_>>()
+    };
+    // The single-product form reports fields without the leading dot.
+    for e in &mut errors {
+        if let Some(rest) = e.field.strip_prefix('.') {
+            e.field = rest.to_owned();
+        }
+    }
+    if errors.is_empty() {
+        merge(items)
+    } else {
+        Err(validation(errors))
+    }
+}
+
+/// Prices requested items from one products lookup. Unknown or archived products refuse the
+/// whole order (422), naming them.
+pub fn price(
+    requested: &[RequestedItem],
+    lookup: &LookupResponse,
+) -> Result<(Vec<LineItem>, Money), ApiError> {
+    if !lookup.unknown.is_empty() || !lookup.archived.is_empty() {
+        let mut extensions = Map::new();
+        let mut parts = Vec::new();
+        if !lookup.unknown.is_empty() {
+            extensions.insert("unknown_product_ids".into(), json!(lookup.unknown));
+            parts.push(format!("unknown products: {}", join(&lookup.unknown)));
+        }
+        if !lookup.archived.is_empty() {
+            extensions.insert("archived_product_ids".into(), json!(lookup.archived));
+            parts.push(format!("archived products: {}", join(&lookup.archived)));
+        }
+        return Err(ApiError::Unprocessable {
+            detail: format!("the order cannot be placed: {}", parts.join("; ")),
+            extensions,
+        });
+    }
+    let found: BTreeMap<Uuid, _> = lookup.products.iter().map(|p| (p.id, p)).collect();
+    let mut lines = Vec::with_capacity(requested.len());
+    let mut total = Money::default();
+    for r in requested {
+        let p = found.get(&r.product_id).ok_or_else(|| {
+            ApiError::Internal(format!("products did not answer for {}", r.product_id))
+        })?;
+        let line_total = p
+            .price
+            .times(r.quantity)
+            .ok_or_else(|| ApiError::invalid("items", "the line total is too large"))?;
+        total = total
+            .plus(line_total)
+            .ok_or_else(|| ApiError::invalid("items", "the order total is too large"))?;
+        lines.push(LineItem {
+            product_id: r.product_id,
+            quantity: r.quantity,
+            product_name: p.name.clone(),
+            unit_price: p.price,
+            line_total,
+        });
+    }
+    Ok((lines, total))
+}
+
+fn join(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use products::api::ProductBody;
+    use time::OffsetDateTime;
+
+    fn product(id: Uuid, name: &str, price: &str) -> ProductBody {
+        ProductBody {
+            id,
+            name: name.into(),
+            price: price.parse().unwrap(),
+            version: 1,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            archived: false,
+        }
+    }
+
+    #[test]
+    fn both_body_forms_and_merging() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let single = requested_items(&json!({"product_id": a, "quantity": 2})).unwrap();
+        assert_eq!(
+            single,
+            [RequestedItem {
+                product_id: a,
+                quantity: 2
+            }]
+        );
+        let many = requested_items(&json!({"items": [
+            {"product_id": a, "quantity": 2}, {"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 3}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            many,
+            [
+                RequestedItem {
+                    product_id: a,
+                    quantity: 5
+                },
+                RequestedItem {
+                    product_id: b,
+                    quantity: 1
+                }
+            ]
+        );
+        let too_many = requested_items(&json!({"items": [
+            {"product_id": a, "quantity": 6000}, {"product_id": a, "quantity": 5000}
+        ]}));
+        assert!(matches!(too_many, Err(ApiError::Validation { .. })));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let err = requested_items(&json!({"items": [
+            {"product_id": "nope", "quantity": 0}, {"quantity": 20000, "colour": 1}
+        ]}))
+        .unwrap_err();
+        let ApiError::Validation { errors, .. } = err else {
+            panic!()
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "items[0].product_id",
+                "items[0].quantity",
+                "items[1].colour",
+                "items[1].product_id",
+                "items[1].quantity"
+            ]
+        );
+        let err =
+            requested_items(&json!({"product_id": Uuid::nil(), "quantity": 1.5})).unwrap_err();
+        let ApiError::Validation { errors, .. } = err else {
+            panic!()
+        };
+        assert_eq!(errors[0].field, "quantity");
+        assert!(requested_items(&json!({"items": []})).is_err());
+        assert!(requested_items(&json!([])).is_err());
+    }
+
+    #[test]
+    fn pricing_is_exact_and_refuses_missing_products() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let lookup = LookupResponse {
+            products: vec![product(a, "Tea", "0.10"), product(b, "Cup", "3.33")],
+            unknown: vec![],
+            archived: vec![],
+        };
+        let (lines, total) = price(
+            &[
+                RequestedItem {
+                    product_id: a,
+                    quantity: 3,
+                },
+                RequestedItem {
+                    product_id: b,
+                    quantity: 3,
+                },
+            ],
+            &lookup,
+        )
+        .unwrap();
+        assert_eq!(lines[0].line_total.to_string(), "0.30");
+        assert_eq!(lines[1].line_total.to_string(), "9.99");
+        assert_eq!(total.to_string(), "10.29");
+        let gone = LookupResponse {
+            products: vec![],
+            unknown: vec![a],
+            archived: vec![b],
+        };
+        let err = price(
+            &[RequestedItem {
+                product_id: a,
+                quantity: 1,
+            }],
+            &gone,
+        )
+        .unwrap_err();
+        let ApiError::Unprocessable { detail, extensions } = err else {
+            panic!()
+        };
+        assert!(detail.contains(&a.to_string()) && detail.contains(&b.to_string()));
+        assert_eq!(extensions["unknown_product_ids"][0], json!(a));
+    }
+
+    #[test]
+    fn status_machine() {
+        use Status::*;
+        assert!(Placed.may_become(Fulfilled) && Placed.may_become(Cancelled));
+        assert!(!Placed.may_become(OnHold) && !Placed.may_become(Placed));
+        assert!(
+            OnHold.may_become(Placed)
+                && OnHold.may_become(Cancelled)
+                && OnHold.may_become(Fulfilled)
+        );
+        for s in [Placed, OnHold, Fulfilled, Cancelled] {
+            assert!(!Fulfilled.may_become(s) && !Cancelled.may_become(s));
+        }
+    }
+}

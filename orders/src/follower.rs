@@ -1,0 +1,218 @@
+//! Follows the products change feed and puts open orders on hold when a product is archived.
+//!
+//! - The cursor (the last products sequence fully handled) is kept durably in its own store and
+//!   saved only after an event's effects are stored: delivery is at least once, and handling is
+//!   idempotent (an order already on hold is left alone), so a restart never applies a side
+//!   effect twice and never skips one.
+//! - If products no longer retains the events after our cursor, it says `resync`: we then
+//!   reconcile fully (every product referenced by a placed order, checked with batch lookups)
+//!   and follow on from the oldest retained event.
+//! - Connection failures are retried with a capped backoff; the service stays up meanwhile.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use products::api::ProductEvent;
+use products::client::{FeedEvent, ProductsClient};
+use prometheus_client::metrics::gauge::Gauge;
+use store_actor::{EventKind, IndexKey, StoreError};
+use uuid::Uuid;
+
+use crate::domain::{Order, Status};
+use crate::store::{BY_PRODUCT, BY_STATUS, CURSOR_ID, CursorStore, FeedCursor, OrderStore};
+
+/// Feed progress, exported as metrics.
+#[derive(Debug, Clone, Default)]
+pub struct FeedMetrics {
+    /// `products_feed_last_seq`.
+    pub last_seq: Gauge,
+    /// `products_feed_lag_seconds`: now − the handled event's product `updated_at`.
+    pub lag_millis: Gauge,
+    /// `products_feed_connected`.
+    pub connected: Gauge,
+}
+
+impl FeedMetrics {
+    /// Registers the gauges.
+    pub fn register(&self, metrics: &service_kit::metrics::Metrics) {
+        metrics.register(
+            "products_feed_last_seq",
+            "Last products change-feed sequence handled by orders",
+            self.last_seq.clone(),
+        );
+        metrics.register(
+            "products_feed_lag_milliseconds",
+            "Delay between a product change and orders handling it",
+            self.lag_millis.clone(),
+        );
+        metrics.register(
+            "products_feed_connected",
+            "1 while orders follows the products change feed",
+            self.connected.clone(),
+        );
+    }
+}
+
+/// What the follower works with.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    /// Products, with orders' service token.
+    pub products: ProductsClient,
+    /// The orders to hold.
+    pub orders: OrderStore,
+    /// The durable cursor.
+    pub cursor: CursorStore,
+    /// Progress metrics.
+    pub metrics: FeedMetrics,
+}
+
+impl Follower {
+    /// The last sequence handled (0 before the first event).
+    pub fn position(&self) -> u64 {
+        self.cursor
+            .get(CURSOR_ID)
+            .map(|c| c.data.last_seq)
+            .unwrap_or(0)
+    }
+
+    async fn save(&self, last_seq: u64) -> Result<(), StoreError> {
+        let saved = match self.cursor.get(CURSOR_ID) {
+            Ok(_) => {
+                self.cursor
+                    .update(CURSOR_ID, None, move |_: &FeedCursor| {
+                        Ok::<_, StoreError>(FeedCursor { last_seq })
+                    })
+                    .await
+            }
+            Err(_) => {
+                self.cursor
+                    .create_with_id(CURSOR_ID, FeedCursor { last_seq })
+                    .await
+            }
+        };
+        saved?;
+        self.metrics.last_seq.set(last_seq as i64);
+        Ok(())
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let after = self.position();
+            let this = Arc::new(self.clone());
+            let outcome = self
+                .products
+                .follow(after, |event| {
+                    let this = this.clone();
+                    async move {
+                        this.metrics.connected.set(1);
+                        match this.handle(event).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::error!(error = %e, "handling a products event failed; reconnecting");
+                                false
+                            }
+                        }
+                    }
+                })
+                .await;
+            self.metrics.connected.set(0);
+            match outcome {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "products feed unavailable");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Handles one event, then saves the cursor.
+    pub async fn handle(&self, event: FeedEvent) -> Result<(), StoreError> {
+        match event {
+            FeedEvent::Change(e) => {
+                if e.kind == EventKind::Archived {
+                    self.hold_orders_of(&e).await?;
+                }
+                let lag = time::OffsetDateTime::now_utc() - e.product.updated_at;
+                self.metrics
+                    .lag_millis
+                    .set(lag.whole_milliseconds().max(0) as i64);
+                self.save(e.seq).await
+            }
+            FeedEvent::Resync { oldest_available } => {
+                tracing::warn!(
+                    oldest_available,
+                    "products feed says resync: reconciling all placed orders"
+                );
+                self.reconcile().await?;
+                self.save(oldest_available.saturating_sub(1)).await
+            }
+        }
+    }
+
+    async fn hold_orders_of(&self, e: &ProductEvent) -> Result<(), StoreError> {
+        let reason = format!(
+            "product {:?} ({}) was archived; review this order",
+            e.product.name, e.product.id
+        );
+        self.hold(e.product.id, &reason).await
+    }
+
+    /// Puts every placed order containing `product` on hold (idempotent).
+    async fn hold(&self, product: Uuid, reason: &str) -> Result<(), StoreError> {
+        for order in self.orders.lookup(BY_PRODUCT, &IndexKey::Uuid(product))? {
+            if order.archived || order.data.status != Status::Placed {
+                continue;
+            }
+            let reason = reason.to_owned();
+            let held = self
+                .orders
+                .update(order.id, None, move |o: &Order| {
+                    if o.status != Status::Placed {
+                        return Err("no longer placed");
+                    }
+                    Ok(Order {
+                        status: Status::OnHold,
+                        hold_reason: Some(reason),
+                        ..o.clone()
+                    })
+                })
+                .await;
+            match held {
+                Ok(_) => tracing::info!(order = %order.id, %product, "order put on hold"),
+                // Changed meanwhile (fulfilled, cancelled, deleted): nothing to hold.
+                Err(StoreError::Rejected(_) | StoreError::Archived { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Full reconciliation: checks every product of every placed order with batch lookups.
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let placed = self
+            .orders
+            .lookup(BY_STATUS, &IndexKey::from(Status::Placed.as_str()))?;
+        let products: BTreeSet<Uuid> = placed
+            .iter()
+            .flat_map(|o| o.data.items.iter().map(|i| i.product_id))
+            .collect();
+        let products: Vec<Uuid> = products.into_iter().collect();
+        for chunk in products.chunks(products::routes::products::MAX_LOOKUP) {
+            let lookup = self
+                .products
+                .lookup(chunk, None)
+                .await
+                .map_err(|e| StoreError::Rejected(e.to_string().into()))?;
+            for id in lookup.archived {
+                self.hold(id, &format!("product {id} was archived; review this order"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

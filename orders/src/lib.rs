@@ -1,0 +1,20 @@
+//! The orders service: a library holding the actix-web app, and the `orders` binary.
+//!
+//! - [`domain`]: order lines with product snapshots, exact totals, the status machine.
+//! - [`store`]: the orders store (indexes by owner, status, product) and the feed cursor.
+//! - [`api`], [`routes`], [`openapi`]: the HTTP surface; products is called with ONE batch
+//!   lookup per order through `products::client`.
+//! - [`follower`]: follows the products change feed and holds orders of archived products.
+//! - [`startup`], [`configuration`]: building, running, settings.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod configuration;
+pub mod domain;
+pub mod follower;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod store;

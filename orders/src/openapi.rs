@@ -1,0 +1,21 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use service_kit::docs::BearerAuth;
+use service_kit::problem::{FieldError, Problem};
+use utoipa::OpenApi;
+
+use crate::api::{CreateOrder, ItemRequest, OrderBody, OrderEvent, OrderPage, UpdateOrder};
+use crate::domain::{LineItem, Status};
+use crate::routes::{events, orders};
+
+/// The orders API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "orders", description = "Orders of products: place, read, list, change, delete; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; users see only their own orders, admins all. Errors are application/problem+json."),
+    paths(orders::create, orders::get, orders::list, orders::update, orders::delete, events::feed),
+    components(schemas(OrderBody, CreateOrder, UpdateOrder, ItemRequest, OrderPage, OrderEvent,
+        LineItem, Status, Problem, FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "orders", description = "Orders"))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,66 @@
+//! How orders are kept: `orders.json` with indexes by owner, status and product, and
+//! `products-feed.json`, the durable cursor of the products change feed.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use store_actor::{Durability, IndexKey, Store, StoreOptions};
+use uuid::Uuid;
+
+use crate::domain::Order;
+
+/// The orders store.
+pub type OrderStore = Store<Order>;
+/// The feed cursor store (one record).
+pub type CursorStore = Store<FeedCursor>;
+
+/// Index: the owner's name.
+pub const BY_OWNER: &str = "owner";
+/// Index: the status.
+pub const BY_STATUS: &str = "status";
+/// Index: every product an order contains.
+pub const BY_PRODUCT: &str = "product";
+/// Index of `owner \u{1f} key` for idempotent creates.
+pub const BY_IDEMPOTENCY_KEY: &str = "idempotency_key";
+
+/// The id of the one cursor record.
+pub const CURSOR_ID: Uuid = Uuid::from_u128(1);
+
+/// How far the products feed has been handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FeedCursor {
+    /// The last products sequence number whose event was fully handled.
+    pub last_seq: u64,
+}
+
+/// The index key of an idempotency key.
+pub fn idempotency_index_key(owner: &str, key: &str) -> IndexKey {
+    IndexKey::Str(format!("{owner}\u{1f}{key}"))
+}
+
+/// The orders store's options.
+pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
+    StoreOptions::new(dir, "orders")
+        .durability(durability)
+        .index(BY_OWNER, |o: &Order| vec![IndexKey::from(o.owner.as_str())])
+        .index(BY_STATUS, |o: &Order| {
+            vec![IndexKey::from(o.status.as_str())]
+        })
+        .index(BY_PRODUCT, |o: &Order| {
+            o.items
+                .iter()
+                .map(|i| IndexKey::Uuid(i.product_id))
+                .collect()
+        })
+        .index(BY_IDEMPOTENCY_KEY, |o: &Order| {
+            o.created_by_key
+                .iter()
+                .map(|k| idempotency_index_key(&k.owner, &k.key))
+                .collect()
+        })
+}
+
+/// The cursor store's options.
+pub fn cursor_options(dir: &Path) -> StoreOptions<FeedCursor> {
+    StoreOptions::new(dir, "products-feed")
+}
