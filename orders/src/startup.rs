@@ -163,13 +163,22 @@ impl Application {
                 .route("/docs", web::get().to(docs::redirect))
                 .service(docs::swagger_ui(openapi.clone()))
                 .service(
-                    web::scope("/orders")
-                        .route("", web::post().to(orders::create))
-                        .route("", web::get().to(orders::list))
-                        .route("/events", web::get().to(events::feed))
-                        .route("/{id}", web::get().to(orders::get))
-                        .route("/{id}", web::patch().to(orders::update))
-                        .route("/{id}", web::delete().to(orders::delete)),
+                    web::resource("/orders")
+                        .post(orders::create)
+                        .get(orders::list)
+                        .default_service(web::to(http::method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/orders/events")
+                        .get(events::feed)
+                        .default_service(web::to(http::method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/orders/{id}")
+                        .get(orders::get)
+                        .patch(orders::update)
+                        .delete(orders::delete)
+                        .default_service(web::to(http::method_not_allowed("GET, PATCH, DELETE"))),
                 )
                 .default_service(web::to(http::not_found))
         })

@@ -112,14 +112,27 @@ impl Application {
                 .route("/docs", web::get().to(docs::redirect))
                 .service(docs::swagger_ui(openapi.clone()))
                 .service(
-                    web::scope("/products")
-                        .route("", web::post().to(products::create))
-                        .route("", web::get().to(products::list))
-                        .route("/lookup", web::post().to(products::lookup))
-                        .route("/events", web::get().to(events::feed))
-                        .route("/{id}", web::get().to(products::get))
-                        .route("/{id}", web::patch().to(products::update))
-                        .route("/{id}", web::delete().to(products::archive)),
+                    web::resource("/products")
+                        .post(products::create)
+                        .get(products::list)
+                        .default_service(web::to(http::method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/products/lookup")
+                        .post(products::lookup)
+                        .default_service(web::to(http::method_not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/products/events")
+                        .get(events::feed)
+                        .default_service(web::to(http::method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/products/{id}")
+                        .get(products::get)
+                        .patch(products::update)
+                        .delete(products::archive)
+                        .default_service(web::to(http::method_not_allowed("GET, PATCH, DELETE"))),
                 )
                 .default_service(web::to(http::not_found))
         })

@@ -98,6 +98,18 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     )))
 }
 
+/// A handler answering 405 with `Allow: allow`, for a resource's other methods.
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn(HttpRequest) -> std::future::Ready<Result<actix_web::HttpResponse, ApiError>> + Clone {
+    move |req: HttpRequest| {
+        std::future::ready(Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        }))
+    }
+}
+
 /// App data that turns extractor failures into problems, with the body size limit.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
     cfg.app_data(web::PathConfig::default().error_handler(path_error))

@@ -34,7 +34,7 @@ fn is_json(req: &HttpRequest) -> bool {
 /// Parses a JSON document into `T`, naming the failing field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -55,7 +55,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
         }
-    })
+    })?;
+    // One document only: `{...} trailing` is malformed, not "the first part".
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
 }
 
 /// A request body, read but not yet judged.
@@ -144,6 +148,11 @@ mod tests {
         );
         let e = parse::<Doc>(br#"{"name":"a""#).unwrap_err();
         assert!(matches!(e, ApiError::BadRequest(ref m) if m.starts_with("malformed JSON")));
+        let e = parse::<Doc>(br#"{"name":"a","items":[]} {}"#).unwrap_err();
+        assert!(
+            matches!(e, ApiError::BadRequest(ref m) if m.contains("trailing")),
+            "{e:?}"
+        );
         let e = parse::<Doc>(br#"{"items":[]}"#).unwrap_err();
         assert!(
             matches!(e, ApiError::Validation { ref errors, .. } if errors[0].message.contains("missing field `name`"))

@@ -79,6 +79,14 @@ pub enum ApiError {
     /// The resource existed and was archived.
     #[error("{0}")]
     Gone(String),
+    /// The path exists but not with this method; `Allow` lists the methods it has.
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the path has, e.g. `GET, POST`.
+        allow: &'static str,
+    },
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
@@ -132,6 +140,11 @@ impl ApiError {
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Gone(_) => (StatusCode::GONE, "gone", "Archived"),
+            MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             PreconditionFailed(_) => (
                 StatusCode::PRECONDITION_FAILED,
@@ -219,6 +232,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable { retry_after, .. } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                res.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

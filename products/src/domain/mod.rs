@@ -4,4 +4,6 @@ pub mod money;
 pub mod product;
 
 pub use money::Money;
-pub use product::{IdempotencyRecord, NewProduct, Product, ProductName, ProductPatch};
+pub use product::{
+    IdempotencyRecord, NewProduct, Product, ProductName, ProductPatch, RawFields, raw_fields,
+};

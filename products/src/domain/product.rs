@@ -1,8 +1,11 @@
 //! What a product is, and the rules its fields obey ("parse, don't validate": a value of these
 //! types is valid by construction).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use service_kit::{ApiError, FieldError};
 
 use super::money::Money;
@@ -89,9 +92,21 @@ impl ProductPatch {
     }
 }
 
-fn name_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<ProductName> {
-    match value {
-        Value::String(s) => ProductName::parse(s)
+/// A request body's top-level fields, each as its raw JSON text, so that a number keeps the
+/// exact digits the client sent (an `f64` would round `4.999999999999999999` to 5).
+pub type RawFields = BTreeMap<String, Box<RawValue>>;
+
+/// Reads a body as a JSON object of raw fields.
+pub fn raw_fields(body: &[u8]) -> Result<RawFields, ApiError> {
+    service_kit::json::parse::<RawFields>(body).map_err(|e| match e {
+        ApiError::Validation { .. } => ApiError::invalid("body", "must be a JSON object"),
+        other => other,
+    })
+}
+
+fn name_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<ProductName> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(s)) => ProductName::parse(&s)
             .map_err(|m| errors.push(FieldError::new("name", m)))
             .ok(),
         _ => {
@@ -101,19 +116,15 @@ fn name_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<ProductName
     }
 }
 
-fn price_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Money> {
-    let parsed = match value {
-        Value::String(s) => s.trim().parse::<Money>().map_err(|e| e.to_string()),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => i64::try_from(u)
-                .ok()
-                .and_then(|u| u.checked_mul(100))
-                .ok_or_else(|| super::money::MoneyError::TooLarge.to_string())
-                .and_then(|c| Money::from_cents(c).map_err(|e| e.to_string())),
-            (None, Some(_), _) => Err(super::money::MoneyError::Negative.to_string()),
-            (_, _, Some(f)) => Money::from_f64(f).map_err(|e| e.to_string()),
-            _ => Err(super::money::MoneyError::NotDecimal.to_string()),
-        },
+fn price_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Money> {
+    let text = raw.get().trim();
+    let parsed = match text.as_bytes().first() {
+        // A string: its content, exactly.
+        Some(b'"') => serde_json::from_str::<String>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.trim().parse::<Money>().map_err(|e| e.to_string())),
+        // A number: its literal digits, exactly (an exponent is refused as not decimal).
+        Some(b'-' | b'0'..=b'9') => text.parse::<Money>().map_err(|e| e.to_string()),
         _ => Err("must be a decimal number such as \"12.50\"".into()),
     };
     parsed
@@ -121,16 +132,9 @@ fn price_field(value: &Value, errors: &mut Vec<FieldError>) -> Option<Money> {
         .ok()
 }
 
-/// Reads a JSON object's fields, refusing unknown ones.
-fn fields<'a>(
-    body: &'a Value,
-    known: &[&str],
-    errors: &mut Vec<FieldError>,
-) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
-    for key in obj.keys() {
+/// Refuses fields other than `known`.
+fn unknown_fields(fields: &RawFields, known: &[&str], errors: &mut Vec<FieldError>) {
+    for key in fields.keys() {
         if !known.contains(&key.as_str()) {
             errors.push(FieldError::new(
                 key.clone(),
@@ -138,7 +142,6 @@ fn fields<'a>(
             ));
         }
     }
-    Ok(obj)
 }
 
 fn validation(errors: Vec<FieldError>) -> ApiError {
@@ -152,17 +155,17 @@ fn validation(errors: Vec<FieldError>) -> ApiError {
 
 impl NewProduct {
     /// Validates a creation body, reporting every invalid field at once.
-    pub fn from_json(body: &Value) -> Result<Self, ApiError> {
+    pub fn from_fields(fields: &RawFields) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        let obj = fields(body, &["name", "price"], &mut errors)?;
-        let name = match obj.get("name") {
+        unknown_fields(fields, &["name", "price"], &mut errors);
+        let name = match fields.get("name") {
             Some(v) => name_field(v, &mut errors),
             None => {
                 errors.push(FieldError::new("name", "is required"));
                 None
             }
         };
-        let price = match obj.get("price") {
+        let price = match fields.get("price") {
             Some(v) => price_field(v, &mut errors),
             None => {
                 errors.push(FieldError::new("price", "is required"));
@@ -178,12 +181,14 @@ impl NewProduct {
 
 impl ProductPatch {
     /// Validates a patch body: `name` and/or `price`, nothing else.
-    pub fn from_json(body: &Value) -> Result<Self, ApiError> {
+    pub fn from_fields(fields: &RawFields) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        let obj = fields(body, &["name", "price"], &mut errors)?;
+        unknown_fields(fields, &["name", "price"], &mut errors);
         let patch = ProductPatch {
-            name: obj.get("name").and_then(|v| name_field(v, &mut errors)),
-            price: obj.get("price").and_then(|v| price_field(v, &mut errors)),
+            name: fields.get("name").and_then(|v| name_field(v, &mut errors)),
+            price: fields
+                .get("price")
+                .and_then(|v| price_field(v, &mut errors)),
         };
         if errors.is_empty() && patch.name.is_none() && patch.price.is_none() {
             errors.push(FieldError::new("body", "give name and/or price"));
@@ -200,6 +205,10 @@ impl ProductPatch {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn fields(v: Value) -> RawFields {
+        raw_fields(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
 
     fn field_errors(e: ApiError) -> Vec<(String, String)> {
         match e {
@@ -221,19 +230,28 @@ mod tests {
 
     #[test]
     fn new_product_reports_every_field() {
-        let p = NewProduct::from_json(&json!({"name": " Tea ", "price": "3.5"})).unwrap();
+        let p = NewProduct::from_fields(&fields(json!({"name": " Tea ", "price": "3.5"}))).unwrap();
         assert_eq!((p.name.as_str(), p.price.cents()), ("Tea", 350));
-        let p = NewProduct::from_json(&json!({"name": "Tea", "price": 3.5})).unwrap();
+        let p = NewProduct::from_fields(&fields(json!({"name": "Tea", "price": 3.5}))).unwrap();
         assert_eq!(p.price.cents(), 350);
+        // Number literals are read digit by digit: no float rounding.
+        let exact = raw_fields(br#"{"name":"Tea","price":4.999999999999999999}"#).unwrap();
+        assert!(NewProduct::from_fields(&exact).is_err());
+        let exact = raw_fields(br#"{"name":"Tea","price":12.500000000000000000}"#).unwrap();
+        assert_eq!(NewProduct::from_fields(&exact).unwrap().price.cents(), 1250);
+        let exponent = raw_fields(br#"{"name":"Tea","price":1e2}"#).unwrap();
+        assert!(NewProduct::from_fields(&exponent).is_err());
         let errs = field_errors(
-            NewProduct::from_json(&json!({"name": "", "price": -1, "colour": "red"})).unwrap_err(),
+            NewProduct::from_fields(&fields(json!({"name": "", "price": -1, "colour": "red"})))
+                .unwrap_err(),
         );
-        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, ["colour", "name", "price"]);
-        let errs = field_errors(NewProduct::from_json(&json!({})).unwrap_err());
+        let names: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names, ["colour", "name", "price"]);
+        let errs = field_errors(NewProduct::from_fields(&fields(json!({}))).unwrap_err());
         assert_eq!(errs.len(), 2);
-        let errs =
-            field_errors(NewProduct::from_json(&json!({"name": 5, "price": "1.234"})).unwrap_err());
+        let errs = field_errors(
+            NewProduct::from_fields(&fields(json!({"name": 5, "price": "1.234"}))).unwrap_err(),
+        );
         assert_eq!(errs[0], ("name".into(), "must be a string".into()));
         assert_eq!(
             errs[1],
@@ -242,15 +260,16 @@ mod tests {
                 "must have at most two fraction digits".into()
             )
         );
-        assert!(NewProduct::from_json(&json!([1])).is_err());
+        assert!(raw_fields(b"[1]").is_err());
+        assert!(raw_fields(b"{\"price\": 1} x").is_err());
     }
 
     #[test]
     fn patches_need_a_field() {
-        let p = ProductPatch::from_json(&json!({"price": "1"})).unwrap();
+        let p = ProductPatch::from_fields(&fields(json!({"price": "1"}))).unwrap();
         assert_eq!(p.price.unwrap().cents(), 100);
         assert!(p.name.is_none());
-        assert!(ProductPatch::from_json(&json!({})).is_err());
-        assert!(ProductPatch::from_json(&json!({"id": "x"})).is_err());
+        assert!(ProductPatch::from_fields(&fields(json!({}))).is_err());
+        assert!(ProductPatch::from_fields(&fields(json!({"id": "x"}))).is_err());
     }
 }

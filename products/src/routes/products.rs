@@ -17,7 +17,7 @@ use crate::api::{
     CreateProduct, ListQuery, LookupRequest, LookupResponse, ProductBody, ProductPage, SortField,
     SortOrder, UpdateProduct,
 };
-use crate::domain::{IdempotencyRecord, Money, NewProduct, Product, ProductPatch};
+use crate::domain::{IdempotencyRecord, Money, NewProduct, Product, ProductPatch, raw_fields};
 use crate::store::{BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore, idempotency_index_key};
 
 /// Shared state of the products handlers.
@@ -71,8 +71,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Write)?;
     let key = idempotency_key(&req)?;
-    let value = body.value()?;
-    let new = NewProduct::from_json(&value)?;
+    let fields = raw_fields(body.bytes()?)?;
+    let new = NewProduct::from_fields(&fields)?;
     let Some(key) = key else {
         let record = state
             .store
@@ -86,7 +86,7 @@ pub async fn create(
     };
     // The canonical form (sorted keys, no whitespace) so that a retry formatted differently is
     // still the same request.
-    let fingerprint = fingerprint(&serde_json::to_vec(&value).unwrap_or_default());
+    let fingerprint = fingerprint(&serde_json::to_vec(&fields).unwrap_or_default());
     let _in_flight = state.in_flight.begin(&caller.user, &key)?;
     let index_key = idempotency_index_key(&caller.user, &key);
     if let Some(first) = state.store.lookup(BY_IDEMPOTENCY_KEY, &index_key)?.first() {
@@ -103,9 +103,20 @@ pub async fn create(
                 extensions: Map::new(),
             });
         }
+        // The first result, as it was: the same body created version 1 at `created_at`.
+        let original = ProductBody {
+            id: first.id,
+            name: new.name.as_str().to_owned(),
+            price: new.price,
+            version: 1,
+            created_at: first.created_at,
+            updated_at: first.created_at,
+            archived: false,
+        };
         let mut res = created(first);
-        res.insert_header(("Idempotent-Replayed", "true"));
-        return Ok(with_etag(res, first));
+        res.insert_header(("Idempotent-Replayed", "true"))
+            .insert_header((header::ETAG, etag(1)));
+        return Ok(res.json(original));
     }
     let record = state
         .store
@@ -265,7 +276,7 @@ pub async fn update(
     authorize(&req, RESOURCE, Operation::Write)?;
     let id = parse_id(&id)?;
     let expected = if_match(&req)?;
-    let patch = ProductPatch::from_json(&body.value()?)?;
+    let patch = ProductPatch::from_fields(&raw_fields(body.bytes()?)?)?;
     let record = state
         .store
         .update(id, expected, move |current: &Product| {
@@ -334,7 +345,14 @@ pub async fn lookup(
         unknown: Vec::new(),
         archived: Vec::new(),
     };
-    for (id, found) in request.ids.iter().zip(state.store.get_many(&request.ids)) {
+    // Each id once, in the order first asked.
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<_> = request
+        .ids
+        .into_iter()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    for (id, found) in ids.iter().zip(state.store.get_many(&ids)) {
         match found {
             None => response.unknown.push(*id),
             Some(r) if r.archived => response.archived.push(*id),

@@ -246,3 +246,40 @@ async fn invalid_body_does_not_burn_the_key() {
     assert_eq!(app.count().await, 1);
     app.stop().await;
 }
+
+/// A replay answers the first result as it was (version 1, the first price), even after the
+/// product changed.
+#[actix_web::test]
+async fn replay_returns_the_first_result_not_the_current_state() {
+    let app = crate::helpers::spawn_app().await;
+    let body = serde_json::json!({"name": "Kettle", "price": "20.00"});
+    let first = app
+        .request(reqwest::Method::POST, "/products", Some(&app.writer))
+        .header("Idempotency-Key", "kettle-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.patch(&id, &serde_json::json!({"price": "25.00"}), None)
+            .await
+            .status(),
+        200
+    );
+    let replay = app
+        .request(reqwest::Method::POST, "/products", Some(&app.writer))
+        .header("Idempotency-Key", "kettle-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["etag"], "\"1\"");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(replay, first);
+    app.stop().await;
+}
