@@ -54,10 +54,26 @@ pub enum StartupError {
     },
 }
 
+/// Stops a running application (see [`Application::stopper`]).
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    closing: service_kit::sse::Closing,
+}
+
+impl Stopper {
+    /// Ends event streams, then stops the server gracefully (in-flight requests finish).
+    pub async fn stop(&self) {
+        self.closing.close();
+        self.handle.stop(true).await;
+    }
+}
+
 /// A built, bound, not yet running orders service.
 pub struct Application {
     port: u16,
     server: Server,
+    closing: service_kit::sse::Closing,
     orders: OrderStore,
     cursor: CursorStore,
     follower: JoinHandle<()>,
@@ -137,10 +153,12 @@ impl Application {
                     }),
                 )
         };
+        let closing = service_kit::sse::Closing::default();
         let state = web::Data::new(orders::OrdersState {
             store: orders.clone(),
             products,
             in_flight: InFlight::default(),
+            closing: closing.clone(),
         });
         let auth = web::Data::new(Authenticator::new(root, revoked));
         let metrics = web::Data::new(metrics);
@@ -197,6 +215,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            closing,
             orders,
             cursor,
             follower,
@@ -206,6 +225,14 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server gracefully: event streams end at once, other requests finish.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            closing: self.closing.clone(),
+        }
     }
 
     /// A handle to stop the server.

@@ -45,10 +45,26 @@ pub enum StartupError {
     },
 }
 
+/// Stops a running application (see [`Application::stopper`]).
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    closing: service_kit::sse::Closing,
+}
+
+impl Stopper {
+    /// Ends event streams, then stops the server gracefully (in-flight requests finish).
+    pub async fn stop(&self) {
+        self.closing.close();
+        self.handle.stop(true).await;
+    }
+}
+
 /// A built, bound, not yet running products service.
 pub struct Application {
     port: u16,
     server: Server,
+    closing: service_kit::sse::Closing,
     store: ProductStore,
 }
 
@@ -82,9 +98,11 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
 
+        let closing = service_kit::sse::Closing::default();
         let state = web::Data::new(products::ProductsState {
             store: store.clone(),
             in_flight: InFlight::default(),
+            closing: closing.clone(),
         });
         let auth = web::Data::new(Authenticator::new(root, revoked));
         let metrics = Metrics::new();
@@ -152,6 +170,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            closing,
             store,
         })
     }
@@ -159,6 +178,14 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server gracefully: event streams end at once, other requests finish.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            closing: self.closing.clone(),
+        }
     }
 
     /// A handle to stop the server (gracefully with `stop(true)`).

@@ -15,11 +15,34 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use futures_util::stream;
 use store_actor::{Data, Event, Store, StoreError};
+use tokio::sync::watch;
 
 use crate::problem::ApiError;
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const BATCH: usize = 256;
+
+/// Tells open event streams that the server is shutting down, so they end at once instead of
+/// holding a graceful shutdown until its timeout.
+#[derive(Debug, Clone)]
+pub struct Closing(watch::Sender<bool>);
+
+impl Default for Closing {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
+}
+
+impl Closing {
+    /// Ends every stream of this app.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
 
 /// Where a feed starts: `Last-Event-ID` if present, else `?after=`, else the current end
 /// (only new events).
@@ -43,11 +66,12 @@ struct Feed<T: Data, F> {
     after: u64,
     render: Arc<F>,
     done: bool,
+    closing: watch::Receiver<bool>,
 }
 
 /// Streams the events after `after`; `render` turns each into the JSON of its `data:` line,
 /// or `None` to leave it out (e.g. another user's record).
-pub fn stream<T, F>(store: Store<T>, after: u64, render: F) -> HttpResponse
+pub fn stream<T, F>(store: Store<T>, after: u64, closing: &Closing, render: F) -> HttpResponse
 where
     T: Data,
     F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,
@@ -57,13 +81,19 @@ where
         after,
         render: Arc::new(render),
         done: false,
+        closing: closing.subscribe(),
     };
     let events = stream::unfold(feed, |mut feed| async move {
-        if feed.done {
+        if feed.done || *feed.closing.borrow() {
             return None;
         }
         let next = tokio::time::timeout(KEEPALIVE, feed.store.wait_events_after(feed.after, BATCH));
-        let chunk = match next.await {
+        let mut closing = feed.closing.clone();
+        let next = tokio::select! {
+            next = next => next,
+            _ = closing.wait_for(|c| *c) => return None,
+        };
+        let chunk = match next {
             Err(_) => ": keep-alive\n\n".to_owned(),
             Ok(Ok(events)) => {
                 let mut out = String::new();

@@ -7,24 +7,65 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use service_kit::auth::tokens::{Right, parse_ttl};
 
-/// The shop's operator tool: root keys and Biscuit tokens for the products and orders services.
+/// The shop: runs the products and orders services (`shop up`, the default), and makes root
+/// keys and Biscuit tokens for them.
 #[derive(Debug, Parser)]
 #[command(name = "shop", version)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: `up`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
-/// The subcommands. Each variant's doc comment is its summary in `shop --help`. (`shop up`, which
-/// runs both services, will be another variant here.)
+/// The subcommands. Each variant's doc comment is its summary in `shop --help`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run both services in this process on their default addresses, with data under
+    /// ./data, a development key pair and an admin token created on first run (the default).
+    Up(UpArgs),
     /// Generate a root key pair: DIR/private.key (mode 0600) and DIR/public.key.
     Keygen(KeygenArgs),
     /// Mint, attenuate and inspect Biscuit tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// `shop up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Data directory: keys/ (root key pair, orders' service token), products/, orders/ and
+    /// admin.token.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SHOP_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+    /// Address of the products service (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub products_addr: String,
+    /// Address of the orders service (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8082")]
+    pub orders_addr: String,
+    /// When writes count as done: always (fsync before answering), interval:MS or never.
+    #[arg(long, env = "SHOP_DURABILITY", default_value = "always")]
+    pub durability: store_actor::Durability,
+    /// Log format on stderr.
+    #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
+    pub log_format: service_kit::telemetry::LogFormat,
+}
+
+impl Default for UpArgs {
+    fn default() -> Self {
+        Self {
+            data_dir: "./data".into(),
+            products_addr: "127.0.0.1:8081".into(),
+            orders_addr: "127.0.0.1:8082".into(),
+            durability: store_actor::Durability::Always,
+            log_format: service_kit::telemetry::LogFormat::Pretty,
+        }
+    }
 }
 
 /// `shop keygen`.

@@ -42,9 +42,14 @@ pub async fn feed(
     let query = web::Query::<FeedQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let after = sse::resume_point(&req, query.after, &state.store)?;
-    Ok(sse::stream(state.store.clone(), after, move |event| {
-        let mine = caller.admin || event.record.data.owner == caller.user;
-        mine.then(|| serde_json::to_value(OrderEvent::from(event)).ok())
-            .flatten()
-    }))
+    Ok(sse::stream(
+        state.store.clone(),
+        after,
+        &state.closing,
+        move |event| {
+            let mine = caller.admin || event.record.data.owner == caller.user;
+            mine.then(|| serde_json::to_value(OrderEvent::from(event)).ok())
+                .flatten()
+        },
+    ))
 }

@@ -31,6 +31,8 @@ pub struct OrdersState {
     pub products: ProductsClient,
     /// Idempotency keys whose first request is running.
     pub in_flight: InFlight,
+    /// Ends the event streams at shutdown.
+    pub closing: service_kit::sse::Closing,
 }
 
 /// Largest page.

@@ -42,7 +42,10 @@ pub async fn feed(
     let query = web::Query::<FeedQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let after = sse::resume_point(&req, query.after, &state.store)?;
-    Ok(sse::stream(state.store.clone(), after, |event| {
-        serde_json::to_value(ProductEvent::from(event)).ok()
-    }))
+    Ok(sse::stream(
+        state.store.clone(),
+        after,
+        &state.closing,
+        |event| serde_json::to_value(ProductEvent::from(event)).ok(),
+    ))
 }

@@ -27,6 +27,8 @@ pub struct ProductsState {
     pub store: ProductStore,
     /// Idempotency keys whose first request is running.
     pub in_flight: InFlight,
+    /// Ends the event streams at shutdown.
+    pub closing: service_kit::sse::Closing,
 }
 
 /// Most ids one lookup may ask for.
