@@ -98,6 +98,9 @@ impl Follower {
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
+        // The saved position, not 0, until the first event arrives (restarts must not look
+        // like a feed that fell behind).
+        self.metrics.last_seq.set(self.position() as i64);
         let mut backoff = Duration::from_millis(100);
         loop {
             let after = self.position();
