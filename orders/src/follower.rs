@@ -54,6 +54,26 @@ impl FeedMetrics {
     }
 }
 
+/// Products the feed said were archived, shared with the handlers: an order stored just after
+/// the follower held that product's orders would otherwise stay placed. The follower adds an id
+/// *before* it looks for orders to hold, and the create handler checks *after* it stored the
+/// order, so one of the two always sees the other.
+#[derive(Debug, Clone, Default)]
+pub struct ArchivedProducts(Arc<std::sync::RwLock<std::collections::HashSet<Uuid>>>);
+
+impl ArchivedProducts {
+    /// Remembers an archived product.
+    pub fn insert(&self, id: Uuid) {
+        self.0.write().unwrap().insert(id);
+    }
+
+    /// The first of `ids` known to be archived.
+    pub fn any_of(&self, ids: impl IntoIterator<Item = Uuid>) -> Option<Uuid> {
+        let known = self.0.read().unwrap();
+        ids.into_iter().find(|id| known.contains(id))
+    }
+}
+
 /// What the follower works with.
 #[derive(Debug, Clone)]
 pub struct Follower {
@@ -65,6 +85,8 @@ pub struct Follower {
     pub cursor: CursorStore,
     /// Progress metrics.
     pub metrics: FeedMetrics,
+    /// Archived products seen so far.
+    pub archived: ArchivedProducts,
 }
 
 impl Follower {
@@ -158,6 +180,7 @@ impl Follower {
     }
 
     async fn hold_orders_of(&self, e: &ProductEvent) -> Result<(), StoreError> {
+        self.archived.insert(e.product.id);
         let reason = format!(
             "product {:?} ({}) was archived; review this order",
             e.product.name, e.product.id
@@ -166,7 +189,7 @@ impl Follower {
     }
 
     /// Puts every placed order containing `product` on hold (idempotent).
-    async fn hold(&self, product: Uuid, reason: &str) -> Result<(), StoreError> {
+    pub async fn hold(&self, product: Uuid, reason: &str) -> Result<(), StoreError> {
         for order in self.orders.lookup(BY_PRODUCT, &IndexKey::Uuid(product))? {
             if order.archived || order.data.status != Status::Placed {
                 continue;
@@ -212,6 +235,7 @@ impl Follower {
                 .await
                 .map_err(|e| StoreError::Rejected(e.to_string().into()))?;
             for id in lookup.archived {
+                self.archived.insert(id);
                 self.hold(id, &format!("product {id} was archived; review this order"))
                     .await?;
             }

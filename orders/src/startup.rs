@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 
 use crate::configuration::Config;
-use crate::follower::{FeedMetrics, Follower};
+use crate::follower::{ArchivedProducts, FeedMetrics, Follower};
 use crate::openapi::ApiDoc;
 use crate::routes::{events, orders};
 use crate::store::{self, CursorStore, OrderStore};
@@ -132,11 +132,13 @@ impl Application {
         products.register_metrics(&metrics);
         let feed_metrics = FeedMetrics::default();
         feed_metrics.register(&metrics);
+        let archived = ArchivedProducts::default();
         let follower = Follower {
             products: products.clone(),
             orders: orders.clone(),
             cursor: cursor.clone(),
             metrics: feed_metrics,
+            archived: archived.clone(),
         };
         let follower = tokio::spawn(follower.run());
 
@@ -158,6 +160,7 @@ impl Application {
             store: orders.clone(),
             products,
             in_flight: InFlight::default(),
+            archived,
             closing: closing.clone(),
         });
         let auth = web::Data::new(Authenticator::new(root, revoked));

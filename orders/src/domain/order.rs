@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use products::api::LookupResponse;
-use products::domain::{IdempotencyRecord, Money};
+use products::domain::Money;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use service_kit::{ApiError, FieldError};
@@ -98,9 +98,25 @@ pub struct Order {
     pub items: Vec<LineItem>,
     /// Sum of the line totals.
     pub total: Money,
-    /// The `Idempotency-Key` that created it.
+    /// The `Idempotency-Key` that created it, and what the first answer said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by_key: Option<IdempotencyRecord>,
+    pub created_by_key: Option<CreatedByKey>,
+}
+
+/// An idempotent create: who, which key, which body, and the lines and total it was first
+/// answered with (items may change later; a replay must still say what the first answer said).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedByKey {
+    /// The caller.
+    pub owner: String,
+    /// The key they sent.
+    pub key: String,
+    /// SHA-256 of the canonical request body.
+    pub fingerprint: String,
+    /// The lines of the first answer.
+    pub items: Vec<LineItem>,
+    /// The total of the first answer.
+    pub total: Money,
 }
 
 /// A requested line before pricing.

@@ -16,11 +16,11 @@ use uuid::Uuid;
 use super::{RESOURCE, parse_id, products_error, visible};
 use crate::api::{CreateOrder, ListQuery, OrderBody, OrderPage, UpdateOrder};
 use crate::domain::order::{price, requested_items};
-use crate::domain::{Order, RequestedItem, Status};
+use crate::domain::{CreatedByKey, Order, RequestedItem, Status};
+use crate::follower::ArchivedProducts;
 use crate::store::{
     BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore, idempotency_index_key,
 };
-use products::domain::IdempotencyRecord;
 
 /// Shared state of the orders handlers.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct OrdersState {
     pub products: ProductsClient,
     /// Idempotency keys whose first request is running.
     pub in_flight: InFlight,
+    /// Products the feed said were archived (see [`ArchivedProducts`]).
+    pub archived: ArchivedProducts,
     /// Ends the event streams at shutdown.
     pub closing: service_kit::sse::Closing,
 }
@@ -98,7 +100,7 @@ pub async fn create(
     let value = body.value()?;
     let items = requested_items(&value)?;
     let mut claim = None;
-    let mut idempotency = None;
+    let mut idempotency: Option<(String, String)> = None;
     if let Some(key) = key {
         let fingerprint = fingerprint(&serde_json::to_vec(&value).unwrap_or_default());
         claim = Some(state.in_flight.begin(&caller.user, &key)?);
@@ -119,15 +121,18 @@ pub async fn create(
             }
             let mut res = created(first);
             res.insert_header(("Idempotent-Replayed", "true"));
-            return Ok(with_etag(res, first));
+            return Ok(replay(res, first));
         }
-        idempotency = Some(IdempotencyRecord {
-            owner: caller.user.clone(),
-            key,
-            fingerprint,
-        });
+        idempotency = Some((key, fingerprint));
     }
     let (items, total) = priced(&state, &items, request_id(&req).as_deref()).await?;
+    let idempotency = idempotency.map(|(key, fingerprint)| CreatedByKey {
+        owner: caller.user.clone(),
+        key,
+        fingerprint,
+        items: items.clone(),
+        total,
+    });
     let record = state
         .store
         .create(Order {
@@ -140,7 +145,40 @@ pub async fn create(
         })
         .await?;
     drop(claim);
+    // A product archived while this order was being placed: the follower may have held that
+    // product's orders before this one was stored.
+    let products = record.data.items.iter().map(|i| i.product_id);
+    if let Some(product) = state.archived.any_of(products) {
+        let reason =
+            format!("product {product} was archived while the order was placed; review it");
+        let held = state
+            .store
+            .update(record.id, Some(record.version), move |o: &Order| {
+                Ok::<_, StoreError>(Order {
+                    status: Status::OnHold,
+                    hold_reason: Some(reason),
+                    ..o.clone()
+                })
+            })
+            .await?;
+        return Ok(with_etag(created(&held), &held));
+    }
     Ok(with_etag(created(&record), &record))
+}
+
+/// The first answer to an idempotent create, as it was (version 1, the first lines).
+fn replay(mut res: actix_web::HttpResponseBuilder, first: &Record<Order>) -> HttpResponse {
+    let mut body = OrderBody::from(first);
+    if let Some(original) = &first.data.created_by_key {
+        body.items = original.items.clone();
+        body.total = original.total;
+    }
+    body.status = Status::Placed;
+    body.hold_reason = None;
+    body.version = 1;
+    body.updated_at = body.created_at;
+    body.archived = false;
+    res.insert_header((header::ETAG, etag(1))).json(body)
 }
 
 /// The caller's order, or the problem that says why not.
