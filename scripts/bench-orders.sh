@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Orders benchmarks with wrk on loopback against real products: POST /orders with 3 items
 # (64 connections) beside products' own batch lookup of 3 ids, and the feed lag under a burst of
-# product updates. Every load is bounded in time. Usage: scripts/bench-orders.sh [SECONDS]
+# 10,000 product updates. Every load is bounded in time. Usage: scripts/bench-orders.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -70,6 +70,12 @@ wrk.headers["Content-Type"] = "application/json"
 request = function()
   return wrk.format(nil, "/products/" .. ids[math.random(#ids)], nil, string.format('{"price":"%d.%02d"}', math.random(0, 999), math.random(0, 99)))
 end
+-- Each of the two threads stops after its share of the burst.
+local done = 0
+response = function()
+  done = done + 1
+  if done >= tonumber(os.getenv("BURST_PER_THREAD")) then wrk.thread:stop() end
+end
 LUA
 
 run() { # name, url, script
@@ -84,16 +90,26 @@ run() { # name, url, script
 run "products POST /products/lookup (3 ids)" http://127.0.0.1:18181/products/lookup "$WORK/lookup.lua"
 run "orders POST /orders (3 items, durable)" http://127.0.0.1:18182/orders "$WORK/order.lua"
 
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m {print $2; exit}'; }
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '!done && $1 ~ "^"m {print $2; done = 1}'; }
 BEFORE=$(metric 18181 'store_last_sequence')
-wrk -t2 -c"$CONNS" -d3s -s "$WORK/patch.lua" http://127.0.0.1:18181/ >/dev/null
-AFTER=$(metric 18181 'store_last_sequence')
-START=$(date +%s.%N)
-while :; do
-  SEEN=$(metric 18182 'products_feed_last_seq')
-  [ "${SEEN%.*}" -ge "${AFTER%.*}" ] && break
-  if (( $(echo "$(date +%s.%N) - $START > 30" | bc) )); then echo "feed did not catch up in 30 s (at $SEEN of $AFTER)"; exit 1; fi
-  sleep 0.01
-done
-END=$(date +%s.%N)
-echo "feed: burst of $(( ${AFTER%.*} - ${BEFORE%.*} )) product updates in 3 s; orders caught up $(echo "$END - $START" | bc) s after the burst ended (last seq $AFTER)"
+TARGET=$(( ${BEFORE%.*} + 10000 ))
+# Poll both sides while the burst runs: when products has stored the 10,000th update, and when
+# orders has handled it.
+(
+  P_AT=""; while :; do
+    NOW=$(date +%s.%N)
+    if [ -z "$P_AT" ] && [ "$(metric 18181 'store_last_sequence' | cut -d. -f1)" -ge "$TARGET" ]; then P_AT=$NOW; fi
+    if [ -n "$P_AT" ] && [ "$(metric 18182 'products_feed_last_seq' | cut -d. -f1)" -ge "$TARGET" ]; then
+      echo "$P_AT $NOW" > "$WORK/feed.times"; break
+    fi
+    sleep 0.005
+  done
+) &
+POLLER=$!
+BURST_START=$(date +%s.%N)
+BURST_PER_THREAD=5000 wrk -t2 -c"$CONNS" -d5s -s "$WORK/patch.lua" http://127.0.0.1:18181/ >/dev/null
+for _ in $(seq 3000); do [ -s "$WORK/feed.times" ] && break; sleep 0.01; done
+kill "$POLLER" 2>/dev/null || true
+[ -s "$WORK/feed.times" ] || { echo "orders did not handle the burst within 30 s"; exit 1; }
+read -r P_AT O_AT < "$WORK/feed.times"
+echo "feed: 10,000 product updates stored by products $(echo "$P_AT - $BURST_START" | bc) s after the burst began; orders had handled the last of them $(echo "$O_AT - $P_AT" | bc) s later"

@@ -1,9 +1,9 @@
 //! Follows the products change feed and puts open orders on hold when a product is archived.
 //!
 //! - The cursor (the last products sequence fully handled) is kept durably in its own store and
-//!   saved only after an event's effects are stored: delivery is at least once, and handling is
-//!   idempotent (an order already on hold is left alone), so a restart never applies a side
-//!   effect twice and never skips one.
+//!   saved, at most every 200 ms, only up to events whose effects are stored: delivery is at
+//!   least once, and handling is idempotent (an order already on hold is left alone), so a
+//!   restart never applies a side effect twice and never skips one.
 //! - If products no longer retains the events after our cursor, it says `resync`: we then
 //!   reconcile fully (every product referenced by a placed order, checked with batch lookups)
 //!   and follow on from the oldest retained event.
@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use products::api::ProductEvent;
@@ -21,6 +22,18 @@ use uuid::Uuid;
 
 use crate::domain::{Order, Status};
 use crate::store::{BY_PRODUCT, BY_STATUS, CURSOR_ID, CursorStore, FeedCursor, OrderStore};
+
+/// How often the handled position is saved.
+const SAVE_EVERY: Duration = Duration::from_millis(200);
+
+/// Aborts a background task when dropped (the saver dies with the follower).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Feed progress, exported as metrics.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +111,8 @@ impl Follower {
             .unwrap_or(0)
     }
 
-    async fn save(&self, last_seq: u64) -> Result<(), StoreError> {
+    /// Saves the cursor durably.
+    pub async fn save(&self, last_seq: u64) -> Result<(), StoreError> {
         let saved = match self.cursor.get(CURSOR_ID) {
             Ok(_) => {
                 self.cursor
@@ -114,7 +128,6 @@ impl Follower {
             }
         };
         saved?;
-        self.metrics.last_seq.set(last_seq as i64);
         Ok(())
     }
 
@@ -122,19 +135,30 @@ impl Follower {
     pub async fn run(self) {
         // The saved position, not 0, until the first event arrives (restarts must not look
         // like a feed that fell behind).
-        self.metrics.last_seq.set(self.position() as i64);
+        let start = self.position();
+        self.metrics.last_seq.set(start as i64);
+        let handled = Arc::new(AtomicU64::new(start));
+        // The cursor is saved in the background, at most every SAVE_EVERY: one durable write
+        // per event would cap the feed at the disk's fsync rate. After a crash the events
+        // handled since the last save are handled again, which changes nothing.
+        let _saver = AbortOnDrop(tokio::spawn(
+            self.clone().save_periodically(handled.clone(), start),
+        ));
         let mut backoff = Duration::from_millis(100);
         loop {
-            let after = self.position();
+            let after = handled.load(Ordering::Acquire);
             let this = Arc::new(self.clone());
             let outcome = self
                 .products
                 .follow(after, |event| {
-                    let this = this.clone();
+                    let (this, handled) = (this.clone(), handled.clone());
                     async move {
                         this.metrics.connected.set(1);
                         match this.handle(event).await {
-                            Ok(()) => true,
+                            Ok(seq) => {
+                                handled.store(seq, Ordering::Release);
+                                true
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, "handling a products event failed; reconnecting");
                                 false
@@ -155,9 +179,23 @@ impl Follower {
         }
     }
 
-    /// Handles one event, then saves the cursor.
-    pub async fn handle(&self, event: FeedEvent) -> Result<(), StoreError> {
-        match event {
+    async fn save_periodically(self, handled: Arc<AtomicU64>, mut saved: u64) {
+        loop {
+            tokio::time::sleep(SAVE_EVERY).await;
+            let position = handled.load(Ordering::Acquire);
+            if position == saved {
+                continue;
+            }
+            match self.save(position).await {
+                Ok(()) => saved = position,
+                Err(e) => tracing::error!(error = %e, "saving the feed cursor failed"),
+            }
+        }
+    }
+
+    /// Handles one event; returns the sequence the feed may continue after.
+    pub async fn handle(&self, event: FeedEvent) -> Result<u64, StoreError> {
+        let position = match event {
             FeedEvent::Change(e) => {
                 if e.kind == EventKind::Archived {
                     self.hold_orders_of(&e).await?;
@@ -166,7 +204,7 @@ impl Follower {
                 self.metrics
                     .lag_millis
                     .set(lag.whole_milliseconds().max(0) as i64);
-                self.save(e.seq).await
+                e.seq
             }
             FeedEvent::Resync { oldest_available } => {
                 tracing::warn!(
@@ -174,9 +212,11 @@ impl Follower {
                     "products feed says resync: reconciling all placed orders"
                 );
                 self.reconcile().await?;
-                self.save(oldest_available.saturating_sub(1)).await
+                oldest_available.saturating_sub(1)
             }
-        }
+        };
+        self.metrics.last_seq.set(position as i64);
+        Ok(position)
     }
 
     async fn hold_orders_of(&self, e: &ProductEvent) -> Result<(), StoreError> {
