@@ -11,4 +11,5 @@ mod ops;
 mod ownership;
 mod products_down;
 mod read;
+mod resync;
 mod update;
