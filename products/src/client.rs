@@ -478,6 +478,70 @@ mod tests {
         assert_eq!(b.admit(), Ok(false));
     }
 
+    /// A server on a free port that answers every connection with `reply` (or, with `None`,
+    /// accepts and never answers).
+    fn fake_products(reply: Option<&'static str>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                match reply {
+                    Some(reply) => {
+                        let _ = stream.write_all(reply.as_bytes());
+                    }
+                    None => held.push(stream),
+                }
+            }
+        });
+        url
+    }
+
+    fn fast_config(url: String) -> ClientConfig {
+        let mut config = ClientConfig::new(url, "t");
+        config.timeout = Duration::from_millis(200);
+        config.retries = 1;
+        config.backoff = Duration::from_millis(1);
+        config
+    }
+
+    #[tokio::test]
+    async fn a_silent_products_times_out_as_unavailable() {
+        let client = ProductsClient::new(fast_config(fake_products(None))).unwrap();
+        let started = Instant::now();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
+        // Two attempts of 200 ms, not a hang.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_unavailable_and_client_errors_are_refusals() {
+        let busy = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+        let client = ProductsClient::new(fast_config(fake_products(Some(busy)))).unwrap();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
+        let denied = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
+        let client = ProductsClient::new(fast_config(fake_products(Some(denied)))).unwrap();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused { status: 403, .. }),
+            "{err}"
+        );
+        let garbled = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nnope!";
+        let client = ProductsClient::new(fast_config(fake_products(Some(garbled)))).unwrap();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Decode(_)), "{err}");
+    }
+
     #[tokio::test]
     async fn unreachable_products_is_unavailable_and_opens_the_circuit() {
         // A port nothing listens on: connection refused at once.
