@@ -147,3 +147,57 @@ async fn feed_refuses_bad_requests() {
     assert_problem(bad_after, 400, "bad-request").await;
     app.stop().await;
 }
+
+/// Asked for events older than the retention (compacted away before a restart), the feed sends
+/// one `resync` event naming the oldest retained sequence and ends; from there it streams.
+#[actix_web::test]
+async fn too_old_positions_get_a_resync_event() {
+    // Arrange: three changes, then a compaction folds them into the snapshot and a restart
+    // leaves nothing retained before sequence 4.
+    let (dir, root) = crate::helpers::fresh_dir();
+    let app = crate::helpers::spawn_in(dir.path(), root.clone(), Vec::new()).await;
+    let id = id_of(&app.create_ok("Tea", "1.00").await);
+    assert_eq!(
+        app.patch(&id, &json!({"price": "2.00"}), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.patch(&id, &json!({"price": "3.00"}), None)
+            .await
+            .status(),
+        200
+    );
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    let store = store_actor::Store::open(products::store::options(
+        &data_dir,
+        store_actor::Durability::Always,
+    ))
+    .await
+    .unwrap();
+    store.compact().await.unwrap();
+    store.close().await.unwrap();
+    let app = crate::helpers::spawn_in(dir.path(), root, Vec::new()).await;
+
+    // Act
+    let mut events = Events::new(open(&app, "?after=1", None).await);
+
+    // Assert
+    let resync = events.next().await;
+    assert_eq!(resync.event.as_deref(), Some("resync"), "{resync:?}");
+    assert_eq!(resync.data["requested_after"], 1);
+    assert_eq!(resync.data["oldest_available"], 4);
+    // Following on from the current state works.
+    let mut live = Events::new(open(&app, "?after=3", None).await);
+    assert_eq!(
+        app.patch(&id, &json!({"price": "4.00"}), None)
+            .await
+            .status(),
+        200
+    );
+    assert_frame(live.next().await, 4, "updated", &id, 4);
+    drop((events, live));
+    app.stop_now().await;
+}
