@@ -367,7 +367,10 @@ def test_probes_use_the_health_endpoints(scenario: str, service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_probe_and_metrics_paths_are_routes_of_the_service(service: str) -> None:
-    source = (REPO / service / "src" / "startup.rs").read_text()
+    # The shared routes are defined once in service-kit and added by each service's startup.
+    startup = (REPO / service / "src" / "startup.rs").read_text()
+    assert "shared.configure(cfg)" in startup, f"{service} does not add the shared routes"
+    source = (REPO / "service-kit" / "src" / "server.rs").read_text()
     routes = set(re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*web::get\(\)', source))
     assert {HEALTH, READY, METRICS} <= routes, routes
 

@@ -10,10 +10,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use products::client::{ClientConfig, ProductsClient};
 use service_kit::auth::keys;
-use service_kit::health::{self, Readiness};
+use service_kit::health::Readiness;
 use service_kit::idempotency::InFlight;
 use service_kit::metrics::{self, Metrics};
-use service_kit::{Authenticator, config, docs, http, telemetry};
+use service_kit::server::{Common, Service, Stopper};
+use service_kit::{Authenticator, http, telemetry};
 use store_actor::Store;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
@@ -54,21 +55,6 @@ pub enum StartupError {
     },
 }
 
-/// Stops a running application (see [`Application::stopper`]).
-#[derive(Debug, Clone)]
-pub struct Stopper {
-    handle: ServerHandle,
-    closing: service_kit::sse::Closing,
-}
-
-impl Stopper {
-    /// Ends event streams, then stops the server gracefully (in-flight requests finish).
-    pub async fn stop(&self) {
-        self.closing.close();
-        self.handle.stop(true).await;
-    }
-}
-
 /// A built, bound, not yet running orders service.
 pub struct Application {
     port: u16,
@@ -101,15 +87,10 @@ impl Application {
     pub async fn build(config: Config, handle_signals: bool) -> Result<Self, StartupError> {
         let common = &config.common;
         let root = keys::read_public(&common.public_key_file)?;
-        let revoked = match &common.revoked_tokens_file {
-            Some(path) => {
-                config::read_revocation_list(path).map_err(|source| StartupError::File {
-                    path: path.display().to_string(),
-                    source,
-                })?
-            }
-            None => Vec::new(),
-        };
+        let revoked = common.revoked_ids().map_err(|source| StartupError::File {
+            path: format!("{:?}", common.revoked_tokens_file),
+            source,
+        })?;
         let token = read_file(&config.products_token_file)?;
         let mut client_config = ClientConfig::new(&config.products_url, token);
         client_config.timeout = Duration::from_millis(config.products_timeout_ms);
@@ -163,26 +144,20 @@ impl Application {
             archived,
             closing: closing.clone(),
         });
-        let auth = web::Data::new(Authenticator::new(root, revoked));
-        let metrics = web::Data::new(metrics);
-        let readiness = web::Data::new(readiness);
-        let body_limit = common.body_limit;
-        let openapi = ApiDoc::openapi();
+        let shared = Common {
+            auth: web::Data::new(Authenticator::new(root, revoked)),
+            metrics: web::Data::new(metrics),
+            readiness: web::Data::new(readiness),
+            body_limit: common.body_limit,
+            openapi: ApiDoc::openapi(),
+        };
 
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(metrics::track))
                 .wrap(from_fn(telemetry::request_span))
                 .app_data(state.clone())
-                .app_data(auth.clone())
-                .app_data(metrics.clone())
-                .app_data(readiness.clone())
-                .configure(|cfg| http::configure_extractors(cfg, body_limit))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-                .route("/metrics", web::get().to(metrics::endpoint))
-                .route("/docs", web::get().to(docs::redirect))
-                .service(docs::swagger_ui(openapi.clone()))
+                .configure(|cfg| shared.configure(cfg))
                 .service(
                     web::resource("/orders")
                         .post(orders::create)
@@ -232,10 +207,7 @@ impl Application {
 
     /// Stops the server gracefully: event streams end at once, other requests finish.
     pub fn stopper(&self) -> Stopper {
-        Stopper {
-            handle: self.server.handle(),
-            closing: self.closing.clone(),
-        }
+        Stopper::new(self.server.handle(), self.closing.clone())
     }
 
     /// A handle to stop the server.
@@ -257,5 +229,21 @@ impl Application {
             }
         }
         served
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn stopper(&self) -> Stopper {
+        Application::stopper(self)
+    }
+
+    fn run_until_stopped(
+        self,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        Application::run_until_stopped(self)
     }
 }

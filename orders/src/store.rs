@@ -33,11 +33,6 @@ pub struct FeedCursor {
     pub last_seq: u64,
 }
 
-/// The index key of an idempotency key.
-pub fn idempotency_index_key(owner: &str, key: &str) -> IndexKey {
-    IndexKey::Str(format!("{owner}\u{1f}{key}"))
-}
-
 /// The orders store's options.
 pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
     StoreOptions::new(dir, "orders")
@@ -55,7 +50,7 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
         .index(BY_IDEMPOTENCY_KEY, |o: &Order| {
             o.created_by_key
                 .iter()
-                .map(|k| idempotency_index_key(&k.owner, &k.key))
+                .map(|k| service_kit::idempotency::index_key(&k.owner, &k.key))
                 .collect()
         })
 }

@@ -6,10 +6,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use service_kit::auth::keys;
-use service_kit::health::{self, Readiness};
+use service_kit::health::Readiness;
 use service_kit::idempotency::InFlight;
 use service_kit::metrics::{self, Metrics};
-use service_kit::{Authenticator, config, docs, http, telemetry};
+use service_kit::server::{Common, Service, Stopper};
+use service_kit::{Authenticator, http, telemetry};
 use store_actor::Store;
 use utoipa::OpenApi;
 
@@ -45,21 +46,6 @@ pub enum StartupError {
     },
 }
 
-/// Stops a running application (see [`Application::stopper`]).
-#[derive(Debug, Clone)]
-pub struct Stopper {
-    handle: ServerHandle,
-    closing: service_kit::sse::Closing,
-}
-
-impl Stopper {
-    /// Ends event streams, then stops the server gracefully (in-flight requests finish).
-    pub async fn stop(&self) {
-        self.closing.close();
-        self.handle.stop(true).await;
-    }
-}
-
 /// A built, bound, not yet running products service.
 pub struct Application {
     port: u16,
@@ -82,15 +68,12 @@ impl Application {
     pub async fn build(config: Config, handle_signals: bool) -> Result<Self, StartupError> {
         let common = &config.common;
         let root = keys::read_public(&common.public_key_file)?;
-        let revoked = match &common.revoked_tokens_file {
-            Some(path) => {
-                config::read_revocation_list(path).map_err(|source| StartupError::Revocations {
-                    path: path.display().to_string(),
-                    source,
-                })?
-            }
-            None => Vec::new(),
-        };
+        let revoked = common
+            .revoked_ids()
+            .map_err(|source| StartupError::Revocations {
+                path: format!("{:?}", common.revoked_tokens_file),
+                source,
+            })?;
         let store = Store::open(store::options(&common.data_dir, common.durability)).await?;
         let listener = TcpListener::bind(&config.listen).map_err(|source| StartupError::Bind {
             addr: config.listen.clone(),
@@ -104,31 +87,25 @@ impl Application {
             in_flight: InFlight::default(),
             closing: closing.clone(),
         });
-        let auth = web::Data::new(Authenticator::new(root, revoked));
         let metrics = Metrics::new();
         {
             let store = store.clone();
             metrics.register_store("products", Box::new(move || store.status()));
         }
-        let metrics = web::Data::new(metrics);
-        let readiness = web::Data::new(Readiness::new().store("store", store.clone()));
-        let body_limit = common.body_limit;
-        let openapi = ApiDoc::openapi();
+        let shared = Common {
+            auth: web::Data::new(Authenticator::new(root, revoked)),
+            metrics: web::Data::new(metrics),
+            readiness: web::Data::new(Readiness::new().store("store", store.clone())),
+            body_limit: common.body_limit,
+            openapi: ApiDoc::openapi(),
+        };
 
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(metrics::track))
                 .wrap(from_fn(telemetry::request_span))
                 .app_data(state.clone())
-                .app_data(auth.clone())
-                .app_data(metrics.clone())
-                .app_data(readiness.clone())
-                .configure(|cfg| http::configure_extractors(cfg, body_limit))
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-                .route("/metrics", web::get().to(metrics::endpoint))
-                .route("/docs", web::get().to(docs::redirect))
-                .service(docs::swagger_ui(openapi.clone()))
+                .configure(|cfg| shared.configure(cfg))
                 .service(
                     web::resource("/products")
                         .post(products::create)
@@ -182,10 +159,7 @@ impl Application {
 
     /// Stops the server gracefully: event streams end at once, other requests finish.
     pub fn stopper(&self) -> Stopper {
-        Stopper {
-            handle: self.server.handle(),
-            closing: self.closing.clone(),
-        }
+        Stopper::new(self.server.handle(), self.closing.clone())
     }
 
     /// A handle to stop the server (gracefully with `stop(true)`).
@@ -200,5 +174,21 @@ impl Application {
             tracing::error!(error = %e, "closing the store failed");
         }
         served
+    }
+}
+
+impl Service for Application {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn stopper(&self) -> Stopper {
+        Application::stopper(self)
+    }
+
+    fn run_until_stopped(
+        self,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        Application::run_until_stopped(self)
     }
 }

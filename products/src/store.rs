@@ -17,11 +17,6 @@ pub const BY_PRICE: &str = "price";
 /// Index of `owner \u{1f} key` for idempotent creates.
 pub const BY_IDEMPOTENCY_KEY: &str = "idempotency_key";
 
-/// The index key of an idempotency key.
-pub fn idempotency_index_key(owner: &str, key: &str) -> IndexKey {
-    IndexKey::Str(format!("{owner}\u{1f}{key}"))
-}
-
 /// The store's options: `DIR/products.json` and its indexes.
 pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Product> {
     StoreOptions::new(dir, "products")
@@ -33,7 +28,7 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Product> {
         .index(BY_IDEMPOTENCY_KEY, |p: &Product| {
             p.created_by_key
                 .iter()
-                .map(|k| idempotency_index_key(&k.owner, &k.key))
+                .map(|k| service_kit::idempotency::index_key(&k.owner, &k.key))
                 .collect()
         })
 }

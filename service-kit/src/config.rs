@@ -32,6 +32,15 @@ pub struct CommonArgs {
     pub workers: Option<usize>,
 }
 
+impl CommonArgs {
+    /// The revoked token ids from `--revoked-tokens-file` (none without it).
+    pub fn revoked_ids(&self) -> std::io::Result<Vec<String>> {
+        self.revoked_tokens_file
+            .as_deref()
+            .map_or(Ok(Vec::new()), read_revocation_list)
+    }
+}
+
 /// Reads a revocation list: one hex id per line, blank lines and `#` comments ignored.
 pub fn read_revocation_list(path: &std::path::Path) -> std::io::Result<Vec<String>> {
     let text = std::fs::read_to_string(path)?;

@@ -65,6 +65,39 @@ pub fn authorize(
     Ok(auth.authorize(header, resource, operation)?)
 }
 
+/// The largest page a list returns.
+pub const MAX_PAGE: usize = 100;
+/// The page size without `limit`.
+pub const DEFAULT_PAGE: usize = 20;
+
+/// The request's query string as `T` (400 when it does not fit). Parsed inside handlers, after
+/// authorization, so anonymous callers learn nothing from query errors.
+pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))
+}
+
+/// A list's page size: `limit`, or the default; 400 outside 1..=[`MAX_PAGE`].
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )))
+    }
+}
+
+/// The URL (path and query) of a list's next page.
+pub fn next_page(path: &str, query: &impl serde::Serialize) -> String {
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    )
+}
+
 /// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use store_actor::IndexKey;
 
 use crate::problem::ApiError;
 
@@ -44,6 +45,19 @@ impl InFlight {
             keys: self.keys.clone(),
             entry,
         })
+    }
+}
+
+/// The key under which a store indexes the records created with `key` by `owner`.
+pub fn index_key(owner: &str, key: &str) -> IndexKey {
+    IndexKey::Str(format!("{owner}\u{1f}{key}"))
+}
+
+/// The answer to a key sent again with a different body.
+pub fn reused(key: &str) -> ApiError {
+    ApiError::Unprocessable {
+        detail: format!("Idempotency-Key {key:?} was already used with a different request body"),
+        extensions: serde_json::Map::new(),
     }
 }
 

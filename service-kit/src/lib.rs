@@ -7,7 +7,8 @@
 //!   identity, extractor error handlers.
 //! - [`telemetry`]: logs and request spans with request ids; [`metrics`]: Prometheus;
 //!   [`health`]: liveness and readiness; [`docs`]: OpenAPI and Swagger UI.
-//! - [`shutdown`]: waiting for Ctrl-C or SIGTERM; [`config`]: the flags every service takes; [`idempotency`]: in-flight keys and body
+//! - [`server`]: the routes every service has, graceful stop, the binaries' `main`;
+//!   [`shutdown`]: waiting for Ctrl-C or SIGTERM; [`config`]: the flags every service takes; [`idempotency`]: in-flight keys and body
 //!   fingerprints; [`sse`]: a store's change feed as Server-Sent Events.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod idempotency;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod telemetry;

@@ -207,11 +207,17 @@ impl ApiError {
 
     /// A validation error with one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let error = FieldError::new(field, message);
-        ApiError::Validation {
-            detail: format!("{}: {}", error.field, error.message),
-            errors: vec![error],
-        }
+        Self::fields(vec![FieldError::new(field, message)])
+    }
+
+    /// A validation error listing every invalid field (the detail joins them).
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Validation { detail, errors }
     }
 }
 

@@ -44,13 +44,20 @@ impl Closing {
     }
 }
 
+/// The query of a feed endpoint.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// Start after this sequence number (`Last-Event-ID` takes precedence; default: only new
+    /// events).
+    pub after: Option<u64>,
+}
+
 /// Where a feed starts: `Last-Event-ID` if present, else `?after=`, else the current end
-/// (only new events).
-pub fn resume_point<T: Data>(
-    req: &HttpRequest,
-    after: Option<u64>,
-    store: &Store<T>,
-) -> Result<u64, ApiError> {
+/// (only new events). A bad query or header is a 400.
+pub fn resume_point<T: Data>(req: &HttpRequest, store: &Store<T>) -> Result<u64, ApiError> {
+    let after = crate::http::query::<FeedQuery>(req)?.after;
     if let Some(value) = req.headers().get("last-event-id") {
         return value
             .to_str()

@@ -128,15 +128,6 @@ pub struct RequestedItem {
     pub quantity: u32,
 }
 
-fn validation(errors: Vec<FieldError>) -> ApiError {
-    let detail = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    ApiError::Validation { detail, errors }
-}
-
 fn item(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<RequestedItem> {
     let Some(obj) = value.as_object() else {
         errors.push(FieldError::new(
@@ -199,7 +190,7 @@ fn merge(items: Vec<RequestedItem>) -> Result<Vec<RequestedItem>, ApiError> {
     if errors.is_empty() {
         Ok(merged)
     } else {
-        Err(validation(errors))
+        Err(ApiError::fields(errors))
     }
 }
 
@@ -251,7 +242,7 @@ pub fn requested_items(body: &Value) -> Result<Vec<RequestedItem>, ApiError> {
     if errors.is_empty() {
         merge(items)
     } else {
-        Err(validation(errors))
+        Err(ApiError::fields(errors))
     }
 }
 

@@ -1,31 +1,19 @@
 //! `GET /orders/events`: the change feed as Server-Sent Events (your own orders; admins all).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
-use utoipa::IntoParams;
 
 use super::RESOURCE;
 use super::orders::OrdersState;
 use crate::api::OrderEvent;
 
-/// Query of the feed.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct FeedQuery {
-    /// Start after this sequence number (`Last-Event-ID` takes precedence; default: only new
-    /// events).
-    pub after: Option<u64>,
-}
-
 /// Follow order changes (`text/event-stream`): `created`, `updated` (including holds),
 /// `archived` (deleted), with the sequence number as the event id.
 #[utoipa::path(
     get, path = "/orders/events", tag = "orders",
-    params(FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
+    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "Server-Sent Events; each data line is an OrderEvent", body = OrderEvent, content_type = "text/event-stream"),
         (status = 400, description = "Bad query", body = Problem),
@@ -39,9 +27,7 @@ pub async fn feed(
     state: web::Data<OrdersState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Read)?;
-    let query = web::Query::<FeedQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let after = sse::resume_point(&req, query.after, &state.store)?;
+    let after = sse::resume_point(&req, &state.store)?;
     Ok(sse::stream(
         state.store.clone(),
         after,

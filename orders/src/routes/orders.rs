@@ -3,8 +3,8 @@
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use products::client::ProductsClient;
-use serde_json::{Map, Value, json};
-use service_kit::http::{authorize, etag, idempotency_key, if_match, if_none_match};
+use serde_json::{Value, json};
+use service_kit::http::{self, authorize, etag, idempotency_key, if_match, if_none_match};
 use service_kit::idempotency::{InFlight, fingerprint};
 use service_kit::json::Body;
 use service_kit::problem::Problem;
@@ -18,9 +18,7 @@ use crate::api::{CreateOrder, ListQuery, OrderBody, OrderPage, UpdateOrder};
 use crate::domain::order::{price, requested_items};
 use crate::domain::{CreatedByKey, Order, RequestedItem, Status};
 use crate::follower::ArchivedProducts;
-use crate::store::{
-    BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore, idempotency_index_key,
-};
+use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore};
 
 /// Shared state of the orders handlers.
 #[derive(Debug, Clone)]
@@ -37,8 +35,6 @@ pub struct OrdersState {
     pub closing: service_kit::sse::Closing,
 }
 
-/// Largest page.
-pub const MAX_LIMIT: usize = 100;
 /// Attempts of a read-modify-write that lost a race (without `If-Match`).
 const ATTEMPTS: usize = 3;
 
@@ -104,7 +100,7 @@ pub async fn create(
     if let Some(key) = key {
         let fingerprint = fingerprint(&serde_json::to_vec(&value).unwrap_or_default());
         claim = Some(state.in_flight.begin(&caller.user, &key)?);
-        let index_key = idempotency_index_key(&caller.user, &key);
+        let index_key = service_kit::idempotency::index_key(&caller.user, &key);
         if let Some(first) = state.store.lookup(BY_IDEMPOTENCY_KEY, &index_key)?.first() {
             let same = first
                 .data
@@ -112,12 +108,7 @@ pub async fn create(
                 .as_ref()
                 .is_some_and(|k| k.fingerprint == fingerprint);
             if !same {
-                return Err(ApiError::Unprocessable {
-                    detail: format!(
-                        "Idempotency-Key {key:?} was already used with a different request body"
-                    ),
-                    extensions: Map::new(),
-                });
+                return Err(service_kit::idempotency::reused(&key));
             }
             let mut res = created(first);
             res.insert_header(("Idempotent-Replayed", "true"));
@@ -243,15 +234,8 @@ pub async fn list(
     state: web::Data<OrdersState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Read)?;
-    let params = web::Query::<ListQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?
-        .into_inner();
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let params: ListQuery = http::query(&req)?;
+    let limit = http::page_limit(params.limit)?;
     let descending = params.order.unwrap_or_default() == products::api::SortOrder::Desc;
     let mut query = Query::new()
         .sort(SortKey::CreatedAt, descending)
@@ -279,10 +263,7 @@ pub async fn list(
             cursor: Some(cursor.clone()),
             ..params
         };
-        format!(
-            "/orders?{}",
-            serde_urlencoded::to_string(&next).unwrap_or_default()
-        )
+        http::next_page("/orders", &next)
     });
     Ok(HttpResponse::Ok().json(OrderPage {
         items: page.items.iter().map(|r| OrderBody::from(&**r)).collect(),

@@ -144,15 +144,6 @@ fn unknown_fields(fields: &RawFields, known: &[&str], errors: &mut Vec<FieldErro
     }
 }
 
-fn validation(errors: Vec<FieldError>) -> ApiError {
-    let detail = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    ApiError::Validation { detail, errors }
-}
-
 impl NewProduct {
     /// Validates a creation body, reporting every invalid field at once.
     pub fn from_fields(fields: &RawFields) -> Result<Self, ApiError> {
@@ -174,7 +165,7 @@ impl NewProduct {
         };
         match (name, price) {
             (Some(name), Some(price)) if errors.is_empty() => Ok(NewProduct { name, price }),
-            _ => Err(validation(errors)),
+            _ => Err(ApiError::fields(errors)),
         }
     }
 }
@@ -196,7 +187,7 @@ impl ProductPatch {
         if errors.is_empty() {
             Ok(patch)
         } else {
-            Err(validation(errors))
+            Err(ApiError::fields(errors))
         }
     }
 }

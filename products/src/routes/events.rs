@@ -1,31 +1,19 @@
 //! `GET /products/events`: the change feed as Server-Sent Events.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
-use utoipa::IntoParams;
 
 use super::RESOURCE;
 use super::products::ProductsState;
 use crate::api::ProductEvent;
 
-/// Query of the feed.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct FeedQuery {
-    /// Start after this sequence number (`Last-Event-ID` takes precedence; default: only new
-    /// events).
-    pub after: Option<u64>,
-}
-
 /// Follow product changes (`text/event-stream`): `created`, `updated`, `archived`, with the
 /// sequence number as the event id; a `resync` event when asked for events no longer retained.
 #[utoipa::path(
     get, path = "/products/events", tag = "products",
-    params(FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
+    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "Server-Sent Events; each data line is a ProductEvent", body = ProductEvent, content_type = "text/event-stream"),
         (status = 400, description = "Bad query", body = Problem),
@@ -39,9 +27,7 @@ pub async fn feed(
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
-    let query = web::Query::<FeedQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let after = sse::resume_point(&req, query.after, &state.store)?;
+    let after = sse::resume_point(&req, &state.store)?;
     Ok(sse::stream(
         state.store.clone(),
         after,

@@ -4,8 +4,7 @@ use std::convert::Infallible;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::Map;
-use service_kit::http::{authorize, etag, idempotency_key, if_match, if_none_match};
+use service_kit::http::{self, authorize, etag, idempotency_key, if_match, if_none_match};
 use service_kit::idempotency::{InFlight, fingerprint};
 use service_kit::json::Body;
 use service_kit::problem::Problem;
@@ -18,7 +17,7 @@ use crate::api::{
     SortOrder, UpdateProduct,
 };
 use crate::domain::{IdempotencyRecord, Money, NewProduct, Product, ProductPatch, raw_fields};
-use crate::store::{BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore, idempotency_index_key};
+use crate::store::{BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore};
 
 /// Shared state of the products handlers.
 #[derive(Debug, Clone)]
@@ -33,8 +32,6 @@ pub struct ProductsState {
 
 /// Most ids one lookup may ask for.
 pub const MAX_LOOKUP: usize = 1000;
-/// Largest page.
-pub const MAX_LIMIT: usize = 100;
 
 fn with_etag(mut res: actix_web::HttpResponseBuilder, record: &Record<Product>) -> HttpResponse {
     res.insert_header((header::ETAG, etag(record.version)))
@@ -90,7 +87,7 @@ pub async fn create(
     // still the same request.
     let fingerprint = fingerprint(&serde_json::to_vec(&fields).unwrap_or_default());
     let _in_flight = state.in_flight.begin(&caller.user, &key)?;
-    let index_key = idempotency_index_key(&caller.user, &key);
+    let index_key = service_kit::idempotency::index_key(&caller.user, &key);
     if let Some(first) = state.store.lookup(BY_IDEMPOTENCY_KEY, &index_key)?.first() {
         let same = first
             .data
@@ -98,12 +95,7 @@ pub async fn create(
             .as_ref()
             .is_some_and(|k| k.fingerprint == fingerprint);
         if !same {
-            return Err(ApiError::Unprocessable {
-                detail: format!(
-                    "Idempotency-Key {key:?} was already used with a different request body"
-                ),
-                extensions: Map::new(),
-            });
+            return Err(service_kit::idempotency::reused(&key));
         }
         // The first result, as it was: the same body created version 1 at `created_at`.
         let original = ProductBody {
@@ -196,15 +188,8 @@ pub async fn list(
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
-    let params = web::Query::<ListQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?
-        .into_inner();
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let params: ListQuery = http::query(&req)?;
+    let limit = http::page_limit(params.limit)?;
     let min = price_bound(params.min_price.as_deref(), "min_price")?;
     let max = price_bound(params.max_price.as_deref(), "max_price")?;
     let needle = params
@@ -240,8 +225,7 @@ pub async fn list(
             cursor: Some(cursor.clone()),
             ..params
         };
-        let query = serde_urlencoded::to_string(&next).unwrap_or_default();
-        format!("/products?{query}")
+        http::next_page("/products", &next)
     });
     Ok(HttpResponse::Ok().json(ProductPage {
         items: page.items.iter().map(|r| ProductBody::from(&**r)).collect(),
