@@ -163,8 +163,10 @@ impl<T: Data> StoreActor<T> {
             return;
         }
         let Some(jobs) = &self.jobs else { return };
+        // The next buffer is sized like this one: growing it line by line costs reallocs.
+        let capacity = self.pending.capacity();
         let job = Job::Batch {
-            bytes: std::mem::take(&mut self.pending),
+            bytes: std::mem::replace(&mut self.pending, Vec::with_capacity(capacity)),
             waiters: std::mem::take(&mut self.waiters),
             // O(1): the collections are structurally shared.
             state: Arc::new(self.working.clone()),

@@ -5,7 +5,7 @@
 //! followed by the exact bytes of the `event` value. Lines are appended in sequence order with no
 //! gaps; the event carries the whole record after the mutation, so replay is a series of puts.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,17 +43,24 @@ fn checksum(seq: u64, event: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Appends the journal line for one mutation to `buf`.
+/// Appends the journal line for one mutation to `buf`. On error `buf` may end in part of a
+/// line: the caller truncates it.
 pub(crate) fn encode<T: Serialize>(
     seq: u64,
     kind: EventKind,
     record: &Record<T>,
     buf: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let body = serde_json::to_vec(&BodyRef { kind, record })?;
-    let crc = checksum(seq, &body);
-    buf.extend_from_slice(format!("{{\"seq\":{seq},\"crc\":{crc},\"event\":").as_bytes());
-    buf.extend_from_slice(&body);
+    // The body is serialized straight into `buf` (no temporary), behind room for the prefix,
+    // whose checksum is only known afterwards; the prefix is then put in front of it.
+    let start = buf.len();
+    serde_json::to_writer(&mut *buf, &BodyRef { kind, record })?;
+    let crc = checksum(seq, &buf[start..]);
+    let mut prefix = [0u8; 64]; // at most 20 + 10 digits and 24 other bytes
+    let mut rest = &mut prefix[..];
+    write!(rest, "{{\"seq\":{seq},\"crc\":{crc},\"event\":").expect("the prefix fits");
+    let len = 64 - rest.len();
+    buf.splice(start..start, prefix[..len].iter().copied());
     buf.extend_from_slice(b"}\n");
     Ok(())
 }
@@ -242,6 +249,22 @@ mod tests {
         assert_eq!(seen, vec![3, 4, 5]);
         assert_eq!(r.last_seq, 5);
         assert!(r.torn_tail.is_none());
+    }
+
+    #[test]
+    fn a_line_is_seq_crc_then_the_event_and_appends_to_what_is_there() {
+        let mut buf = b"earlier\n".to_vec();
+        encode(u64::MAX, EventKind::Created, &rec(1), &mut buf).unwrap();
+        let line = std::str::from_utf8(&buf[8..]).unwrap();
+        let body = r#"{"kind":"created","record":{"id":"00000000-0000-0000-0000-000000000000","version":1,"created_at":"1970-01-01T00:00:00Z","updated_at":"1970-01-01T00:00:00Z","data":"v1"}}"#;
+        let crc = checksum(u64::MAX, body.as_bytes());
+        assert_eq!(
+            line,
+            format!("{{\"seq\":{},\"crc\":{crc},\"event\":{body}}}\n", u64::MAX)
+        );
+        assert_eq!(&buf[..8], b"earlier\n");
+        let event = decode::<String>(line.trim_end().as_bytes()).unwrap();
+        assert_eq!((event.seq, event.record.data.as_str()), (u64::MAX, "v1"));
     }
 
     #[test]
