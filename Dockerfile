@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image with the products and orders services and the `shop` tool.
+# One image with the products and orders services, the `shop` tool and the `store-actor` CLI
+# (verify, compact, export, import: the README's operations, e.g. from `kubectl exec`).
 #   docker build -t shop .
 #   docker run --rm -p 8081:8081 -p 8082:8082 -v shop-data:/data shop     # `shop up`, both services
 #   docker run --rm shop products --help                                 # one service (the Helm chart)
@@ -13,9 +14,10 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p products -p orders -p shop \
+    cargo build --release --locked -p products -p orders -p shop -p store-actor --bins \
  && mkdir -p /out/bin /out/data /out/keys \
- && cp target/release/products target/release/orders target/release/shop /out/bin/
+ && cp target/release/products target/release/orders target/release/shop \
+       target/release/store-actor /out/bin/
 
 FROM gcr.io/distroless/cc-debian12:debug-nonroot AS tools
 COPY --from=build /out/bin/ /usr/local/bin/

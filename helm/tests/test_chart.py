@@ -677,7 +677,8 @@ def test_dockerfile_matches_the_chart() -> None:
     docs = manifests("defaults")
     ports = {str(container(statefulset(docs, s))["ports"][0]["containerPort"]) for s in SERVICES}
     assert set(expose[0].split()) == ports
-    for name in ("products", "orders", "shop"):
+    # The services, the launcher, and the store CLI for the README's operations.
+    for name in ("products", "orders", "shop", "store-actor"):
         assert f"target/release/{name}" in dockerfile
     assert "/usr/local/bin/" in dockerfile
     # The final stage (the default target) is the runtime one, without a shell.

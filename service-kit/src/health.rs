@@ -92,3 +92,67 @@ pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         HttpResponse::ServiceUnavailable().json(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use actix_web::{App, test};
+    use serde_json::Value;
+    use store_actor::fs::SimFs;
+    use store_actor::{Store, StoreOptions};
+
+    use super::*;
+
+    async fn readyz_of(store: &Store<String>) -> (u16, Value) {
+        let readiness = Readiness::new().store("store", store.clone());
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(readiness))
+                .route("/readyz", web::get().to(readyz)),
+        )
+        .await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        let status = res.status().as_u16();
+        (status, test::read_body_json(res).await)
+    }
+
+    #[actix_web::test]
+    async fn readyz_follows_the_store_from_ready_to_read_only_to_closed() {
+        let disk = SimFs::new();
+        let options =
+            StoreOptions::<String>::new(Path::new("/sim"), "things").fs(Arc::new(disk.clone()));
+        let store = Store::open(options).await.unwrap();
+        let (status, body) = readyz_of(&store).await;
+        assert_eq!(
+            (status, &body["checks"]["store"]),
+            (200, &Value::from("ok")),
+            "{body}"
+        );
+
+        disk.fail_after(1); // the next append succeeds, its fsync fails: the store turns read-only
+        assert!(store.create("lost".to_owned()).await.is_err());
+        let (status, body) = readyz_of(&store).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "not_ready");
+        let reason = body["checks"]["store"].as_str().unwrap();
+        assert!(
+            reason.starts_with("read-only: ") && reason.contains("fsync"),
+            "{reason}"
+        );
+
+        let other = Store::open(
+            StoreOptions::<String>::new(Path::new("/sim2"), "things").fs(Arc::new(SimFs::new())),
+        )
+        .await
+        .unwrap();
+        other.close().await.unwrap();
+        let (status, body) = readyz_of(&other).await;
+        assert_eq!(
+            (status, &body["checks"]["store"]),
+            (503, &Value::from("closed")),
+            "{body}"
+        );
+    }
+}
