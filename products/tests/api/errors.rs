@@ -356,6 +356,9 @@ async fn wrong_method_is_405_with_allow() {
                 .unwrap()
                 .contains(method.as_str())
         );
+        if method == reqwest::Method::PUT {
+            insta::assert_json_snapshot!("problem_method_not_allowed", problem);
+        }
     }
     app.stop().await;
 }

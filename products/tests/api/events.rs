@@ -189,6 +189,7 @@ async fn too_old_positions_get_a_resync_event() {
     assert_eq!(resync.event.as_deref(), Some("resync"), "{resync:?}");
     assert_eq!(resync.data["requested_after"], 1);
     assert_eq!(resync.data["oldest_available"], 4);
+    insta::assert_json_snapshot!("sse_resync_data", resync.data);
     // Following on from the current state works.
     let mut live = Events::new(open(&app, "?after=3", None).await);
     assert_eq!(

@@ -261,6 +261,8 @@ async fn patch_name_only() {
     assert_eq!(body["version"], 2);
     assert_eq!(body["created_at"], created["created_at"]);
     assert_ne!(body["updated_at"], created["updated_at"]);
+    assert!(body.get("archived").is_none(), "{body}");
+    redactions().bind(|| insta::assert_json_snapshot!("patched_product", body));
     assert_eq!(app.get_json(&format!("/products/{id}")).await, body);
     app.stop().await;
 }
