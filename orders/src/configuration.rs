@@ -25,7 +25,7 @@ pub struct Config {
     /// File holding orders' own token for products (products:read), from `shop token mint`.
     #[arg(long, env = "SHOP_PRODUCTS_TOKEN_FILE")]
     pub products_token_file: PathBuf,
-    /// Timeout of one call to products, in milliseconds.
+    /// Timeout of one call to products (all its attempts, retries included), in milliseconds.
     #[arg(long, env = "SHOP_PRODUCTS_TIMEOUT_MS", default_value_t = 2000)]
     pub products_timeout_ms: u64,
     /// Settings shared with products.

@@ -1,7 +1,9 @@
 //! A typed client of the products API, for other services (orders uses it).
 //!
-//! - One pooled HTTP connection set per client; a timeout per call.
-//! - Retries with jittered exponential backoff, for idempotent calls only (lookups, reads).
+//! - One pooled HTTP connection set per client; one deadline per call: the timeout bounds the
+//!   whole call, retries and backoff included (each attempt gets what remains).
+//! - Retries with jittered exponential backoff, for idempotent calls only (lookups, reads), as
+//!   long as the call's deadline leaves time for them.
 //! - A circuit breaker: after `breaker_threshold` consecutive failures the client fails fast
 //!   for `breaker_cooldown`, then lets one probe through; so a dead products service costs
 //!   callers microseconds, not the full timeout.
@@ -32,9 +34,10 @@ pub struct ClientConfig {
     pub base_url: String,
     /// The calling service's token (products:read).
     pub token: String,
-    /// Timeout of one attempt.
+    /// Deadline of one call: all its attempts and the backoff between them (each attempt gets
+    /// what remains).
     pub timeout: Duration,
-    /// Extra attempts for idempotent calls.
+    /// Extra attempts for idempotent calls (made only while the call's deadline allows).
     pub retries: u32,
     /// First backoff; doubled per attempt, with ±50% jitter.
     pub backoff: Duration,
@@ -45,7 +48,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: 2 s timeout, 2 retries from 50 ms, breaker at 5 failures for 5 s.
+    /// Defaults: 2 s per call (retries included), 2 retries from 50 ms, breaker at 5 failures
+    /// for 5 s.
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
@@ -310,7 +314,7 @@ impl ProductsClient {
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let started = Instant::now();
-        let outcome = self.attempts(&build).await;
+        let outcome = self.attempts(&build, started + self.config.timeout).await;
         let labels = OutcomeLabels {
             call,
             outcome: match &outcome {
@@ -328,14 +332,24 @@ impl ProductsClient {
         outcome
     }
 
+    /// The attempts of one call, all before `deadline`: each attempt gets the time that
+    /// remains, and a retry is made only if time remains after its backoff.
     async fn attempts<T: DeserializeOwned>(
         &self,
         build: &impl Fn() -> reqwest::RequestBuilder,
+        deadline: Instant,
     ) -> Result<T, ClientError> {
         let mut attempt = 0;
         loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(self.timed_out());
+            }
             self.breaker.admit()?;
-            let result = self.once(build).await;
+            let result = match tokio::time::timeout(remaining, self.once(build, remaining)).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timed_out()),
+            };
             match result {
                 Ok(value) => {
                     self.breaker.success();
@@ -355,21 +369,34 @@ impl ProductsClient {
                     if open || attempt >= self.config.retries {
                         return Err(e);
                     }
+                    let backoff = self.backoff(attempt + 1);
+                    // No time left for another attempt after the backoff: fail now.
+                    if Instant::now() + backoff >= deadline {
+                        return Err(e);
+                    }
                     attempt += 1;
                     self.metrics.retries.inc();
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(backoff).await;
                 }
             }
         }
     }
 
+    fn timed_out(&self) -> ClientError {
+        ClientError::Unavailable(format!(
+            "no answer within {} ms",
+            self.config.timeout.as_millis()
+        ))
+    }
+
     async fn once<T: DeserializeOwned>(
         &self,
         build: &impl Fn() -> reqwest::RequestBuilder,
+        timeout: Duration,
     ) -> Result<T, ClientError> {
         let res = build()
             .bearer_auth(&self.config.token)
-            .timeout(self.config.timeout)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
@@ -515,11 +542,32 @@ mod tests {
         let started = Instant::now();
         let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
         assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
-        // Two attempts of 200 ms, not a hang.
+        // At most the call's 200 ms deadline, not a hang.
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    /// The timeout bounds the whole call: retries and backoff fit in it, they do not
+    /// multiply it.
+    #[tokio::test]
+    async fn a_hung_products_fails_within_one_timeout_not_one_per_attempt() {
+        let mut config = ClientConfig::new(fake_products(None), "t");
+        config.timeout = Duration::from_millis(300);
+        config.retries = 2;
+        config.backoff = Duration::from_millis(50);
+        let client = ProductsClient::new(config).unwrap();
+        let started = Instant::now();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
+        // One deadline of 300 ms (three attempts of 300 ms each would take over 900 ms).
+        assert!(took < Duration::from_millis(600), "took {took:?}");
+        assert!(
+            took >= Duration::from_millis(250),
+            "gave up early: {took:?}"
         );
     }
 

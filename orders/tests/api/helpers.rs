@@ -77,6 +77,16 @@ fn mint(root: &KeyPair, user: &str, rights: &[&str], admin: bool) -> String {
 
 /// Starts products, then orders pointed at it, each with a fresh data directory.
 pub async fn spawn_apps() -> TestApps {
+    spawn(None, 2000).await
+}
+
+/// Starts orders alone, pointed at `products_url` (a [`FakeProducts`]), with a products
+/// timeout of `timeout_ms`. `products_address` is the fake's; there is no products to stop.
+pub async fn spawn_orders_with_products(products_url: &str, timeout_ms: u64) -> TestApps {
+    spawn(Some(products_url), timeout_ms).await
+}
+
+async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApps {
     let dir = tempfile::tempdir().unwrap();
     let keys_dir = dir.path().join("keys");
     let root = Arc::new(keys::generate(&keys_dir).unwrap());
@@ -90,19 +100,25 @@ pub async fn spawn_apps() -> TestApps {
         workers: Some(2),
     };
 
-    let products = products::startup::Application::build(
-        products::configuration::Config {
-            listen: "127.0.0.1:0".into(),
-            common: common("products"),
-        },
-        false,
-    )
-    .await
-    .expect("products starts");
-    let products_address = format!("http://127.0.0.1:{}", products.port());
-    let products = Running {
-        handle: products.handle(),
-        task: tokio::spawn(products.run_until_stopped()),
+    let (products_address, products) = match fake_products {
+        Some(url) => (url.to_owned(), None),
+        None => {
+            let products = products::startup::Application::build(
+                products::configuration::Config {
+                    listen: "127.0.0.1:0".into(),
+                    common: common("products"),
+                },
+                false,
+            )
+            .await
+            .expect("products starts");
+            let address = format!("http://127.0.0.1:{}", products.port());
+            let products = Running {
+                handle: products.handle(),
+                task: tokio::spawn(products.run_until_stopped()),
+            };
+            (address, Some(products))
+        }
     };
 
     let token_file = dir.path().join("orders-products.token");
@@ -116,7 +132,7 @@ pub async fn spawn_apps() -> TestApps {
             listen: "127.0.0.1:0".into(),
             products_url: products_address.clone(),
             products_token_file: token_file,
-            products_timeout_ms: 2000,
+            products_timeout_ms,
             common: common("orders"),
         },
         false,
@@ -148,7 +164,7 @@ pub async fn spawn_apps() -> TestApps {
         root,
         orders_data: dir.path().join("orders"),
         orders: Some(orders),
-        products: Some(products),
+        products,
         _dir: dir,
     }
 }
@@ -370,6 +386,94 @@ impl TestApps {
             products.stop(false).await;
         }
     }
+}
+
+// ---------------------------------------------------------------- a fake products
+
+/// A stand-in for products on a free loopback port: each connection is served on its own
+/// thread, which records the request head (request line and headers) and answers with what
+/// `answer` returns for it (a raw HTTP response, sent with `Connection: close`), or, for
+/// `None`, accepts the request and never answers (the connection is held until the client
+/// closes it). `answer` may block, e.g. to hold a request until the test releases it.
+pub struct FakeProducts {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeProducts {
+    pub fn start(answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = Arc::new(answer);
+        let recorded = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (answer, recorded) = (answer.clone(), recorded.clone());
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    recorded.lock().unwrap().push(head.clone());
+                    match answer(&head) {
+                        Some(reply) => {
+                            let _ = stream.write_all(reply.as_bytes());
+                        }
+                        // Hold the connection until the client gives up on it.
+                        None => while matches!(stream.read(&mut buf), Ok(n) if n > 0) {},
+                    }
+                });
+            }
+        });
+        Self { url, heads }
+    }
+
+    /// How many requests whose request line starts with `prefix` (e.g. `POST /products/lookup`)
+    /// arrived so far.
+    pub fn requests(&self, prefix: &str) -> usize {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.starts_with(prefix))
+            .count()
+    }
+}
+
+/// A raw HTTP/1.1 response with a JSON body, closing the connection.
+pub fn http_json(status: &str, body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Products' answer to a lookup of `ids`, each a live product named `Tea` at 1.00.
+pub fn lookup_of(ids: &[&str]) -> Value {
+    let products: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "name": "Tea",
+                "price": "1.00",
+                "version": 1,
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            })
+        })
+        .collect();
+    json!({"products": products, "unknown": [], "archived": []})
 }
 
 /// Polls `check` every [`POLL`] until it returns true (→ true) or [`DEADLINE`] passes

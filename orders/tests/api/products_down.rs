@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, header, id_of, spawn_apps};
+use crate::helpers::{
+    FakeProducts, assert_problem, header, id_of, spawn_apps, spawn_orders_with_products,
+};
 
 /// With products stopped, POST /orders answers 503 unavailable with `Retry-After` within 5 s,
 /// stores nothing, and a later call (circuit open) answers faster than the first.
@@ -60,6 +62,32 @@ async fn products_down_is_unavailable_quickly_and_stores_nothing() {
         stored.iter().map(id_of).collect::<Vec<_>>(),
         [id_of(&existing)]
     );
+    app.stop().await;
+}
+
+/// Products accepts connections but never answers: POST /orders answers 503 with
+/// `Retry-After` within orders' products timeout (one deadline for the whole call, retries
+/// included, not one per attempt) and stores nothing.
+#[actix_web::test]
+async fn a_hung_products_is_unavailable_within_the_timeout_and_stores_nothing() {
+    // Arrange
+    let products = FakeProducts::start(|_| None);
+    let app = spawn_orders_with_products(&products.url, 1000).await;
+    let body =
+        json!({"items": [{"product_id": "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b", "quantity": 1}]});
+
+    // Act
+    let started = Instant::now();
+    let res = app.place(&app.alice, &body).await;
+    let took = started.elapsed();
+
+    // Assert
+    assert_eq!(header(&res, "retry-after").as_deref(), Some("5"));
+    assert_problem(res, 503, "unavailable").await;
+    assert!(products.requests("POST /products/lookup") >= 1);
+    // Within the 1 s timeout, with slack (three attempts of 1 s each would take over 3 s).
+    assert!(took < Duration::from_secs(2), "the 503 took {took:?}");
+    assert_eq!(app.all(&app.admin).await, Vec::<Value>::new());
     app.stop().await;
 }
 
