@@ -88,8 +88,10 @@ enum Command {
     ///
     /// The records are full records (`id`, `version`, `created_at`, `updated_at`, `archived`
     /// when true, `data`), in id order, one per line, streamed as they are written. `import`
-    /// reads this format back. Opens the store, which takes its lock: it fails if another
-    /// process (such as the service) uses the store. A missing store is an error.
+    /// reads this format back. Reads the files without taking the store's lock or changing
+    /// anything, so it works while a service uses the store (and during its compactions): the
+    /// output is the store as of some moment of the export. A torn last journal line (an
+    /// unacknowledged write) is left out. A missing store is an error.
     #[command(after_help = EXIT_CODES)]
     Export {
         /// The store's snapshot path (`DIR/NAME.json`; the `.json` may be left out).

@@ -23,19 +23,26 @@ pub(crate) fn load<T: DeserializeOwned + Send + Sync>(
     options: &StoreOptions<T>,
 ) -> Result<Loaded<T>> {
     let fs = &*options.fs;
+    // The journal is opened before the snapshot is read, so that readers without the lock see
+    // a consistent pair while a compaction swaps both: a compaction renames its snapshot in
+    // before its journal, so the snapshot read next is at least as new as the one this journal
+    // follows, and the open file keeps every line up to the cut even once it is replaced
+    // (replay just skips more). The other order can pair an old snapshot with a journal that
+    // starts after it: a false sequence gap, or silently lost writes if that journal is empty.
+    // No journal yet: the snapshot alone is a consistent state.
+    let journal_path = options.journal_path();
+    let journal = fs
+        .open_read(&journal_path)
+        .map_err(|e| StoreError::io("open", &journal_path, e))?;
     let mut state = State::new(options.indexes.clone().into());
     let path = options.snapshot_path();
     let mut records = Vec::new();
     let snapshot = snapshot::read::<T>(fs, &path, |r, line| records.push((Arc::new(r), line)))?;
     state.bulk_load(records, &path)?;
     state.seq = snapshot.seq;
-    let path = options.journal_path();
-    let replay = match fs
-        .open_read(&path)
-        .map_err(|e| StoreError::io("open", &path, e))?
-    {
+    let replay = match journal {
         None => Replay::default(),
-        Some(mut reader) => journal::replay::<T>(&mut reader, &path, snapshot.seq, |e| {
+        Some(mut reader) => journal::replay::<T>(&mut reader, &journal_path, snapshot.seq, |e| {
             state.apply(Arc::new(e), options.feed_retention)
         })?,
     };

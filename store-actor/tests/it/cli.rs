@@ -320,6 +320,14 @@ fn help_lists_the_subcommands_and_usage_errors_exit_64() {
     }
     let out = cli(&[&"import", &"--help"]);
     assert!(stdout(&out).contains("TinyDB") && stdout(&out).contains("NOT preserved"));
+    // export reads without the lock (see export_works_while_the_store_is_open).
+    let out = cli(&[&"export", &"--help"]);
+    let help = stdout(&out)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("without taking the store's lock"), "{help}");
+    assert!(!help.contains("takes its lock"), "{help}");
     assert_eq!(cli(&[&"frobnicate"]).status.code(), Some(64));
     assert_eq!(cli(&[&"verify"]).status.code(), Some(64));
 }

@@ -7,3 +7,4 @@ mod crash;
 mod helpers;
 mod model;
 mod power_loss;
+mod readers;
