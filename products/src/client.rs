@@ -6,7 +6,8 @@
 //!   long as the call's deadline leaves time for them.
 //! - A circuit breaker: after `breaker_threshold` consecutive failures the client fails fast
 //!   for `breaker_cooldown`, then lets one probe through; so a dead products service costs
-//!   callers microseconds, not the full timeout.
+//!   callers microseconds, not the full timeout. A probe abandoned without an outcome (its
+//!   caller went away) frees the probe slot for the next call.
 //! - It authenticates with the caller service's own token (never an end user's) and forwards
 //!   the request id.
 //! - Metrics (latency, outcomes, retries, breaker state) can be registered in the caller's
@@ -125,23 +126,67 @@ struct Breaker {
     state: Mutex<BreakerState>,
 }
 
+/// Leave to send one attempt, from [`Breaker::admit`]; report its outcome with
+/// [`Permit::success`] or [`Permit::failure`]. The half-open probe's permit dropped without an
+/// outcome (the caller's future was dropped mid-attempt) frees the probe slot, so that the next
+/// call probes instead of the circuit staying half-open with a probe "in flight" forever.
+#[derive(Debug)]
+struct Permit<'a> {
+    breaker: &'a Breaker,
+    /// Whether this is the half-open probe.
+    probe: bool,
+    /// Whether the outcome was reported.
+    settled: bool,
+}
+
+impl Permit<'_> {
+    fn success(mut self) {
+        self.settled = true;
+        self.breaker.success();
+    }
+
+    /// Records a failure; returns true if the circuit is (now) open.
+    fn failure(mut self, threshold: u32, cooldown: Duration) -> bool {
+        self.settled = true;
+        self.breaker.failure(threshold, cooldown)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.settled {
+            // No outcome is no evidence either way: only give the slot back.
+            self.breaker.state.lock().unwrap().probing = false;
+        }
+    }
+}
+
 impl Breaker {
-    /// May a call go out now? `Ok(probe)` tells whether it is the half-open probe.
-    fn admit(&self) -> Result<bool, ClientError> {
+    /// May a call go out now? The permit tells whether it is the half-open probe.
+    fn admit(&self) -> Result<Permit<'_>, ClientError> {
         let mut s = self.state.lock().unwrap();
-        match s.open_until {
-            None => Ok(false),
-            Some(until) if Instant::now() < until => Err(ClientError::Unavailable(
-                "circuit open after repeated failures".into(),
-            )),
-            Some(_) if s.probing => Err(ClientError::Unavailable(
-                "circuit half-open, a probe is in flight".into(),
-            )),
+        let probe = match s.open_until {
+            None => false,
+            Some(until) if Instant::now() < until => {
+                return Err(ClientError::Unavailable(
+                    "circuit open after repeated failures".into(),
+                ));
+            }
+            Some(_) if s.probing => {
+                return Err(ClientError::Unavailable(
+                    "circuit half-open, a probe is in flight".into(),
+                ));
+            }
             Some(_) => {
                 s.probing = true;
-                Ok(true)
+                true
             }
-        }
+        };
+        Ok(Permit {
+            breaker: self,
+            probe,
+            settled: false,
+        })
     }
 
     fn success(&self) {
@@ -345,26 +390,25 @@ impl ProductsClient {
             if remaining.is_zero() {
                 return Err(self.timed_out());
             }
-            self.breaker.admit()?;
+            let permit = self.breaker.admit()?;
             let result = match tokio::time::timeout(remaining, self.once(build, remaining)).await {
                 Ok(result) => result,
                 Err(_) => Err(self.timed_out()),
             };
             match result {
                 Ok(value) => {
-                    self.breaker.success();
+                    permit.success();
                     self.metrics.breaker_open.set(0);
                     return Ok(value);
                 }
                 // A refusal or an unreadable answer will not change on retry.
                 Err(e @ (ClientError::Refused { .. } | ClientError::Decode(_))) => {
-                    self.breaker.success();
+                    permit.success();
                     return Err(e);
                 }
                 Err(e) => {
-                    let open = self
-                        .breaker
-                        .failure(self.config.breaker_threshold, self.config.breaker_cooldown);
+                    let open =
+                        permit.failure(self.config.breaker_threshold, self.config.breaker_cooldown);
                     self.metrics.breaker_open.set(i64::from(open));
                     if open || attempt >= self.config.retries {
                         return Err(e);
@@ -499,10 +543,58 @@ mod tests {
         assert!(b.failure(2, Duration::from_millis(30)));
         assert!(b.admit().is_err(), "open: fail fast");
         std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(b.admit(), Ok(true), "half-open: one probe");
+        let probe = b.admit().unwrap();
+        assert!(probe.probe, "half-open: one probe");
         assert!(b.admit().is_err(), "only one probe at a time");
-        b.success();
-        assert_eq!(b.admit(), Ok(false));
+        probe.success();
+        assert!(!b.admit().unwrap().probe);
+    }
+
+    #[test]
+    fn a_probe_dropped_without_outcome_frees_the_probe_slot() {
+        let b = Breaker::default();
+        assert!(b.failure(1, Duration::ZERO));
+        let probe = b.admit().unwrap();
+        assert!(probe.probe);
+        drop(probe);
+        let next = b.admit().expect("the next call may probe");
+        assert!(
+            next.probe,
+            "still half-open: the dropped probe had no outcome"
+        );
+        // A permit of a closed circuit touches nothing when dropped.
+        next.success();
+        drop(b.admit().unwrap());
+        assert!(!b.admit().unwrap().probe);
+    }
+
+    /// A caller that goes away mid-probe (actix drops the handler's future when the client
+    /// disconnects) must not leave the circuit half-open with a probe "in flight" forever.
+    #[tokio::test]
+    async fn a_dropped_probe_future_does_not_wedge_the_circuit() {
+        let mut config = fast_config(fake_products(None));
+        config.retries = 0;
+        config.breaker_threshold = 1;
+        config.breaker_cooldown = Duration::from_millis(20);
+        let client = ProductsClient::new(config).unwrap();
+        let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
+        assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+
+        // The half-open probe goes out to the silent server; its caller gives up and drops it.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(50),
+            client.lookup(&[Uuid::nil()], None),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the probe should still be waiting");
+
+        let next = client.breaker.admit();
+        assert!(
+            next.as_ref().is_ok_and(|p| p.probe),
+            "the next call should be the new probe: {:?}",
+            next.err()
+        );
     }
 
     /// A server on a free port that answers every connection with `reply` (or, with `None`,
