@@ -9,12 +9,25 @@ use service_kit::auth::tokens::{Right, parse_ttl};
 
 /// The shop: runs the products and orders services (`shop up`, the default), and makes root
 /// keys and Biscuit tokens for them.
+///
+/// Without a subcommand it runs `shop up`, taking `up`'s flags and environment variables
+/// (`shop --data-dir DIR` is `shop up --data-dir DIR`).
 #[derive(Debug, Parser)]
-#[command(name = "shop", version)]
+#[command(name = "shop", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do (default: `up`).
     #[command(subcommand)]
     pub command: Option<Command>,
+    // `up`'s flags, used when no subcommand is given (they conflict with any subcommand).
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+impl Cli {
+    /// The subcommand to run: the one given, else `up` with the top-level flags.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Up(self.up))
+    }
 }
 
 /// The subcommands. Each variant's doc comment is its summary in `shop --help`.
@@ -54,18 +67,6 @@ pub struct UpArgs {
     /// Log format on stderr.
     #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
     pub log_format: service_kit::telemetry::LogFormat,
-}
-
-impl Default for UpArgs {
-    fn default() -> Self {
-        Self {
-            data_dir: "./data".into(),
-            products_addr: "127.0.0.1:8081".into(),
-            orders_addr: "127.0.0.1:8082".into(),
-            durability: store_actor::Durability::Always,
-            log_format: service_kit::telemetry::LogFormat::Pretty,
-        }
-    }
 }
 
 /// `shop keygen`.
@@ -154,9 +155,9 @@ pub struct InspectArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use super::Cli;
+    use super::{Cli, Command};
 
     /// The clap definitions are consistent (no duplicate or dangling argument ids).
     #[test]
@@ -185,5 +186,48 @@ mod tests {
         let mut undocumented = Vec::new();
         walk(&Cli::command(), "shop", &mut undocumented);
         assert!(undocumented.is_empty(), "{undocumented:?}");
+    }
+
+    /// `up`'s flags work without the subcommand, and mean the same as with it.
+    #[test]
+    fn up_flags_work_without_the_subcommand() {
+        let args = [
+            "--data-dir",
+            "/tmp/x",
+            "--products-addr",
+            "127.0.0.1:0",
+            "--orders-addr",
+            "127.0.0.1:1",
+            "--durability",
+            "never",
+            "--log-format",
+            "json",
+        ];
+        let bare = Cli::try_parse_from(std::iter::once("shop").chain(args)).unwrap();
+        let up = Cli::try_parse_from(["shop", "up"].into_iter().chain(args)).unwrap();
+        for cli in [bare, up] {
+            let Command::Up(up) = cli.into_command() else {
+                panic!("not up");
+            };
+            assert_eq!(up.data_dir, std::path::Path::new("/tmp/x"));
+            assert_eq!(up.products_addr, "127.0.0.1:0");
+            assert_eq!(up.orders_addr, "127.0.0.1:1");
+            assert_eq!(up.durability, store_actor::Durability::Never);
+            assert_eq!(up.log_format, service_kit::telemetry::LogFormat::Json);
+        }
+    }
+
+    /// Top-level `up` flags cannot be combined with another subcommand.
+    #[test]
+    fn top_level_up_flags_conflict_with_subcommands() {
+        let e = Cli::try_parse_from(["shop", "--data-dir", "/tmp/x", "keygen", "--out", "k"])
+            .unwrap_err();
+        assert_ne!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{e}");
+        let Command::Keygen(_) = Cli::try_parse_from(["shop", "keygen", "--out", "k"])
+            .unwrap()
+            .into_command()
+        else {
+            panic!("not keygen");
+        };
     }
 }

@@ -1,7 +1,8 @@
 //! `shop`: the launcher and operator's tool for the products and orders services.
 //!
 //! - `shop up` (the default): both services in one process, talking over loopback HTTP as in
-//!   production, each with its own files under the data directory.
+//!   production, each with its own files under the data directory. `shop` alone takes `up`'s
+//!   flags and environment variables (`shop --data-dir DIR`).
 //! - `shop keygen --out DIR`: a root key pair as `DIR/private.key` (mode 0600) and
 //!   `DIR/public.key`.
 //! - `shop token mint | attenuate | inspect`: Biscuit tokens.
@@ -16,7 +17,8 @@ mod up;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::{Cli, Command, TokenCommand};
 
@@ -24,17 +26,38 @@ use crate::cli::{Cli, Command, TokenCommand};
 type Error = Box<dyn std::error::Error>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Up(cli::UpArgs::default()));
-    match run(command) {
+    match run(parse().into_command()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line. `up`'s environment variables are read at the top level too (for
+/// `shop` without a subcommand), but an invalid one (say `SHOP_DURABILITY=bogus`) must not stop
+/// `shop keygen` or `shop token` from running: for those, the top level is parsed again
+/// without its environment variables.
+fn parse() -> Cli {
+    let error = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(error) => error,
+    };
+    if matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        let without_env = Cli::command().mut_args(|arg| arg.env(None));
+        if let Ok(cli) = without_env
+            .try_get_matches()
+            .and_then(|matches| Cli::from_arg_matches(&matches))
+            && cli.command.is_some()
+        {
+            return cli;
+        }
+    }
+    error.exit()
 }
 
 fn run(command: Command) -> Result<(), Error> {

@@ -486,3 +486,24 @@ fn a_one_second_token_expires() {
         Err(AuthError::Expired)
     );
 }
+
+/// `up`'s settings are also read at the top level (for `shop` alone), but a bad one in the
+/// environment does not stop other subcommands; on the command line it conflicts with them.
+#[test]
+fn up_settings_do_not_get_in_the_way_of_other_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let r = run(
+        shop(&["keygen", "--out", path(&out)])
+            .env("SHOP_DURABILITY", "sometimes")
+            .env("SHOP_LOG_FORMAT", "fancy")
+            .env("SHOP_DATA_DIR", dir.path().join("data")),
+        None,
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(keys::private_key_path(&out).is_file());
+
+    let r = shop_run(&["--durability", "never", "token", "inspect"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("cannot be used with"), "{r:?}");
+}

@@ -1,7 +1,8 @@
 //! `shop up` as a user runs it: both services, first-run keys and admin token, a request
-//! through each, SIGTERM, and a second run on the same data.
+//! through each, SIGTERM, a second run on the same data, and `shop` without the subcommand.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,47 +16,82 @@ impl Drop for Running {
     }
 }
 
-/// Starts `shop up` on free ports; returns the process and the two base URLs it printed.
-fn start(data: &std::path::Path) -> (Running, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
-        .args([
-            "up",
-            "--products-addr",
-            "127.0.0.1:0",
-            "--orders-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
+/// The binary with `args`, with no `SHOP_*` settings inherited from the environment running the
+/// tests.
+fn shop(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+    cmd.args(args)
+        .env_remove("SHOP_DATA_DIR")
+        .env_remove("SHOP_DURABILITY")
+        .env_remove("SHOP_LOG_FORMAT")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// What `shop up` printed on start, up to "Ctrl-C stops both services.".
+struct Banner {
+    products: String,
+    orders: String,
+    text: String,
+}
+
+/// Spawns `cmd` (some form of `shop up`) and reads its start-up banner.
+fn start_cmd(mut cmd: Command) -> (Running, Banner) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
     let mut lines = BufReader::new(stdout).lines();
-    let (mut products, mut orders) = (None, None);
+    let (mut products, mut orders, mut text) = (None, None, String::new());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while products.is_none() || orders.is_none() {
-        assert!(Instant::now() < deadline, "shop up printed no URLs");
+    loop {
+        assert!(Instant::now() < deadline, "shop up printed no banner");
         let line = lines.next().expect("shop up exited early").unwrap();
+        text.push_str(&line);
+        text.push('\n');
         let url = || line.split_whitespace().nth(1).unwrap().to_owned();
         if line.trim_start().starts_with("products ") {
             products = Some(url());
         } else if line.trim_start().starts_with("orders ") {
             orders = Some(url());
+        } else if line.starts_with("Ctrl-C stops") {
+            break;
         }
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (Running(child), products.unwrap(), orders.unwrap())
+    let banner = Banner {
+        products: products.expect("a products line"),
+        orders: orders.expect("an orders line"),
+        text,
+    };
+    (running, banner)
 }
 
-fn stop(mut running: Running) -> std::process::ExitStatus {
+const FREE_PORTS: [&str; 4] = [
+    "--products-addr",
+    "127.0.0.1:0",
+    "--orders-addr",
+    "127.0.0.1:0",
+];
+
+/// Starts `shop up` on free ports; returns the process and the two base URLs it printed.
+fn start(data: &Path) -> (Running, String, String) {
+    let mut cmd = shop(&["up"]);
+    cmd.args(FREE_PORTS).arg("--data-dir").arg(data);
+    let (running, banner) = start_cmd(cmd);
+    (running, banner.products, banner.orders)
+}
+
+/// Sends `signal` (TERM, INT) and waits for the process to exit.
+fn stop_with(mut running: Running, signal: &str) -> std::process::ExitStatus {
     let pid = running.0.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .unwrap()
             .success()
@@ -65,9 +101,56 @@ fn stop(mut running: Running) -> std::process::ExitStatus {
         if let Some(status) = running.0.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "shop up did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "shop up did not stop on SIG{signal}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn stop(running: Running) -> std::process::ExitStatus {
+    stop_with(running, "TERM")
+}
+
+/// Runs `cmd` to completion: exit code and stderr.
+fn run_to_end(mut cmd: Command) -> (Option<i32>, String) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// Creates a product as the admin; returns it.
+async fn create_product(http: &reqwest::Client, products: &str, admin: &str) -> serde_json::Value {
+    let created = http
+        .post(format!("{products}/products"))
+        .bearer_auth(admin.trim())
+        .json(&serde_json::json!({"name": "Green tea", "price": "4.20"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created.json().await.unwrap()
+}
+
+/// Reads a product back as the admin: its status and body.
+async fn get_product(
+    http: &reqwest::Client,
+    products: &str,
+    admin: &str,
+    id: &str,
+) -> (u16, serde_json::Value) {
+    let got = http
+        .get(format!("{products}/products/{id}"))
+        .bearer_auth(admin.trim())
+        .send()
+        .await
+        .unwrap();
+    let status = got.status().as_u16();
+    (status, got.json().await.unwrap_or_default())
 }
 
 /// First run creates keys and an admin token that work on both services through loopback HTTP;
@@ -121,4 +204,69 @@ async fn up_serves_both_services_and_restarts_on_the_same_data() {
         .unwrap();
     assert_eq!(again["total"], "12.60");
     assert!(stop(running).success());
+}
+
+/// `shop` without the subcommand is `shop up`, with all of its flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_shop_runs_up_with_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = shop(&FREE_PORTS);
+    cmd.arg("--data-dir").arg(dir.path());
+    let (running, banner) = start_cmd(cmd);
+    let data_line = format!("shop is up (data in {})", dir.path().display());
+    assert!(banner.text.contains(&data_line), "{}", banner.text);
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    assert!(dir.path().join("keys/public.key").is_file());
+    let http = reqwest::Client::new();
+    let product = create_product(&http, &banner.products, &admin).await;
+    assert!(dir.path().join("products").is_dir());
+    assert!(dir.path().join("orders").is_dir());
+    let ready = http
+        .get(format!("{}/readyz", banner.orders))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(stop(running).success());
+
+    // What the bare run wrote, `shop up` finds.
+    let (running, products, _orders) = start(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let (status, again) =
+        get_product(&http, &products, &admin, product["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["name"], "Green tea");
+    assert!(stop(running).success());
+}
+
+/// `shop` without the subcommand reads `up`'s environment: SHOP_DATA_DIR (not ./data), and
+/// SHOP_DURABILITY / SHOP_LOG_FORMAT are parsed (a bad value is refused, naming it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_shop_takes_up_settings_from_the_environment() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = shop(&FREE_PORTS);
+    cmd.current_dir(cwd.path())
+        .env("SHOP_DATA_DIR", dir.path())
+        .env("SHOP_DURABILITY", "never")
+        .env("SHOP_LOG_FORMAT", "json");
+    let (running, banner) = start_cmd(cmd);
+    let data_line = format!("shop is up (data in {})", dir.path().display());
+    assert!(banner.text.contains(&data_line), "{}", banner.text);
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    create_product(&reqwest::Client::new(), &banner.products, &admin).await;
+    assert!(stop(running).success());
+    assert!(dir.path().join("products").is_dir());
+    assert!(
+        !cwd.path().join("data").exists(),
+        "SHOP_DATA_DIR was ignored: ./data was written"
+    );
+
+    let mut bad = shop(&FREE_PORTS);
+    bad.current_dir(cwd.path())
+        .env("SHOP_DATA_DIR", dir.path())
+        .env("SHOP_DURABILITY", "sometimes");
+    let (code, stderr) = run_to_end(bad);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("sometimes"), "{stderr}");
 }
