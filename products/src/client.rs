@@ -620,6 +620,38 @@ mod tests {
         url
     }
 
+    /// A server on a free port that answers its n-th connection with `replies[n]` (the last
+    /// one again after that) and records each request's head (request line and headers).
+    fn recording_products(replies: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let recorded = heads.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let reply = replies[n.min(replies.len() - 1)];
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        (url, heads)
+    }
+
+    const EMPTY_LOOKUP: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 42\r\nconnection: close\r\n\r\n{\"products\":[],\"unknown\":[],\"archived\":[]}";
+
     fn fast_config(url: String) -> ClientConfig {
         let mut config = ClientConfig::new(url, "t");
         config.timeout = Duration::from_millis(200);
@@ -661,6 +693,53 @@ mod tests {
             took >= Duration::from_millis(250),
             "gave up early: {took:?}"
         );
+    }
+
+    /// The caller's request id travels to products in `X-Request-Id`, with the service token.
+    #[tokio::test]
+    async fn the_request_id_is_forwarded() {
+        let (url, heads) = recording_products(vec![EMPTY_LOOKUP]);
+        let client = ProductsClient::new(fast_config(url)).unwrap();
+        client
+            .lookup(&[Uuid::nil()], Some("req-7f3a"))
+            .await
+            .unwrap();
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        let lines: Vec<String> = heads[0].lines().map(str::to_ascii_lowercase).collect();
+        assert!(lines[0].starts_with("post /products/lookup "), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l == "x-request-id: req-7f3a"),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l == "authorization: bearer t"),
+            "{lines:?}"
+        );
+    }
+
+    /// A transient failure (503, then 200) of an idempotent call is retried to success, and
+    /// counted: one retry, one call with outcome ok.
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_to_success_and_counted() {
+        let busy =
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let (url, heads) = recording_products(vec![busy, EMPTY_LOOKUP]);
+        let client = ProductsClient::new(fast_config(url)).unwrap();
+        let found = client.lookup(&[Uuid::nil()], None).await.unwrap();
+        assert!(found.products.is_empty() && found.unknown.is_empty());
+        assert_eq!(heads.lock().unwrap().len(), 2, "two attempts");
+        assert_eq!(client.metrics.retries.get(), 1);
+        let ok = OutcomeLabels {
+            call: "lookup",
+            outcome: "ok",
+        };
+        assert_eq!(client.metrics.calls.get_or_create(&ok).get(), 1);
+        let unavailable = OutcomeLabels {
+            call: "lookup",
+            outcome: "unavailable",
+        };
+        assert_eq!(client.metrics.calls.get_or_create(&unavailable).get(), 0);
     }
 
     #[tokio::test]
