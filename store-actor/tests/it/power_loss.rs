@@ -211,3 +211,65 @@ async fn reads_do_not_wait_for_a_slow_flush() {
         "the held writes shared fsyncs: {status:?}"
     );
 }
+
+/// `interval` mode fsyncs at most once per interval, however many writes arrive in it.
+#[tokio::test]
+async fn interval_mode_shares_one_fsync_among_many_writes() {
+    let disk = SimFs::new();
+    let every = std::time::Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let store = Store::open(sim_options(&disk).durability(Durability::Interval(every)))
+        .await
+        .unwrap();
+    let writes = 200;
+    for i in 0..writes {
+        store.create(item("x", i)).await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let status = store.status();
+    assert_eq!(status.batches, writes as u64, "one batch per awaited write");
+    let allowed = (elapsed.as_millis() / every.as_millis()) as u64;
+    assert!(status.fsyncs <= allowed, "{elapsed:?}: {status:?}");
+    assert!(
+        status.fsyncs * 10 <= writes as u64,
+        "{elapsed:?}: {status:?}"
+    );
+    drop(store);
+}
+
+/// In `interval` mode a write is durable once its window has passed, with no later write to
+/// trigger the fsync; inside the window, power loss can take it.
+#[tokio::test]
+async fn interval_mode_write_is_durable_after_its_window() {
+    // Inside a window (an hour): acknowledged, but not yet on disk.
+    let disk = SimFs::new();
+    let hour = std::time::Duration::from_secs(3600);
+    let store = Store::open(sim_options(&disk).durability(Durability::Interval(hour)))
+        .await
+        .unwrap();
+    store.create(item("recent", 1)).await.unwrap();
+    assert_eq!(store.status().fsyncs, 0);
+    assert_eq!(open_sim(&disk.crash()).await.count(), 0);
+    drop(store);
+
+    // After the window: the flusher's timer synced it.
+    let disk = SimFs::new();
+    let every = std::time::Duration::from_millis(50);
+    let store = Store::open(sim_options(&disk).durability(Durability::Interval(every)))
+        .await
+        .unwrap();
+    let old = store.create(item("old", 1)).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.status().fsyncs == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fsync after the window"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let after = disk.crash();
+    drop(store);
+    let reopened = open_sim(&after).await;
+    assert_eq!(reopened.get(old.id).unwrap().data, item("old", 1));
+    assert_eq!(reopened.count(), 1);
+}
