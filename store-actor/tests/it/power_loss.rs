@@ -87,6 +87,33 @@ async fn fsync_failure_poisons_writes_but_not_reads() {
     assert!(matches!(compact, StoreError::ReadOnly { .. }));
 }
 
+/// A failed journal append (the write itself, before any fsync) poisons the store the same way.
+#[tokio::test]
+async fn append_failure_poisons_writes_but_not_reads() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let kept = store.create(item("kept", 1)).await.unwrap();
+    let ops = disk.ops_done();
+    disk.fail_after(0); // the very next operation, the journal append, fails
+    let err = store.create(item("lost", 2)).await.unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
+    assert_eq!(disk.ops_done(), ops, "nothing reached the disk");
+    disk.heal();
+    // A partial append may have left part of a line: nothing after it can be trusted either.
+    let again = store.create(item("later", 3)).await.unwrap_err();
+    assert!(matches!(again, StoreError::ReadOnly { .. }), "{again}");
+    assert_eq!(store.get(kept.id).unwrap().data, item("kept", 1));
+    assert_eq!(store.count(), 1);
+    let status = store.status();
+    assert!(!status.writable);
+    let reason = status.read_only_reason.unwrap();
+    assert!(reason.starts_with("write "), "{reason}");
+    assert!(matches!(
+        store.compact().await.unwrap_err(),
+        StoreError::ReadOnly { .. }
+    ));
+}
+
 /// A crash at every single file-system step of a compaction recovers to the full state.
 #[tokio::test]
 async fn crash_at_every_step_of_compaction() {
