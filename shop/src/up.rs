@@ -4,7 +4,9 @@
 //! products over loopback HTTP with its own products:read token, exactly as in production. On
 //! first run a development root key pair is created under `DATA/keys/` and an admin token is
 //! written to `DATA/admin.token`; later runs reuse them. Ctrl-C or SIGTERM stops both
-//! gracefully: in-flight requests finish and the stores are flushed and closed.
+//! gracefully: in-flight requests finish and the stores are flushed and closed, exit status 0.
+//! A service that fails to start, or stops without being asked to, is an error naming it (the
+//! other one is stopped gracefully first), exit status 1.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -95,9 +97,10 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         },
         false,
     )
-    .await?;
+    .await
+    .map_err(|e| format!("products could not start: {e}"))?;
     let products_url = local_url(&args.products_addr, products.port());
-    let orders = orders::startup::Application::build(
+    let orders = match orders::startup::Application::build(
         orders::configuration::Config {
             listen: args.orders_addr.clone(),
             products_url: products_url.clone(),
@@ -107,7 +110,18 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         },
         false,
     )
-    .await?;
+    .await
+    {
+        Ok(orders) => orders,
+        Err(e) => {
+            // Products is already serving: stop it and close its store before giving up.
+            let stopper = products.stopper();
+            let run = tokio::spawn(products.run_until_stopped());
+            stopper.stop().await;
+            let _ = run.await;
+            return Err(format!("orders could not start: {e}").into());
+        }
+    };
     let orders_url = local_url(&args.orders_addr, orders.port());
     println!(
         "shop is up (data in {data})\n\
@@ -124,24 +138,75 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let (products_stopper, orders_stopper) = (products.stopper(), orders.stopper());
     let mut products_run = tokio::spawn(products.run_until_stopped());
     let mut orders_run = tokio::spawn(orders.run_until_stopped());
-    let stopped_early = tokio::select! {
-        _ = service_kit::shutdown::signal() => false,
-        _ = &mut products_run => true,
-        _ = &mut orders_run => true,
-    };
-    if stopped_early {
-        tracing::error!("a service stopped on its own; stopping the other");
+    let early = first_to_stop(
+        service_kit::shutdown::signal(),
+        &mut products_run,
+        &mut orders_run,
+    )
+    .await;
+    if let Some(early) = &early {
+        tracing::error!("{early}; stopping the other service");
     }
     tracing::info!("stopping: orders first (it calls products), then products");
     orders_stopper.stop().await;
     products_stopper.stop().await;
-    for run in [orders_run, products_run] {
-        if !run.is_finished() || !stopped_early {
-            let _ = run.await;
+    // The service that stopped early has already been awaited (its outcome is in `early`).
+    let mut failures: Vec<String> = early.iter().map(ToString::to_string).collect();
+    for (name, run) in [("orders", orders_run), ("products", products_run)] {
+        if early.as_ref().is_some_and(|e| e.service == name) {
+            continue;
+        }
+        if let Err(e) = flatten(run.await) {
+            failures.push(format!("{name} failed while stopping: {e}"));
         }
     }
-    println!("shop stopped; data flushed in {}", data.display());
-    Ok(())
+    if failures.is_empty() {
+        println!("shop stopped; data flushed in {}", data.display());
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
+    }
+}
+
+/// What a service's task ended with: its own error, or its panic.
+type Ended = Result<std::io::Result<()>, tokio::task::JoinError>;
+
+fn flatten(ended: Ended) -> std::io::Result<()> {
+    ended.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// A service that stopped before it was asked to: always a failure of `shop up`.
+#[derive(Debug)]
+struct EarlyStop {
+    service: &'static str,
+    result: std::io::Result<()>,
+}
+
+impl std::fmt::Display for EarlyStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.result {
+            Ok(()) => write!(f, "{} stopped on its own", self.service),
+            Err(e) => write!(f, "{} stopped on its own: {e}", self.service),
+        }
+    }
+}
+
+/// Waits for the shutdown signal (`None`) or for either service to stop on its own (which one
+/// and why). The service that stopped has been awaited: its handle must not be awaited again.
+async fn first_to_stop<P, O>(
+    shutdown: impl Future<Output = ()>,
+    products: &mut P,
+    orders: &mut O,
+) -> Option<EarlyStop>
+where
+    P: Future<Output = Ended> + Unpin,
+    O: Future<Output = Ended> + Unpin,
+{
+    tokio::select! {
+        () = shutdown => None,
+        ended = products => Some(EarlyStop { service: "products", result: flatten(ended) }),
+        ended = orders => Some(EarlyStop { service: "orders", result: flatten(ended) }),
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +218,40 @@ mod tests {
         assert_eq!(local_url("0.0.0.0:8081", 8081), "http://127.0.0.1:8081");
         assert_eq!(local_url("127.0.0.1:0", 4321), "http://127.0.0.1:4321");
         assert_eq!(local_url("[::1]:0", 5), "http://[::1]:5");
+    }
+
+    /// A service that ends before the signal is reported by name, with its error; while both
+    /// run, the signal wins.
+    #[tokio::test]
+    async fn a_service_stopping_on_its_own_is_a_named_failure() {
+        let pending = || tokio::spawn(std::future::pending::<std::io::Result<()>>());
+        let mut products = tokio::spawn(async { Err(std::io::Error::other("disk on fire")) });
+        let mut orders = pending();
+        let early = first_to_stop(std::future::pending(), &mut products, &mut orders)
+            .await
+            .unwrap();
+        assert_eq!(early.service, "products");
+        assert_eq!(
+            early.to_string(),
+            "products stopped on its own: disk on fire"
+        );
+
+        let mut products = pending();
+        let mut orders = tokio::spawn(async { Ok(()) });
+        let early = first_to_stop(std::future::pending(), &mut products, &mut orders)
+            .await
+            .unwrap();
+        assert_eq!(early.to_string(), "orders stopped on its own");
+
+        let mut orders = tokio::spawn(async { panic!("boom") });
+        let early = first_to_stop(std::future::pending(), &mut products, &mut orders)
+            .await
+            .unwrap();
+        assert_eq!(early.service, "orders");
+        assert!(early.to_string().contains("panicked"), "{early}");
+
+        let mut orders = pending();
+        let early = first_to_stop(std::future::ready(()), &mut products, &mut orders).await;
+        assert!(early.is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! `shop up` as a user runs it: both services, first-run keys and admin token, a request
-//! through each, SIGTERM, a second run on the same data, and `shop` without the subcommand.
+//! through each, SIGTERM, a second run on the same data, `shop` without the subcommand, and
+//! start-up failures.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -269,4 +270,46 @@ async fn bare_shop_takes_up_settings_from_the_environment() {
     let (code, stderr) = run_to_end(bad);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("sometimes"), "{stderr}");
+}
+
+/// A second `shop up` on a data directory in use fails at once with exit 1, saying that
+/// products could not start and why; the first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_up_on_the_same_data_fails_naming_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, products, _orders) = start(dir.path());
+    let mut second = shop(&["up"]);
+    second.args(FREE_PORTS).arg("--data-dir").arg(dir.path());
+    let (code, stderr) = run_to_end(second);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("products could not start"), "{stderr}");
+    assert!(stderr.contains("locked"), "{stderr}");
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    create_product(&reqwest::Client::new(), &products, &admin).await;
+    assert!(stop(running).success());
+}
+
+/// An orders address already in use fails the start with exit 1, naming orders and the
+/// address, and leaves the data directory usable by the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_address_in_use_fails_naming_orders() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = shop(&[
+        "up",
+        "--products-addr",
+        "127.0.0.1:0",
+        "--orders-addr",
+        &addr,
+    ]);
+    cmd.arg("--data-dir").arg(dir.path());
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("orders could not start"), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+    let (running, products, _orders) = start(dir.path());
+    let ready = reqwest::get(format!("{products}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(stop(running).success());
 }
