@@ -448,3 +448,65 @@ async fn wrong_content_type_is_unsupported() {
     assert_eq!(app.count().await, 0);
     app.stop().await;
 }
+
+/// The value of the counter lines of `text` starting with `name{` that contain every one of
+/// `labels`, summed (0 if none).
+fn counter(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A 3-item order is priced with ONE lookup call to products: orders' client counts one
+/// lookup call and products serves one `POST /products/lookup`.
+#[actix_web::test]
+async fn a_three_item_order_makes_one_lookup_call() {
+    // Arrange
+    let app = spawn_apps().await;
+    let tea = app.product("Tea", "1.00").await;
+    let cup = app.product("Cup", "3.33").await;
+    let pot = app.product("Pot", "20.00").await;
+    let lookups = || async {
+        let orders = app.anonymous("/metrics").await.text().await.unwrap();
+        let products = app
+            .products_request(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (
+            counter(
+                &orders,
+                "products_client_requests_total",
+                &["call=\"lookup\""],
+            ),
+            counter(
+                &products,
+                "http_requests_total",
+                &["route=\"/products/lookup\""],
+            ),
+        )
+    };
+    let before = lookups().await;
+
+    // Act
+    app.place_ok(&app.alice, &[(&tea, 1), (&cup, 2), (&pot, 3)])
+        .await;
+
+    // Assert
+    let after = lookups().await;
+    assert_eq!(
+        after.0 - before.0,
+        1.0,
+        "client lookup calls: {before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        1.0,
+        "lookups products served: {before:?} → {after:?}"
+    );
+    app.stop().await;
+}

@@ -3,7 +3,10 @@
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApps, assert_problem, header, id_of, spawn_apps};
+use crate::helpers::{
+    FakeProducts, TestApps, assert_problem, eventually, header, http_json, id_of, lookup_of,
+    spawn_apps, spawn_orders_with_products,
+};
 
 /// `POST /orders` with `token`, an `Idempotency-Key` and a JSON body.
 async fn place_with_key(app: &TestApps, token: &str, key: &str, body: &Value) -> Response {
@@ -237,5 +240,52 @@ async fn replay_returns_the_first_result_after_a_change_or_delete() {
         assert_eq!(replayed, first);
     }
     assert_eq!(app.count().await, 0);
+    app.stop().await;
+}
+
+/// A retry with the same key while the first request is still in flight (its products lookup
+/// held by a fake products) answers 409 conflict and stores nothing; the first then completes
+/// as the one order.
+#[actix_web::test]
+async fn retry_while_the_first_is_in_flight_is_a_conflict() {
+    // Arrange
+    let tea = "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b";
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let products = FakeProducts::start(move |head| {
+        if !head.starts_with("POST /products/lookup ") {
+            return None;
+        }
+        let _ = held.lock().unwrap().recv();
+        Some(http_json("200 OK", &lookup_of(&[tea])))
+    });
+    let app = spawn_orders_with_products(&products.url, 10_000).await;
+    let body = json!({"product_id": tea, "quantity": 1});
+    let first = {
+        let request = app
+            .request(Method::POST, "/orders", Some(&app.alice))
+            .header("Idempotency-Key", "k6")
+            .json(&body);
+        actix_web::rt::spawn(async move { request.send().await.unwrap() })
+    };
+    let in_flight = eventually(|| async { products.requests("POST /products/lookup ") == 1 }).await;
+    assert!(in_flight, "the first request never reached products");
+
+    // Act
+    let retry = place_with_key(&app, &app.alice, "k6", &body).await;
+
+    // Assert
+    let problem = assert_problem(retry, 409, "conflict").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("k6"),
+        "{problem}"
+    );
+    insta::assert_json_snapshot!("problem_conflict_in_flight", problem);
+    assert_eq!(app.count().await, 0);
+    assert_eq!(products.requests("POST /products/lookup "), 1);
+    release.send(()).unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(app.count().await, 1);
     app.stop().await;
 }
