@@ -123,6 +123,9 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         }
     };
     let orders_url = local_url(&args.orders_addr, orders.port());
+    // Listen for the signals before saying we are up: one sent right after the banner must
+    // stop us gracefully, not kill us.
+    let shutdown = shutdown_signal()?;
     println!(
         "shop is up (data in {data})\n\
          \n  products  {products_url}   docs {products_url}/docs/\
@@ -138,12 +141,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let (products_stopper, orders_stopper) = (products.stopper(), orders.stopper());
     let mut products_run = tokio::spawn(products.run_until_stopped());
     let mut orders_run = tokio::spawn(orders.run_until_stopped());
-    let early = first_to_stop(
-        service_kit::shutdown::signal(),
-        &mut products_run,
-        &mut orders_run,
-    )
-    .await;
+    let early = first_to_stop(shutdown, &mut products_run, &mut orders_run).await;
     if let Some(early) = &early {
         tracing::error!("{early}; stopping the other service");
     }
@@ -166,6 +164,27 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     } else {
         Err(failures.join("; ").into())
     }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. Unlike `service_kit::shutdown::signal`, the handlers
+/// are installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// What a service's task ended with: its own error, or its panic.

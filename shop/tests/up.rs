@@ -313,3 +313,15 @@ async fn an_orders_address_in_use_fails_naming_orders() {
     assert_eq!(ready.status(), 200);
     assert!(stop(running).success());
 }
+
+/// A signal sent the moment the banner is out still stops `shop up` gracefully (exit 0): the
+/// handlers are in place before it says it is up.
+#[test]
+fn a_signal_right_after_the_banner_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    for signal in ["TERM", "INT", "TERM", "INT", "TERM", "INT"] {
+        let (running, _products, _orders) = start(dir.path());
+        let status = stop_with(running, signal);
+        assert_eq!(status.code(), Some(0), "SIG{signal}: {status:?}");
+    }
+}
