@@ -1,6 +1,6 @@
 //! Who may call what: the token matrix on a read and a write endpoint, and the open endpoints.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use biscuit_auth::KeyPair;
 use reqwest::{Method, Response};
@@ -169,6 +169,68 @@ async fn expired_token_is_unauthorized() {
     assert_unauthorized(read, "expired").await;
     assert_unauthorized(write, "expired").await;
     assert_eq!(app.count().await, 0);
+    app.stop().await;
+}
+
+/// A writer's token attenuated with a 1 s TTL block reads and writes at once, is refused with
+/// 401 "expired" from the first second past its attenuated expiry (never accepted after it),
+/// while the long-lived parent token keeps working.
+#[actix_web::test]
+async fn attenuated_short_ttl_expires_while_the_parent_works() {
+    // Arrange
+    let app = spawn_app().await;
+    let minted = SystemTime::now();
+    let short = tokens::attenuate(
+        &app.writer,
+        &Restriction {
+            ttl: Some(Duration::from_secs(1)),
+            ..Restriction::default()
+        },
+    )
+    .unwrap();
+    // Token times have whole seconds: the check is `time <= expiry second`, so the token is
+    // refused from the start of the second after the one it expires in.
+    let expiry_second = (minted + Duration::from_secs(1))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let refused_from = UNIX_EPOCH + Duration::from_secs(expiry_second + 1);
+    let (read, write) = read_and_write(&app, &Auth::Bearer(&short)).await;
+    assert_eq!(read.status(), 200, "a fresh attenuated token reads");
+    assert_eq!(write.status(), 201, "the attenuation keeps the write right");
+
+    // Act: poll (no fixed sleep) until it is refused, with a deadline.
+    let deadline = Instant::now() + crate::helpers::DEADLINE;
+    let refused = loop {
+        let sent = SystemTime::now();
+        let res = call(&app, Method::GET, "/products", &Auth::Bearer(&short)).await;
+        match res.status().as_u16() {
+            200 => assert!(
+                sent < refused_from,
+                "accepted {:?} after its expiry",
+                sent.duration_since(refused_from).unwrap()
+            ),
+            401 => {
+                assert!(
+                    SystemTime::now() >= refused_from,
+                    "refused before its attenuated expiry"
+                );
+                break res;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(Instant::now() < deadline, "still accepted at the deadline");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Assert
+    assert_unauthorized(refused, "expired").await;
+    let write = call(&app, Method::POST, "/products", &Auth::Bearer(&short)).await;
+    assert_unauthorized(write, "expired").await;
+    let (parent_read, parent_write) = read_and_write(&app, &Auth::Bearer(&app.writer)).await;
+    assert_eq!(parent_read.status(), 200, "the parent token still reads");
+    assert_eq!(parent_write.status(), 201, "the parent token still writes");
+    assert_eq!(app.count().await, 2);
     app.stop().await;
 }
 
