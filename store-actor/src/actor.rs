@@ -108,8 +108,8 @@ impl<T: Data> Actor for StoreActor<T> {
 
 impl<T: Data> StoreActor<T> {
     fn check_writable(&self) -> Result<()> {
-        if let Some(reason) = self.shared.poisoned() {
-            return Err(StoreError::ReadOnly { reason });
+        if let Some(refused) = self.shared.read_only() {
+            return Err(refused);
         }
         if self.closing {
             return Err(StoreError::Closed);
@@ -320,8 +320,8 @@ impl<T: Data> Handler<Compact> for StoreActor<T> {
     type Result = MessageResult<Compact>;
     fn handle(&mut self, _: Compact, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        if let Some(reason) = self.shared.poisoned() {
-            let _ = tx.send(Err(StoreError::ReadOnly { reason }));
+        if let Some(refused) = self.shared.read_only() {
+            let _ = tx.send(Err(refused));
         } else if self.closing {
             let _ = tx.send(Err(StoreError::Closed));
         } else {

@@ -73,6 +73,8 @@ pub enum StoreError {
     ReadOnly {
         /// The failure that stopped writes.
         reason: String,
+        /// The kind of that failure's I/O error (see [`StoreError::is_disk_full`]).
+        kind: Option<io::ErrorKind>,
     },
     /// The change feed no longer holds events this old: the reader must resynchronise from the
     /// current state.
@@ -106,15 +108,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True for an I/O error caused by a full disk or an exhausted quota.
+    /// True for an I/O error caused by a full disk or an exhausted quota, including the
+    /// [`StoreError::ReadOnly`] of writes refused after one.
+    ///
+    /// Decided by error kind, not message: ENOSPC and EDQUOT map to these kinds, and the message text
+    /// depends on the platform and locale (and is lost once only a kind is known).
     pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self.io_kind(),
+            Some(io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        )
+    }
+
+    /// The kind of the I/O error behind this one, if any.
+    pub(crate) fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
-            StoreError::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-            ),
-            StoreError::ReadOnly { reason } => reason.contains("No space left"),
-            _ => false,
+            StoreError::Io { source, .. } => Some(source.kind()),
+            StoreError::ReadOnly { kind, .. } => *kind,
+            _ => None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! may have dropped the dirty pages and a retried fsync can falsely succeed, so nothing that
 //! follows can be trusted to be durable. Reads go on; writes are refused until reopen.
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -53,7 +54,7 @@ pub(crate) struct Shared<T> {
     /// The sequence number of the latest published state, for subscribers.
     pub seq: watch::Sender<u64>,
     /// Why writes stopped, once they have.
-    pub poison: Mutex<Option<String>>,
+    pub poison: Mutex<Option<Poison>>,
     /// True once the flusher has exited and released the files.
     pub closed: watch::Sender<bool>,
     pub stats: Stats,
@@ -72,13 +73,39 @@ pub(crate) struct Stats {
     pub last_rotation_pause_nanos: AtomicU64,
 }
 
+/// Why writes stopped: the message, and the kind of the I/O error, kept for
+/// [`StoreError::is_disk_full`].
+#[derive(Debug, Clone)]
+pub(crate) struct Poison {
+    pub reason: String,
+    pub kind: Option<io::ErrorKind>,
+}
+
+impl Poison {
+    pub fn error(&self) -> StoreError {
+        StoreError::ReadOnly {
+            reason: self.reason.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
 impl<T> Shared<T> {
     pub fn poisoned(&self) -> Option<String> {
-        self.poison.lock().unwrap().clone()
+        self.poison
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|p| p.reason.clone())
     }
-    fn poison(&self, reason: String) {
+    /// The error refused writes get, once writes stopped.
+    pub fn read_only(&self) -> Option<StoreError> {
+        self.poison.lock().unwrap().as_ref().map(Poison::error)
+    }
+    fn poison(&self, reason: String, kind: Option<io::ErrorKind>) -> Poison {
         tracing::error!(%reason, "store stops accepting writes");
-        self.poison.lock().unwrap().get_or_insert(reason);
+        let mut poison = self.poison.lock().unwrap();
+        poison.get_or_insert(Poison { reason, kind }).clone()
     }
 }
 
@@ -111,7 +138,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                     match jobs.recv_timeout(every.saturating_sub(last_sync.elapsed())) {
                         Ok(job) => job,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.sync();
+                            let _ = self.sync(); // a failure poisons the store
                             unsynced = false;
                             last_sync = Instant::now();
                             continue;
@@ -140,11 +167,9 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                                 w(Ok(()));
                             }
                         }
-                        Err(reason) => {
+                        Err(poison) => {
                             for w in waiters {
-                                w(Err(StoreError::ReadOnly {
-                                    reason: reason.clone(),
-                                }));
+                                w(Err(poison.error()));
                             }
                         }
                     }
@@ -153,10 +178,10 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 }
                 Job::Track => self.tail = Some((self.len, Vec::new())),
                 Job::Rotate { staged, done } => {
-                    if let Some(reason) = self.shared.poisoned() {
+                    if let Some(refused) = self.shared.read_only() {
                         // The journal may end in unacknowledged lines: leave it as it is.
                         let _ = self.fs.remove(&staged.tmp);
-                        done(Err(StoreError::ReadOnly { reason }));
+                        done(Err(refused));
                         continue;
                     }
                     let snapshot_time = staged.started.elapsed();
@@ -179,7 +204,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
             }
         }
         if unsynced {
-            self.sync();
+            let _ = self.sync(); // a failure poisons the store
         }
         tracing::debug!(journal = %self.journal_path.display(), "flusher stopped");
         let shared = self.shared.clone();
@@ -193,14 +218,13 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         bytes: &[u8],
         unsynced: &mut bool,
         last_sync: &mut Instant,
-    ) -> std::result::Result<(), String> {
-        if let Some(reason) = self.shared.poisoned() {
-            return Err(reason);
+    ) -> std::result::Result<(), Poison> {
+        if let Some(poison) = self.shared.poison.lock().unwrap().clone() {
+            return Err(poison);
         }
         if let Err(e) = self.file.append(bytes) {
             let reason = format!("write {} failed: {e}", self.journal_path.display());
-            self.shared.poison(reason.clone());
-            return Err(reason);
+            return Err(self.shared.poison(reason, Some(e.kind())));
         }
         self.len += bytes.len() as u64;
         if let Some((_, tail)) = &mut self.tail {
@@ -218,14 +242,12 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         match self.mode {
             Durability::Always => {
                 // IMPORTANT: no caller is answered before this fsync returns.
-                if !self.sync() {
-                    return Err(self.shared.poisoned().unwrap_or_default());
-                }
+                self.sync()?;
             }
             Durability::Interval(every) => {
                 *unsynced = true;
                 if last_sync.elapsed() >= every {
-                    self.sync();
+                    let _ = self.sync(); // a failure poisons the store
                     *unsynced = false;
                     *last_sync = Instant::now();
                 }
@@ -235,8 +257,8 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         Ok(())
     }
 
-    /// Syncs the journal, recording latency; on failure poisons the store and returns false.
-    fn sync(&mut self) -> bool {
+    /// Syncs the journal, recording latency; on failure poisons the store.
+    fn sync(&mut self) -> std::result::Result<(), Poison> {
         let t = Instant::now();
         let result = self.file.sync();
         let nanos = t.elapsed().as_nanos() as u64;
@@ -244,14 +266,10 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.fsync_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         stats.fsync_nanos_max.fetch_max(nanos, Ordering::Relaxed);
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                self.shared
-                    .poison(format!("fsync {} failed: {e}", self.journal_path.display()));
-                false
-            }
-        }
+        result.map_err(|e| {
+            let reason = format!("fsync {} failed: {e}", self.journal_path.display());
+            self.shared.poison(reason, Some(e.kind()))
+        })
     }
 
     /// Completes a staged journal with the lines written since it was staged, then puts it in
@@ -312,7 +330,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 Ok(())
             }
             Err(e) => {
-                self.shared.poison(e.to_string());
+                self.shared.poison(e.to_string(), e.io_kind());
                 Err(e)
             }
         }

@@ -139,6 +139,8 @@ struct SimState {
     locks: HashSet<PathBuf>,
     /// Operations still allowed before injected failures start (`None`: never fail).
     ops_left: Option<u64>,
+    /// The kind of the injected errors (`None`: [`io::ErrorKind::Other`]).
+    fail_kind: Option<io::ErrorKind>,
     ops_done: u64,
 }
 
@@ -181,7 +183,15 @@ impl SimFs {
     /// After `n` more successful operations, every write-side operation fails with an I/O error
     /// (until [`SimFs::heal`]).
     pub fn fail_after(&self, n: u64) {
-        self.inner.lock().unwrap().ops_left = Some(n);
+        self.fail_after_with(n, io::ErrorKind::Other);
+    }
+
+    /// Like [`SimFs::fail_after`], with errors of `kind`, such as
+    /// [`io::ErrorKind::StorageFull`] for a full disk. The message does not say which.
+    pub fn fail_after_with(&self, n: u64, kind: io::ErrorKind) {
+        let mut s = self.inner.lock().unwrap();
+        s.ops_left = Some(n);
+        s.fail_kind = Some(kind);
     }
 
     /// Makes every sync wait until [`SimFs::release_syncs`]: a disk that is slow to flush.
@@ -205,7 +215,9 @@ impl SimFs {
 
     /// Stops injecting failures.
     pub fn heal(&self) {
-        self.inner.lock().unwrap().ops_left = None;
+        let mut s = self.inner.lock().unwrap();
+        s.ops_left = None;
+        s.fail_kind = None;
     }
 
     /// How many write-side operations ran so far (to aim [`SimFs::fail_after`] at each step).
@@ -245,7 +257,8 @@ impl SimState {
     fn tick(&mut self) -> io::Result<()> {
         if let Some(left) = self.ops_left.as_mut() {
             if *left == 0 {
-                return Err(io::Error::other("simulated I/O failure"));
+                let kind = self.fail_kind.unwrap_or(io::ErrorKind::Other);
+                return Err(io::Error::new(kind, "simulated I/O failure"));
             }
             *left -= 1;
         }

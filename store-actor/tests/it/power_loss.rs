@@ -300,3 +300,42 @@ async fn interval_mode_write_is_durable_after_its_window() {
     assert_eq!(reopened.get(old.id).unwrap().data, item("old", 1));
     assert_eq!(reopened.count(), 1);
 }
+
+/// A full disk is recognised by the error's kind, not its message: on the write that hit it, on
+/// the writes refused after it, and when opening a store.
+#[tokio::test]
+async fn disk_full_is_detected_by_error_kind() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    store.create(item("kept", 1)).await.unwrap();
+    disk.fail_after_with(0, std::io::ErrorKind::StorageFull);
+    let err = store.create(item("lost", 2)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::ReadOnly {
+                kind: Some(std::io::ErrorKind::StorageFull),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("No space"), "{err}");
+    assert!(err.is_disk_full(), "{err}");
+    let again = store.create(item("later", 3)).await.unwrap_err();
+    assert!(again.is_disk_full(), "{again}");
+    assert!(store.compact().await.unwrap_err().is_disk_full());
+
+    let full = disk.crash();
+    full.fail_after_with(0, std::io::ErrorKind::QuotaExceeded);
+    let err = Store::open(sim_options(&full)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    assert!(err.is_disk_full(), "{err}");
+
+    // Other I/O failures are not taken for a full disk.
+    let other = disk.crash();
+    let store = open_sim(&other).await;
+    other.fail_after(0);
+    let err = store.create(item("x", 4)).await.unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }) && !err.is_disk_full());
+}
