@@ -290,15 +290,19 @@ fn missing_store_is_an_error() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// A store held by another process is reported as locked, not opened twice.
+/// A store held by another process is reported as locked, naming its file, not opened twice.
 #[tokio::test]
 async fn a_locked_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = store_with(dir.path(), 1).await;
     let store = Store::<Value>::open(options(&path)).await.unwrap();
-    let out = cli(&[&"compact", &path]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+    let named = format!("{} is locked", path.display());
+    // Given with or without `.json`, the message names the store's file.
+    for arg in [path.clone(), path.with_extension("")] {
+        let out = cli(&[&"compact", &arg]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(&named), "{named}: {}", stderr(&out));
+    }
     store.close().await.unwrap();
 }
 
