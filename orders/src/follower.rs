@@ -40,7 +40,8 @@ impl Drop for AbortOnDrop {
 pub struct FeedMetrics {
     /// `products_feed_last_seq`.
     pub last_seq: Gauge,
-    /// `products_feed_lag_seconds`: now − the handled event's product `updated_at`.
+    /// `products_feed_lag_milliseconds`: now − the handled event's product `updated_at`, in
+    /// whole milliseconds (0 if the clocks disagree the other way).
     pub lag_millis: Gauge,
     /// `products_feed_connected`.
     pub connected: Gauge,
@@ -56,7 +57,7 @@ impl FeedMetrics {
         );
         metrics.register(
             "products_feed_lag_milliseconds",
-            "Delay between a product change and orders handling it",
+            "Delay between a product change and orders handling it, in milliseconds",
             self.lag_millis.clone(),
         );
         metrics.register(

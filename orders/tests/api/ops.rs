@@ -41,8 +41,8 @@ async fn readyz_checks_store_cursor_and_products() {
     app.stop().await;
 }
 
-/// `/metrics` has the products client's call counter (a lookup counted as ok) and the feed's
-/// last handled sequence.
+/// `/metrics` has the products client's call counter (a lookup counted as ok), the feed's
+/// last handled sequence and its lag in milliseconds.
 #[actix_web::test]
 async fn metrics_show_the_products_client_and_the_feed() {
     // Arrange
@@ -77,6 +77,13 @@ async fn metrics_show_the_products_client_and_the_feed() {
         .find_map(|l| l.strip_prefix("products_feed_last_seq "))
         .unwrap_or_else(|| panic!("no products_feed_last_seq in\n{text}"));
     assert_eq!(last_seq, "1");
+    // The feed lag is exported in milliseconds, under a name that says so.
+    let lag = text
+        .lines()
+        .find_map(|l| l.strip_prefix("products_feed_lag_milliseconds "))
+        .unwrap_or_else(|| panic!("no products_feed_lag_milliseconds in\n{text}"));
+    assert!(lag.parse::<u64>().is_ok(), "{lag}");
+    assert!(!text.contains("products_feed_lag_seconds"), "{text}");
     app.stop().await;
 }
 
