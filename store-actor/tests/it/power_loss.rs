@@ -254,7 +254,6 @@ async fn interval_mode_shares_one_fsync_among_many_writes() {
     }
     let elapsed = started.elapsed();
     let status = store.status();
-    assert_eq!(status.batches, writes as u64, "one batch per awaited write");
     let allowed = (elapsed.as_millis() / every.as_millis()) as u64;
     assert!(status.fsyncs <= allowed, "{elapsed:?}: {status:?}");
     assert!(
