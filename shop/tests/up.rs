@@ -1,6 +1,6 @@
 //! `shop up` as a user runs it: both services, first-run keys and admin token, a request
-//! through each, SIGTERM, a second run on the same data, `shop` without the subcommand, and
-//! start-up failures.
+//! through each, SIGTERM and Ctrl-C, a second run on the same data, `shop` without the
+//! subcommand, and start-up failures.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -133,8 +133,10 @@ async fn create_product(http: &reqwest::Client, products: &str, admin: &str) -> 
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), 201);
-    created.json().await.unwrap()
+    let status = created.status();
+    let body: serde_json::Value = created.json().await.unwrap_or_default();
+    assert_eq!(status, 201, "{body}");
+    body
 }
 
 /// Reads a product back as the admin: its status and body.
@@ -324,4 +326,25 @@ fn a_signal_right_after_the_banner_stops_gracefully() {
         let status = stop_with(running, signal);
         assert_eq!(status.code(), Some(0), "SIG{signal}: {status:?}");
     }
+}
+
+/// Ctrl-C (SIGINT) stops `shop up` as cleanly as SIGTERM: exit 0, and the next run on the same
+/// data finds what was written before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_the_next_run_sees_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, products, _orders) = start(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let http = reqwest::Client::new();
+    let product = create_product(&http, &products, &admin).await;
+    let status = stop_with(running, "INT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    let (running, products, _orders) = start(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let (status, again) =
+        get_product(&http, &products, &admin, product["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["price"], "4.20");
+    assert_eq!(stop_with(running, "INT").code(), Some(0));
 }
