@@ -206,6 +206,11 @@ pub(crate) fn replay<T: DeserializeOwned>(
                     reason,
                     valid_len: offset,
                 });
+                if !complete {
+                    // That was the end of the file as it was then. A reader without the lock
+                    // must stop here: the writer may be completing that very line.
+                    break;
+                }
             }
         }
     }
@@ -290,6 +295,28 @@ mod tests {
         assert_eq!(t.line, 3);
         assert_eq!(r.valid_len, t.valid_len);
         assert!(t.valid_len < cut.len() as u64);
+    }
+
+    /// A journal read while the flusher appends to it: EOF inside a line, then the rest.
+    struct Growing(std::collections::VecDeque<Vec<u8>>);
+    impl std::io::Read for Growing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let chunk = self.0.pop_front().unwrap_or_default();
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn a_line_being_appended_while_read_is_a_torn_tail_not_corruption() {
+        let full = journal(3);
+        let cut = full.len() - 7;
+        let chunks = [full[..cut].to_vec(), Vec::new(), full[cut..].to_vec()];
+        let mut reader = std::io::BufReader::new(Growing(chunks.into()));
+        let mut seen = Vec::new();
+        let r = replay::<String>(&mut reader, Path::new("j"), 0, |e| seen.push(e.seq)).unwrap();
+        assert_eq!(seen, vec![1, 2]);
+        assert_eq!(r.torn_tail.map(|t| t.line), Some(3));
     }
 
     #[test]
