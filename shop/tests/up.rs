@@ -348,3 +348,65 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_sees_the_data() {
     assert_eq!(again["price"], "4.20");
     assert_eq!(stop_with(running, "INT").code(), Some(0));
 }
+
+/// The start-up banner shows both API URLs and both Swagger UIs (which answer), the admin token
+/// and its file, and a curl line that, pasted into a shell as printed, creates a product (2xx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_banner_has_urls_docs_the_token_file_and_a_curl_line_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = shop(&["up"]);
+    cmd.args(FREE_PORTS).arg("--data-dir").arg(dir.path());
+    let (running, banner) = start_cmd(cmd);
+    let text = &banner.text;
+    let admin_file = dir.path().join("admin.token");
+    let admin = std::fs::read_to_string(&admin_file).unwrap();
+    let http = reqwest::Client::new();
+    for base in [&banner.products, &banner.orders] {
+        assert!(base.starts_with("http://127.0.0.1:"), "{text}");
+        let docs = format!("{base}/docs/");
+        assert!(text.contains(&docs), "{docs} in {text}");
+        let page = http.get(&docs).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{docs}");
+    }
+    assert!(
+        text.contains(admin_file.to_str().unwrap()),
+        "admin token path in {text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim() == admin.trim()),
+        "admin token in {text}"
+    );
+
+    // The curl command: its first line and the lines it continues with a trailing backslash.
+    let mut curl = String::new();
+    for line in text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("curl "))
+    {
+        curl.push_str(line);
+        curl.push('\n');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    assert!(!curl.is_empty(), "a curl line in {text}");
+    assert!(
+        curl.contains(&format!("{}/products", banner.products)),
+        "{curl}"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -o /dev/null -w '%{{http_code}}'",
+            curl.trim_end()
+        ))
+        .output()
+        .expect("sh and curl");
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && code.starts_with('2'),
+        "{curl} answered {code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stop(running).success());
+}
