@@ -86,6 +86,162 @@ async fn metrics_count_requests_by_route() {
     app.stop().await;
 }
 
+/// One sample of a Prometheus text exposition: `name{labels} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// The samples of a text exposition (label values may contain `{` `}`, e.g. routes).
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.strip_suffix('}').unwrap()),
+                None => (series, ""),
+            };
+            let mut pairs = Vec::new();
+            let mut rest = labels;
+            while let Some((key, after)) = rest.split_once("=\"") {
+                let end = after.find('"').unwrap();
+                pairs.push((key.to_owned(), after[..end].to_owned()));
+                rest = after[end + 1..].trim_start_matches(',');
+            }
+            Sample {
+                name: name.to_owned(),
+                labels: pairs,
+                value: value.parse().unwrap_or_else(|_| panic!("{line}")),
+            }
+        })
+        .collect()
+}
+
+/// The samples named `name` having every one of `labels`.
+fn matching<'a>(all: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    all.iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+        })
+        .collect()
+}
+
+/// The value of the one sample named `name` with `labels`.
+fn value(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    match matching(all, name, labels).as_slice() {
+        [one] => one.value,
+        other => panic!("{} samples of {name} {labels:?}: {other:?}", other.len()),
+    }
+}
+
+/// After creates, reads, a 404 and a patch, `/metrics` has the latency histogram per method,
+/// route pattern and status (every bucket, cumulative, `+Inf` = `_count`), the store's size
+/// gauges (records, and a journal size equal to the journal file's) and its fsync figures,
+/// under the names service_kit::metrics registers.
+#[actix_web::test]
+async fn metrics_export_latency_histograms_store_size_and_fsyncs() {
+    // Arrange
+    let app = spawn_app().await;
+    let id = id_of(&app.create_ok("Tea", "1.00").await);
+    app.create_ok("Coffee", "2.00").await;
+    assert_eq!(app.get(&format!("/products/{id}")).await.status(), 200);
+    let unknown = "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b";
+    assert_eq!(app.get(&format!("/products/{unknown}")).await.status(), 404);
+    let patch = app
+        .patch(&id, &serde_json::json!({"price": "1.50"}), None)
+        .await;
+    assert_eq!(patch.status(), 200);
+
+    // Act
+    let text = anonymous(&app, "/metrics").await.text().await.unwrap();
+
+    // Assert
+    for (family, kind) in [
+        ("http_requests", "counter"),
+        ("http_request_duration_seconds", "histogram"),
+        ("store_records", "gauge"),
+        ("store_live_records", "gauge"),
+        ("store_last_sequence", "gauge"),
+        ("store_journal_bytes", "gauge"),
+        ("store_snapshot_bytes", "gauge"),
+        ("store_fsync_max_seconds", "gauge"),
+        ("store_writable", "gauge"),
+        ("store_fsyncs", "counter"),
+        ("store_fsync_seconds", "counter"),
+        ("store_batches", "counter"),
+        ("store_compactions", "counter"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == format!("# TYPE {family} {kind}")),
+            "no {kind} {family} in\n{text}"
+        );
+    }
+    let all = samples(&text);
+    let bounds = [
+        "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0",
+        "2.5", "5.0", "+Inf",
+    ];
+    for (method, route, status, count) in [
+        ("POST", "/products", "201", 2.0),
+        ("GET", "/products/{id}", "200", 1.0),
+        ("GET", "/products/{id}", "404", 1.0),
+        ("PATCH", "/products/{id}", "200", 1.0),
+    ] {
+        let labels = [("method", method), ("route", route), ("status", status)];
+        let buckets = matching(&all, "http_request_duration_seconds_bucket", &labels);
+        let les: Vec<&str> = buckets
+            .iter()
+            .map(|b| b.labels.iter().find(|(k, _)| k == "le").unwrap().1.as_str())
+            .collect();
+        assert_eq!(les, bounds, "{method} {route} {status}");
+        let cumulative: Vec<f64> = buckets.iter().map(|b| b.value).collect();
+        assert!(
+            cumulative.windows(2).all(|w| w[0] <= w[1]),
+            "{method} {route} {status}: {cumulative:?}"
+        );
+        assert_eq!(cumulative.last(), Some(&count), "{method} {route} {status}");
+        let observed = value(&all, "http_request_duration_seconds_count", &labels);
+        assert_eq!(observed, count, "{method} {route} {status}");
+        assert!(value(&all, "http_request_duration_seconds_sum", &labels) > 0.0);
+        assert_eq!(value(&all, "http_requests_total", &labels), count);
+    }
+    assert!(
+        !text.contains(&id) && !text.contains(unknown),
+        "raw paths leak into labels"
+    );
+
+    let store = [("store", "products")];
+    assert_eq!(value(&all, "store_records", &store), 2.0);
+    assert_eq!(value(&all, "store_live_records", &store), 2.0);
+    assert_eq!(value(&all, "store_last_sequence", &store), 3.0);
+    assert_eq!(value(&all, "store_writable", &store), 1.0);
+    let journal =
+        products::store::options(&app.data_dir, store_actor::Durability::Always).journal_path();
+    let journal_bytes = value(&all, "store_journal_bytes", &store);
+    assert!(journal_bytes > 0.0);
+    assert_eq!(
+        journal_bytes,
+        std::fs::metadata(&journal).unwrap().len() as f64,
+        "{}",
+        journal.display()
+    );
+    value(&all, "store_snapshot_bytes", &store);
+    // Durability::Always: every acknowledged write was fsynced.
+    assert!(value(&all, "store_fsyncs_total", &store) >= 1.0);
+    assert!(value(&all, "store_batches_total", &store) >= 1.0);
+    let fsync_max = value(&all, "store_fsync_max_seconds", &store);
+    let fsync_total = value(&all, "store_fsync_seconds_total", &store);
+    assert!(fsync_max > 0.0, "{fsync_max}");
+    assert!(fsync_total >= fsync_max, "{fsync_total} < {fsync_max}");
+    app.stop().await;
+}
+
 /// `/openapi.json` is OpenAPI 3.1 with every products path and a `bearer` security scheme.
 #[actix_web::test]
 async fn openapi_document_describes_the_api() {
