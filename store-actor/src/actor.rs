@@ -77,17 +77,37 @@ pub(crate) struct Flushed;
 #[rtype(result = "()")]
 struct CompactionDone(Result<CompactionReport, String>);
 
+/// The store's single writer; its fields are touched only by its handlers, one message at a time.
 pub(crate) struct StoreActor<T: Data> {
-    pub working: State<T>,
-    pub options: StoreOptions<T>,
-    pub shared: Arc<Shared<T>>,
-    pub jobs: Option<Sender<Job<T>>>,
-    pub pending: Vec<u8>,
-    pub waiters: Vec<Waiter>,
-    pub in_flight: bool,
-    pub compacting: bool,
-    pub compact_waiters: Vec<oneshot::Sender<Result<CompactionReport>>>,
-    pub closing: bool,
+    /// Every accepted mutation applied, durable or not: ahead of the published state by the
+    /// lines in `pending` and in batches shipped but not yet flushed (for good once a batch
+    /// fails). `working.seq` is the sequence number of the last journal line encoded.
+    working: State<T>,
+    /// The options the store was opened with (paths, file system, retention, compaction
+    /// thresholds); never changed.
+    options: StoreOptions<T>,
+    /// Shared with the handles and the flusher. The actor reads the poison and the published
+    /// state, and writes only the snapshot and compaction counters.
+    shared: Arc<Shared<T>>,
+    /// The flusher's queue. `Some` while the store runs; set to `None` once closing has nothing
+    /// left to ship, or when the actor stops, which lets the flusher drain its queue and exit.
+    jobs: Option<Sender<Job<T>>>,
+    /// Journal lines accepted since the last ship, whole lines in sequence order (a failed
+    /// encode is cut off again); emptied by each ship.
+    pending: Vec<u8>,
+    /// One per line in `pending`, in the same order; shipped with it.
+    waiters: Vec<Waiter>,
+    /// True from a ship until the flusher's [`Flushed`]; meanwhile new lines wait in `pending`
+    /// and go out together as the next batch, sharing one fsync (group commit).
+    in_flight: bool,
+    /// True from the start of a compaction until its [`CompactionDone`] (or until its thread
+    /// fails to spawn): at most one runs at a time.
+    compacting: bool,
+    /// `Compact` callers waiting for the running compaction; all get its outcome.
+    compact_waiters: Vec<oneshot::Sender<Result<CompactionReport>>>,
+    /// Set by [`Close`], never cleared: writes and compactions are refused from then on, and
+    /// `jobs` is dropped once nothing is pending, in flight or compacting.
+    closing: bool,
 }
 
 impl<T: Data> Actor for StoreActor<T> {
@@ -107,6 +127,28 @@ impl<T: Data> Actor for StoreActor<T> {
 }
 
 impl<T: Data> StoreActor<T> {
+    /// The actor of a store just opened: `working` is the loaded state, which `shared` already
+    /// publishes, and `jobs` is the queue of its (running) flusher.
+    pub(crate) fn new(
+        working: State<T>,
+        options: StoreOptions<T>,
+        shared: Arc<Shared<T>>,
+        jobs: Sender<Job<T>>,
+    ) -> Self {
+        Self {
+            working,
+            options,
+            shared,
+            jobs: Some(jobs),
+            pending: Vec::new(),
+            waiters: Vec::new(),
+            in_flight: false,
+            compacting: false,
+            compact_waiters: Vec::new(),
+            closing: false,
+        }
+    }
+
     fn check_writable(&self) -> Result<()> {
         if let Some(refused) = self.shared.read_only() {
             return Err(refused);

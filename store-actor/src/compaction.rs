@@ -30,7 +30,7 @@ use crate::state::State;
 pub struct CompactionReport {
     /// The sequence number the new snapshot covers.
     pub seq: u64,
-    /// Records written.
+    /// Records in the new snapshot, archived ones included.
     pub records: u64,
     /// The new snapshot's size.
     pub snapshot_bytes: u64,
@@ -46,10 +46,11 @@ pub(crate) struct Staged {
     pub seq: u64,
     pub records: u64,
     pub snapshot_bytes: u64,
-    /// The staged journal file.
+    /// `NAME.journal.tmp`: the journal lines after `seq`, up to `copied_upto`, fsynced.
     pub tmp: PathBuf,
     /// How far into the live journal the staged copy goes.
     pub copied_upto: u64,
+    /// When staging began: the report's `snapshot_time` counts from here.
     pub started: Instant,
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// matched on rather than inspected as strings.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// No record has this id.
+    /// No record, live or archived, has this id.
     #[error("record {id} does not exist")]
     NotFound {
         /// The id that was asked for.
@@ -26,7 +26,7 @@ pub enum StoreError {
     /// A conditional write expected another version than the stored one.
     #[error("record {id} is at version {actual}, not the expected version {expected}")]
     Conflict {
-        /// The record's id.
+        /// The record the conditional write was for.
         id: Uuid,
         /// The version the caller based its change on.
         expected: u64,
@@ -43,7 +43,7 @@ pub enum StoreError {
     /// overwrite data it could not read.
     #[error("{file}:{line}: {reason}", file = file.display())]
     Corrupt {
-        /// The damaged file.
+        /// The damaged snapshot or journal.
         file: PathBuf,
         /// The 1-based line of the damage.
         line: u64,
@@ -57,7 +57,7 @@ pub enum StoreError {
         op: &'static str,
         /// The file or directory concerned.
         path: PathBuf,
-        /// The underlying error.
+        /// The operating system's error; its kind is what [`StoreError::is_disk_full`] checks.
         #[source]
         source: io::Error,
     },
@@ -90,7 +90,8 @@ pub enum StoreError {
     /// A compaction failed; the store goes on with its previous snapshot and journal.
     #[error("compaction failed: {reason}")]
     CompactionFailed {
-        /// What went wrong.
+        /// The failed step's error, as text: one failure is reported to every caller waiting
+        /// on that compaction.
         reason: String,
     },
     /// A list cursor was not produced by this store for this sort order.

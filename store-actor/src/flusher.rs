@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::compaction::{CompactionReport, Staged};
 use crate::error::{Result, StoreError};
 use crate::fs::{Fs, LockGuard, WriteFile};
-use crate::options::Durability;
+use crate::options::{Durability, StoreOptions};
 use crate::state::State;
 
 /// Completes one waiting caller with the outcome of its batch.
@@ -46,30 +46,65 @@ pub(crate) enum Job<T> {
     },
 }
 
-/// What the handle, the actor and the flusher share. Only the flusher writes `state`.
+/// What the handle, the actor and the flusher share.
+///
+/// Only the flusher publishes: it writes `state`, `seq`, `poison` and `closed`; the handles and
+/// the actor only read them.
 #[derive(Debug)]
 pub(crate) struct Shared<T> {
-    /// The latest published (durable) state.
+    /// The latest published state: every mutation in it is durable (per the durability mode).
+    /// Replaced after each batch; readers load it without a lock and keep what they loaded.
     pub state: ArcSwap<State<T>>,
-    /// The sequence number of the latest published state, for subscribers.
+    /// `state.seq` of the latest published state, sent after `state` is stored, so a
+    /// subscriber woken by it always finds at least that sequence number in `state`.
     pub seq: watch::Sender<u64>,
-    /// Why writes stopped, once they have.
+    /// Why writes stopped: `None` until a journal write or fsync fails (or a journal switch,
+    /// after its rename), then set once and never cleared (the store must be reopened).
     pub poison: Mutex<Option<Poison>>,
-    /// True once the flusher has exited and released the files.
+    /// `false` until the flusher has exited and released the files and the lock;
+    /// [`Store::close`](crate::Store::close) waits for `true`.
     pub closed: watch::Sender<bool>,
+    /// Counters for [`Status`](crate::Status).
     pub stats: Stats,
 }
 
-/// Counters for status and metrics.
+impl<T> Shared<T> {
+    /// Publishes `state` as loaded from disk, with the sizes of the files it came from.
+    pub fn new(state: State<T>, snapshot_bytes: u64, journal_bytes: u64) -> Self {
+        let (seq, _) = watch::channel(state.seq);
+        let (closed, _) = watch::channel(false);
+        let stats = Stats::default();
+        stats
+            .snapshot_bytes
+            .store(snapshot_bytes, Ordering::Relaxed);
+        stats.journal_bytes.store(journal_bytes, Ordering::Relaxed);
+        Self {
+            state: ArcSwap::from_pointee(state),
+            seq,
+            poison: Mutex::new(None),
+            closed,
+            stats,
+        }
+    }
+}
+
+/// Counters for status and metrics, since the store was opened. The actor writes the snapshot
+/// and compaction counters, the flusher all the others.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
+    /// The journal's length in whole lines (the flusher's `len`), stored with `Release` after
+    /// each append: a compaction that loads it with `Acquire` may copy that many bytes.
     pub journal_bytes: AtomicU64,
+    /// The snapshot's size at open, then after each compaction.
     pub snapshot_bytes: AtomicU64,
+    /// Journal fsyncs, failed ones included.
     pub fsyncs: AtomicU64,
     pub fsync_nanos_total: AtomicU64,
     pub fsync_nanos_max: AtomicU64,
+    /// Batches handled, failed ones included.
     pub batches: AtomicU64,
     pub compactions: AtomicU64,
+    /// How long the last successful journal switch made writes wait.
     pub last_rotation_pause_nanos: AtomicU64,
 }
 
@@ -77,11 +112,12 @@ pub(crate) struct Stats {
 /// [`StoreError::is_disk_full`].
 #[derive(Debug, Clone)]
 pub(crate) struct Poison {
-    pub reason: String,
-    pub kind: Option<io::ErrorKind>,
+    reason: String,
+    kind: Option<io::ErrorKind>,
 }
 
 impl Poison {
+    /// The error a write refused because of this poison gets.
     pub fn error(&self) -> StoreError {
         StoreError::ReadOnly {
             reason: self.reason.clone(),
@@ -91,6 +127,7 @@ impl Poison {
 }
 
 impl<T> Shared<T> {
+    /// Why writes stopped, once they have.
     pub fn poisoned(&self) -> Option<String> {
         self.poison
             .lock()
@@ -102,6 +139,7 @@ impl<T> Shared<T> {
     pub fn read_only(&self) -> Option<StoreError> {
         self.poison.lock().unwrap().as_ref().map(Poison::error)
     }
+    /// Stops writes for good; the first reason is kept and returned.
     fn poison(&self, reason: String, kind: Option<io::ErrorKind>) -> Poison {
         tracing::error!(%reason, "store stops accepting writes");
         let mut poison = self.poison.lock().unwrap();
@@ -112,24 +150,70 @@ impl<T> Shared<T> {
 /// The most bytes kept for a compaction's journal switch (see [`Job::Track`]).
 const MAX_TAIL: usize = 64 << 20;
 
+/// The owner of the journal file while the store is open, on its own thread ([`Flusher::spawn`]).
 pub(crate) struct Flusher<T> {
-    pub fs: Arc<dyn Fs>,
-    pub journal_path: PathBuf,
-    pub dir: PathBuf,
-    pub file: Box<dyn WriteFile>,
-    pub len: u64,
-    pub mode: Durability,
-    pub shared: Arc<Shared<T>>,
-    /// Bytes appended since a [`Job::Track`]: (journal offset where they start, the bytes).
-    pub tail: Option<(u64, Vec<u8>)>,
-    /// Called after every batch, so the actor can ship the next one.
-    pub on_idle: Box<dyn Fn() + Send>,
-    /// Held for as long as the flusher owns the files.
-    pub _lock: Box<dyn LockGuard>,
+    /// The file system the store was opened on (the options' `fs`).
+    fs: Arc<dyn Fs>,
+    /// `DIR/NAME.journal`, the file `file` appends to (between a journal switch's rename and
+    /// its reopen, `file` is still the replaced, unlinked journal).
+    journal_path: PathBuf,
+    /// The store's directory, synced after a journal switch renames the staged journal in.
+    dir: PathBuf,
+    /// The journal, opened for appending; only the flusher writes it. Replaced by the staged
+    /// journal at each compaction's switch. Nothing is appended once the store is poisoned.
+    file: Box<dyn WriteFile>,
+    /// Bytes in `file` as of the last successful append (whole lines): the offset of the next
+    /// append. Published as `stats.journal_bytes` after every append and switch.
+    len: u64,
+    /// When `file` is synced: after every batch (`Always`), within the interval after a write
+    /// and at exit (`Interval`), or never.
+    mode: Durability,
+    /// Published state and counters; the flusher is the only writer of its state, sequence
+    /// number, poison and closed flag.
+    shared: Arc<Shared<T>>,
+    /// `Some((start, bytes))` from a [`Job::Track`] until the next [`Job::Rotate`] takes it:
+    /// `bytes` is everything appended since offset `start`, so `start + bytes.len() == len`.
+    /// Reset to `None` past [`MAX_TAIL`]: the switch then reads the journal instead.
+    tail: Option<(u64, Vec<u8>)>,
+    /// Called after every batch, failed or not, so the actor can ship the next; must not block.
+    on_idle: Box<dyn Fn() + Send>,
+    /// The store's file lock, held for as long as the flusher owns the files. Dropped before
+    /// `shared.closed` turns true, so that reopening after a close finds it free.
+    _lock: Box<dyn LockGuard>,
 }
 
 impl<T: Send + Sync + 'static> Flusher<T> {
-    pub fn run(mut self, jobs: Receiver<Job<T>>) {
+    /// Starts the flusher of the store opened with `options` on its own thread: it owns the
+    /// journal `file` (`len` bytes long) and the file `lock`, and handles `jobs` until the
+    /// actor drops the sending side.
+    pub fn spawn(
+        options: &StoreOptions<T>,
+        file: Box<dyn WriteFile>,
+        len: u64,
+        lock: Box<dyn LockGuard>,
+        shared: Arc<Shared<T>>,
+        jobs: Receiver<Job<T>>,
+        on_idle: impl Fn() + Send + 'static,
+    ) -> io::Result<()> {
+        let flusher = Flusher {
+            fs: options.fs.clone(),
+            journal_path: options.journal_path(),
+            dir: options.dir.clone(),
+            file,
+            len,
+            mode: options.durability,
+            shared,
+            tail: None,
+            on_idle: Box::new(on_idle),
+            _lock: lock,
+        };
+        std::thread::Builder::new()
+            .name(format!("store-flush-{}", options.name))
+            .spawn(move || flusher.run(jobs))
+            .map(drop)
+    }
+
+    fn run(mut self, jobs: Receiver<Job<T>>) {
         let mut unsynced = false;
         let mut last_sync = Instant::now();
         loop {

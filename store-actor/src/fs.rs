@@ -45,7 +45,8 @@ pub trait Fs: Send + Sync + fmt::Debug + 'static {
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
 }
 
-/// The real file system.
+/// The operating system's file system: syncs are `fdatasync` (`fsync` for directories) and the
+/// lock is an OS file lock, which the kernel releases when the process dies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsFs;
 
@@ -151,7 +152,7 @@ struct SimInode {
 }
 
 impl SimFs {
-    /// An empty simulated disk.
+    /// A simulated disk with no files, no locks and no injected failures.
     pub fn new() -> Self {
         Self::default()
     }
@@ -199,7 +200,7 @@ impl SimFs {
         *self.gate.0.lock().unwrap() = true;
     }
 
-    /// Lets held syncs proceed.
+    /// Lets the syncs held by [`SimFs::hold_syncs`] proceed; later ones no longer wait.
     pub fn release_syncs(&self) {
         *self.gate.0.lock().unwrap() = false;
         self.gate.1.notify_all();
@@ -213,7 +214,7 @@ impl SimFs {
         }
     }
 
-    /// Stops injecting failures.
+    /// Stops injecting failures; operations that already failed are not redone.
     pub fn heal(&self) {
         let mut s = self.inner.lock().unwrap();
         s.ops_left = None;

@@ -114,7 +114,7 @@ pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
 pub struct TornTail {
     /// 1-based line number of the damaged line.
     pub line: u64,
-    /// Why it was rejected.
+    /// Why the line could not be read: no newline (a torn write), a checksum mismatch, ...
     pub reason: String,
     /// Length of the journal up to (not including) the damaged line.
     pub valid_len: u64,
@@ -127,8 +127,9 @@ pub(crate) struct Replay {
     pub last_seq: u64,
     /// Lines read, including skipped ones.
     pub lines: u64,
-    /// Bytes of intact lines.
+    /// Length of the intact prefix: where a torn tail starts.
     pub valid_len: u64,
+    /// A damaged last line, which opening drops.
     pub torn_tail: Option<TornTail>,
 }
 

@@ -320,7 +320,7 @@ fn write_records<'a>(
     Ok(n)
 }
 
-/// One record to import.
+/// A record read from the import file, not yet written.
 #[derive(Debug)]
 struct Incoming {
     id: Uuid,

@@ -161,11 +161,11 @@ impl<T> StoreOptions<T> {
         self
     }
 
-    /// The snapshot's path.
+    /// `DIR/NAME.json`, where the snapshot is (or will be, once the first compaction runs).
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(format!("{}.json", self.name))
     }
-    /// The journal's path.
+    /// `DIR/NAME.journal`, next to the snapshot.
     pub fn journal_path(&self) -> PathBuf {
         self.dir.join(format!("{}.journal", self.name))
     }

@@ -82,7 +82,7 @@ impl<T> Query<T> {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Sets the order.
+    /// Sets the order and its direction (default: by id, ascending).
     pub fn sort(mut self, key: SortKey, descending: bool) -> Self {
         self.sort = key;
         self.descending = descending;
@@ -98,7 +98,7 @@ impl<T> Query<T> {
         self.cursor = cursor;
         self
     }
-    /// Includes archived records.
+    /// With `true`, archived records (tombstones) are listed too; by default they are not.
     pub fn include_archived(mut self, yes: bool) -> Self {
         self.include_archived = yes;
         self
@@ -115,7 +115,7 @@ impl<T> Query<T> {
     }
 }
 
-/// One page of a list.
+/// The result of [`Store::list`](crate::Store::list): at most `limit` records, and where to go on.
 #[derive(Debug)]
 pub struct Page<T> {
     /// The records of this page, in order.

@@ -13,10 +13,11 @@ pub struct Record<T> {
     pub id: Uuid,
     /// 1 at creation, bumped by every change (including archiving).
     pub version: u64,
-    /// When the record was created.
+    /// When the record was created; never changed.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// When the record last changed.
+    /// When the record last changed; never earlier than the previous version's, even if the
+    /// system clock goes back.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// Archived records are tombstones: kept, readable by id, left out of lists by default, and
@@ -31,7 +32,7 @@ pub struct Record<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// The record was created.
+    /// The record was created, at version 1.
     Created,
     /// The record's data changed.
     Updated,
@@ -46,7 +47,7 @@ pub enum EventKind {
 pub struct Event<T> {
     /// Gap-free, increasing sequence number of the mutation (the first is 1).
     pub seq: u64,
-    /// What happened.
+    /// Which mutation it was; `record` shows its result.
     pub kind: EventKind,
     /// The record after the mutation.
     pub record: std::sync::Arc<Record<T>>,
@@ -58,7 +59,7 @@ pub struct Event<T> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "t", content = "v")]
 pub enum IndexKey {
-    /// A boolean.
+    /// A boolean (`false` sorts before `true`).
     Bool(bool),
     /// An integer, e.g. a price in cents.
     Int(i64),

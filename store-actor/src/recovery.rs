@@ -86,7 +86,7 @@ fn write_synced(fs: &dyn Fs, path: &std::path::Path, data: &[u8]) -> Result<()> 
     f.sync().map_err(|e| StoreError::io("fsync", path, e))
 }
 
-/// What [`verify`](crate::verify) found.
+/// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Records in the store, archived ones included.
@@ -97,7 +97,7 @@ pub struct VerifyReport {
     pub last_seq: u64,
     /// The sequence number the snapshot covers.
     pub snapshot_seq: u64,
-    /// Lines in the journal.
+    /// Lines in the journal, counting those the snapshot already covers and a torn last one.
     pub journal_lines: u64,
     /// A damaged last journal line, which opening the store would drop.
     pub torn_tail: Option<TornTail>,

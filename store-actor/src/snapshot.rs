@@ -33,7 +33,8 @@ struct Header {
     records: [(); 0],
 }
 
-/// What the snapshot header said.
+/// What reading a snapshot found: the sequence number it covers, its record count and its size
+/// in bytes (all 0 when there is no snapshot yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SnapshotInfo {
     pub seq: u64,

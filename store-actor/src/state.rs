@@ -33,7 +33,7 @@ fn interleaved<X>(v: Vec<X>) -> impl Iterator<Item = X> {
 /// Extracts the keys under which a record's data is indexed.
 pub type IndexFn<T> = Arc<dyn Fn(&T) -> Vec<IndexKey> + Send + Sync>;
 
-/// A declared secondary index.
+/// A secondary index as [`StoreOptions::index`](crate::StoreOptions::index) declared it.
 pub(crate) struct IndexDef<T> {
     pub name: String,
     pub keys: IndexFn<T>,
@@ -70,6 +70,7 @@ pub(crate) struct State<T> {
     pub seq: u64,
     /// Records that are not archived.
     pub live: u64,
+    /// The declared indexes, in the order of `indexes`; shared by every state of a store.
     pub defs: Arc<[IndexDef<T>]>,
 }
 
@@ -306,7 +307,8 @@ impl<T> State<T> {
         }
     }
 
-    /// One page of a list.
+    /// One page of `q`: walks the sort order from the cursor, or, with an index match,
+    /// collects and orders the matches first.
     pub fn list(&self, q: &Query<T>) -> Result<Page<T>> {
         let idx = match &q.sort {
             SortKey::Index(name) => Some(self.index_pos(name)?),

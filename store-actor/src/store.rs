@@ -1,17 +1,16 @@
 //! [`Store`], the handle through which everything reaches a store.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::Data;
-use crate::actor::{Archive, Close, Compact, Create, StoreActor, Ticket, Update};
+use crate::actor::{Archive, Close, Compact, Create, Flushed, StoreActor, Ticket, Update};
 use crate::compaction::CompactionReport;
 use crate::error::{Result, StoreError};
 use crate::flusher::{Flusher, Shared, Stats};
@@ -53,7 +52,7 @@ impl<T: Data> fmt::Debug for Store<T> {
 pub struct Status {
     /// False once an I/O failure stopped writes (the store is then not ready).
     pub writable: bool,
-    /// Why writes stopped.
+    /// The I/O failure that stopped writes, if one did (a closed store is not writable either).
     pub read_only_reason: Option<String>,
     /// Records, archived ones included.
     pub records: u64,
@@ -61,19 +60,19 @@ pub struct Status {
     pub live: u64,
     /// The last durable sequence number.
     pub last_seq: u64,
-    /// Current journal size.
+    /// Size of the journal, which holds the writes since the snapshot (compaction cuts it).
     pub journal_bytes: u64,
-    /// Size of the last snapshot.
+    /// Size of the snapshot, as of open or the last compaction (0 without one).
     pub snapshot_bytes: u64,
-    /// Journal fsyncs so far.
+    /// Journal fsyncs since open.
     pub fsyncs: u64,
     /// Total time spent in journal fsyncs.
     pub fsync_total: Duration,
-    /// Longest journal fsync.
+    /// Longest journal fsync since open.
     pub fsync_max: Duration,
     /// Batches written (each is one write and, with `Always`, one fsync).
     pub batches: u64,
-    /// Compactions completed.
+    /// Compactions completed since open, automatic and requested ones.
     pub compactions: u64,
     /// How long writes waited during the last journal cut.
     pub last_compaction_pause: Duration,
@@ -179,7 +178,7 @@ impl<T: Data> Store<T> {
         self.shared.state.load().list(query)
     }
 
-    /// Records that are not archived.
+    /// How many records are live (not archived), in O(1).
     pub fn count(&self) -> u64 {
         self.shared.state.load().live
     }
@@ -234,7 +233,7 @@ impl<T: Data> Store<T> {
         self.shared.state.load().seq
     }
 
-    /// Health and size.
+    /// Health and counters (which start from 0 at every open), for readiness checks and metrics.
     pub fn status(&self) -> Status {
         let state = self.shared.state.load();
         let reason = self.shared.poisoned();
@@ -322,58 +321,19 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     fs.sync_dir(&options.dir)
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
     let state = loaded.state;
-    let (seq_tx, _) = watch::channel(state.seq);
-    let (closed_tx, _) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        state: ArcSwap::from_pointee(state.clone()),
-        seq: seq_tx,
-        poison: Mutex::new(None),
-        closed: closed_tx,
-        stats: Stats::default(),
-    });
-    shared
-        .stats
-        .snapshot_bytes
-        .store(loaded.snapshot.bytes, Ordering::Relaxed);
-    shared.stats.journal_bytes.store(len, Ordering::Relaxed);
-    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let seq = state.seq;
-    let mode = options.durability;
-    let dir = options.dir.clone();
+    let shared = Arc::new(Shared::new(state.clone(), loaded.snapshot.bytes, len));
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let addr = StoreActor::create(|ctx| {
         let me = ctx.address().downgrade();
-        let flusher = Flusher {
-            fs,
-            journal_path: journal_path.clone(),
-            dir,
-            file,
-            len,
-            mode,
-            tail: None,
-            shared: shared.clone(),
-            on_idle: Box::new(move || {
-                if let Some(addr) = me.upgrade() {
-                    addr.do_send(crate::actor::Flushed);
-                }
-            }),
-            _lock: lock,
+        let on_idle = move || {
+            if let Some(addr) = me.upgrade() {
+                addr.do_send(Flushed);
+            }
         };
-        std::thread::Builder::new()
-            .name(format!("store-flush-{}", options.name))
-            .spawn(move || flusher.run(jobs_rx))
+        Flusher::spawn(&options, file, len, lock, shared.clone(), jobs_rx, on_idle)
             .expect("spawn the flusher thread");
-        StoreActor {
-            working: state,
-            options,
-            shared: shared.clone(),
-            jobs: Some(jobs_tx),
-            pending: Vec::new(),
-            waiters: Vec::new(),
-            in_flight: false,
-            compacting: false,
-            compact_waiters: Vec::new(),
-            closing: false,
-        }
+        StoreActor::new(state, options, shared.clone(), jobs_tx)
     });
     tracing::info!(file = %journal_path.display(), seq, "store opened");
     Ok(Store { addr, shared })
