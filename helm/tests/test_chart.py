@@ -3,6 +3,7 @@
 - the chart lints cleanly in strict mode and its values schema refuses bad values;
 - it renders with the default values and with every optional feature on, and every rendered
   manifest is valid against the Kubernetes schemas (the ServiceMonitor, a CRD, is checked by shape);
+- the two StatefulSets are the same but for orders' way to products (URL, timeout, token);
 - it cannot drift from the code: the flags and SHOP_* variables it sets are the ones
   `products --help` and `orders --help` list, ports equal the --listen ports, probe paths are
   routes the services serve, files named by flags are mounted from the right Secrets, and the
@@ -325,6 +326,102 @@ def test_statefulset_is_a_single_writer_with_its_own_volume(scenario: str, servi
     assert selects(spec["selector"], spec["template"]["metadata"]["labels"])
 
 
+def same_settings(service: str) -> dict[str, Any]:
+    """Every per-service value set, the same for both services (the port apart)."""
+    return {
+        "port": {"products": 9081, "orders": 9082}[service],
+        "workers": 2, "bodyLimit": 4096, "extraArgs": ["--workers=3"],
+        "extraEnv": [{"name": "RUST_LOG", "value": "info"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "persistence": {"size": "5Gi", "storageClassName": "fast", "annotations": {"backup": "daily"}},
+        "terminationGracePeriodSeconds": 40,
+        "podAnnotations": {"team": "shop"}, "podLabels": {"tier": "backend"},
+        "nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]}]}}]}},
+    }
+
+
+# Shared values off their defaults too, so that a template hard-coding a default stands out.
+SAME_SETTINGS = {**copy.deepcopy(ALL_ON), "imagePullSecrets": [{"name": "registry"}],
+                 "probes": {"startup": {"periodSeconds": 3, "failureThreshold": 100},
+                            "liveness": {"timeoutSeconds": 3}, "readiness": {"failureThreshold": 3}},
+                 **{s: same_settings(s) for s in SERVICES}}
+
+
+def split_products_client(sts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The StatefulSet without what only a client of products needs (its URL, timeout and
+    token), and those parts."""
+    sts = copy.deepcopy(sts)
+    template = sts["spec"]["template"]
+    pod, c = template["spec"], container(sts)
+    annotations = template["metadata"]["annotations"]
+    token_volumes = [v for v in pod["volumes"]
+                     if v.get("secret", {}).get("secretName") == f"{RELEASE}-shop-orders-token"]
+    names = {v["name"] for v in token_volumes}
+    parts = {
+        "annotations": [k for k in annotations if k == "checksum/orders-token"],
+        "args": [a for a in c["args"] if a.startswith("--products-")],
+        "env": [e for e in c["env"] if e["name"].startswith("SHOP_PRODUCTS_")],
+        "volumes": token_volumes,
+        "mounts": [m for m in c["volumeMounts"] if m["name"] in names],
+    }
+    for k in parts["annotations"]:
+        del annotations[k]
+    c["args"] = [a for a in c["args"] if a not in parts["args"]]
+    c["env"] = [e for e in c["env"] if e not in parts["env"]]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] not in names]
+    c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] not in names]
+    return sts, parts
+
+
+def generic(doc: Any, service: str, port: int) -> Any:
+    """A manifest with the service's name and port replaced by placeholders."""
+    if isinstance(doc, dict):
+        return {generic(k, service, port): generic(v, service, port) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [generic(v, service, port) for v in doc]
+    if isinstance(doc, str):
+        return re.sub(rf"\b{port}\b", "PORT", doc).replace(service, "SERVICE")
+    return "PORT" if doc == port and not isinstance(doc, bool) else doc
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+# all-on gives the two services different settings; SAME_SETTINGS has every feature on too.
+@pytest.mark.parametrize("values", [{}, ALL_OFF, SAME_SETTINGS], ids=["defaults", "all-off", "same-settings"])
+def test_the_two_statefulsets_differ_only_in_orders_products_client(values: dict[str, Any]) -> None:
+    # Both come from one template (_statefulset.tpl): probes, security contexts, volumes, the
+    # claim template, scheduling... must stay the same, so a fix to one reaches the other.
+    docs = manifests_of(render(values))
+    shapes = {}
+    for service in SERVICES:
+        sts, parts = split_products_client(statefulset(docs, service))
+        if service == "products":
+            assert parts == {k: [] for k in parts}, f"products calls no service: {parts}"
+            assert "orders-token" not in repr(sts)
+        else:
+            assert parts["annotations"] == ["checksum/orders-token"], "a new token rolls the pod"
+            flags = dict(a[2:].split("=", 1) for a in parts["args"])
+            assert set(flags) == {"products-url", "products-token-file"}
+            assert [e["name"] for e in parts["env"]] == ["SHOP_PRODUCTS_TIMEOUT_MS"]
+            (volume,), (mount,) = parts["volumes"], parts["mounts"]
+            assert mount["mountPath"] == flags["products-token-file"].rpartition("/")[0]
+            assert mount["readOnly"] is True and volume["secret"]["items"][0]["path"] == "products.token"
+        # The rest is the same once the service's name and port are abstracted away.
+        shapes[service] = generic(sts, service, container(sts)["ports"][0]["containerPort"])
+        assert not re.search("products|orders", repr(shapes[service])), shapes[service]
+    diff = differences(shapes["products"], shapes["orders"])
+    assert not diff, "the StatefulSets drifted apart:\n" + "\n".join(diff)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_security_context_and_resources(service: str) -> None:
     sts = statefulset(manifests("defaults"), service)
@@ -367,10 +464,12 @@ def test_probes_use_the_health_endpoints(scenario: str, service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_probe_and_metrics_paths_are_routes_of_the_service(service: str) -> None:
-    # The shared routes are defined once in service-kit and added by each service's startup.
+    # The shared routes are defined once in service-kit's bootstrap, which each service's startup
+    # binds through.
     startup = (REPO / service / "src" / "startup.rs").read_text()
-    assert "shared.configure(cfg)" in startup, f"{service} does not add the shared routes"
+    assert "server::bind(" in startup, f"{service} does not bind through service_kit::server"
     source = (REPO / "service-kit" / "src" / "server.rs").read_text()
+    assert "shared.configure(cfg)" in source, "the bootstrap does not add the shared routes"
     routes = set(re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*web::get\(\)', source))
     assert {HEALTH, READY, METRICS} <= routes, routes
 
@@ -584,7 +683,9 @@ def test_helm_test_hook_gets_healthz_of_both_services(scenario: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_grace_period_covers_the_services_own_shutdown_timeout(service: str) -> None:
-    source = (REPO / service / "src" / "startup.rs").read_text()
+    # Every service binds through the one bootstrap, which sets the forced-stop timeout.
+    assert "server::bind(" in (REPO / service / "src" / "startup.rs").read_text()
+    source = (REPO / "service-kit" / "src" / "server.rs").read_text()
     (timeout,) = re.findall(r"\.shutdown_timeout\((\d+)\)", source)
     grace = statefulset(manifests("defaults"), service)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= int(timeout) + 5

@@ -1,13 +1,18 @@
-//! The API's request and response bodies.
+//! The API's request and response bodies, and the checks that turn requests into the
+//! service's input.
 
-use products::domain::Money;
+use products_api::Money;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use service_kit::{ApiError, http};
 use store_actor::{Event, EventKind, Record};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{LineItem, Order, Status};
+use crate::domain::order::requested_items;
+use crate::domain::{Change, LineItem, Order, Status};
+use crate::service::Listing;
 
 /// An order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -104,7 +109,7 @@ pub struct ListQuery {
     /// Only orders containing this product.
     pub product_id: Option<Uuid>,
     /// `asc` (default) or `desc` by creation time.
-    pub order: Option<products::api::SortOrder>,
+    pub order: Option<products_api::SortOrder>,
 }
 
 /// A page of orders.
@@ -140,4 +145,44 @@ impl From<&Event<Order>> for OrderEvent {
             order: OrderBody::from(&*e.record),
         }
     }
+}
+
+/// Reads a PATCH body: `items` and/or `status`, nothing else.
+pub fn change(body: &Value) -> Result<Change, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
+    if let Some(unknown) = obj.keys().find(|k| *k != "items" && *k != "status") {
+        return Err(ApiError::invalid(
+            unknown.clone(),
+            "unknown field; give items and/or status",
+        ));
+    }
+    let items = obj
+        .get("items")
+        .map(|items| requested_items(&json!({ "items": items })))
+        .transpose()?;
+    let status = obj
+        .get("status")
+        .map(|s| {
+            serde_json::from_value::<Status>(s.clone()).map_err(|_| {
+                ApiError::invalid("status", "must be placed, on_hold, fulfilled or cancelled")
+            })
+        })
+        .transpose()?;
+    if items.is_none() && status.is_none() {
+        return Err(ApiError::invalid("body", "give items and/or status"));
+    }
+    Ok(Change { items, status })
+}
+
+/// Checks the query of `GET /orders` (400 naming the bad parameter).
+pub fn listing(params: &ListQuery) -> Result<Listing, ApiError> {
+    Ok(Listing {
+        limit: http::page_limit(params.limit)?,
+        cursor: params.cursor.clone(),
+        status: params.status,
+        product: params.product_id,
+        descending: params.order.unwrap_or_default() == products_api::SortOrder::Desc,
+    })
 }

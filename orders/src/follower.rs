@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use products::api::ProductEvent;
-use products::client::{FeedEvent, ProductsClient};
+use products_api::client::{FeedEvent, ProductsClient};
+use products_api::{ChangeKind, MAX_LOOKUP, ProductEvent};
 use prometheus_client::metrics::gauge::Gauge;
-use store_actor::{EventKind, IndexKey, StoreError};
+use store_actor::{IndexKey, StoreError};
 use uuid::Uuid;
 
 use crate::domain::{Order, Status};
@@ -198,7 +198,7 @@ impl Follower {
     pub async fn handle(&self, event: FeedEvent) -> Result<u64, StoreError> {
         let position = match event {
             FeedEvent::Change(e) => {
-                if e.kind == EventKind::Archived {
+                if e.kind == ChangeKind::Archived {
                     self.hold_orders_of(&e).await?;
                 }
                 let lag = time::OffsetDateTime::now_utc() - e.product.updated_at;
@@ -239,14 +239,7 @@ impl Follower {
             let held = self
                 .orders
                 .update(order.id, None, move |o: &Order| {
-                    if o.status != Status::Placed {
-                        return Err("no longer placed");
-                    }
-                    Ok(Order {
-                        status: Status::OnHold,
-                        hold_reason: Some(reason),
-                        ..o.clone()
-                    })
+                    o.held(reason).ok_or("no longer placed")
                 })
                 .await;
             match held {
@@ -269,7 +262,7 @@ impl Follower {
             .flat_map(|o| o.data.items.iter().map(|i| i.product_id))
             .collect();
         let products: Vec<Uuid> = products.into_iter().collect();
-        for chunk in products.chunks(products::routes::products::MAX_LOOKUP) {
+        for chunk in products.chunks(MAX_LOOKUP) {
             let lookup = self
                 .products
                 .lookup(chunk, None)

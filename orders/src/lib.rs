@@ -1,11 +1,12 @@
 //! The orders service: a library holding the actix-web app, and the `orders` binary.
 //!
 //! - [`domain`]: order lines with product snapshots, exact totals, the status machine.
+//! - [`service`]: the operations and every business rule; products is called with ONE batch
+//!   lookup per order through `products_api::client`.
 //! - [`store`]: the orders store (indexes by owner, status, product) and the feed cursor.
-//! - [`api`], [`routes`], [`openapi`]: the HTTP surface; products is called with ONE batch
-//!   lookup per order through `products::client`.
+//! - [`api`], [`routes`], [`openapi`]: the HTTP surface.
 //! - [`follower`]: follows the products change feed and holds orders of archived products.
-//! - [`startup`], [`configuration`]: building, running, settings.
+//! - [`startup`], [`configuration`]: building, settings.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,5 +17,6 @@ pub mod domain;
 pub mod follower;
 pub mod openapi;
 pub mod routes;
+pub mod service;
 pub mod startup;
 pub mod store;

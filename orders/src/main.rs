@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use orders::configuration::Config;
-use orders::startup::Application;
 use service_kit::telemetry;
 
 #[actix_web::main]
@@ -10,6 +9,6 @@ async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_format, "info");
     let listen = config.listen.clone();
-    let built = Application::build(config, false).await;
+    let built = orders::startup::build(config).await;
     service_kit::server::serve("orders", &listen, built).await
 }

@@ -1,12 +1,12 @@
-//! The API's request and response bodies (what clients see; the domain types stay inside).
+//! The API's request and response bodies: what travels on the wire, nothing of how the server
+//! keeps it.
 
 use serde::{Deserialize, Serialize};
-use store_actor::{Event, EventKind, Record};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{Money, Product};
+use crate::money::Money;
 
 /// A product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -31,20 +31,6 @@ pub struct ProductBody {
     /// Present and true once the product is archived (only in the change feed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub archived: bool,
-}
-
-impl From<&Record<Product>> for ProductBody {
-    fn from(r: &Record<Product>) -> Self {
-        ProductBody {
-            id: r.id,
-            name: r.data.name.as_str().to_owned(),
-            price: r.data.price,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            archived: r.archived,
-        }
-    }
 }
 
 /// The body of `POST /products`.
@@ -130,7 +116,7 @@ pub struct ProductPage {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
-    /// 1 to 1000 product ids.
+    /// 1 to [`MAX_LOOKUP`](crate::MAX_LOOKUP) product ids.
     pub ids: Vec<Uuid>,
 }
 
@@ -145,6 +131,18 @@ pub struct LookupResponse {
     pub archived: Vec<Uuid>,
 }
 
+/// What a change did to a product (the same names as the SSE `event:` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The product was created.
+    Created,
+    /// Its fields changed.
+    Updated,
+    /// It was archived: gone from lists, refused by new orders.
+    Archived,
+}
+
 /// One change-feed event (the `data:` of a Server-Sent Event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProductEvent {
@@ -152,17 +150,7 @@ pub struct ProductEvent {
     pub seq: u64,
     /// `created`, `updated` or `archived` (also the SSE `event:`).
     #[schema(value_type = String, example = "updated")]
-    pub kind: EventKind,
+    pub kind: ChangeKind,
     /// The product after the change.
     pub product: ProductBody,
-}
-
-impl From<&Event<Product>> for ProductEvent {
-    fn from(e: &Event<Product>) -> Self {
-        ProductEvent {
-            seq: e.seq,
-            kind: e.kind,
-            product: ProductBody::from(&*e.record),
-        }
-    }
 }

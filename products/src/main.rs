@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use products::configuration::Config;
-use products::startup::Application;
 use service_kit::telemetry;
 
 #[actix_web::main]
@@ -10,6 +9,6 @@ async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_format, "info");
     let listen = config.listen.clone();
-    let built = Application::build(config, false).await;
+    let built = products::startup::build(config).await;
     service_kit::server::serve("products", &listen, built).await
 }

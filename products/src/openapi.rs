@@ -4,11 +4,11 @@ use service_kit::docs::BearerAuth;
 use service_kit::problem::{FieldError, Problem};
 use utoipa::OpenApi;
 
-use crate::api::{
+use crate::routes::{events, products};
+use products_api::{
     CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent, ProductPage,
     SortField, SortOrder, UpdateProduct,
 };
-use crate::routes::{events, products};
 
 /// The products API.
 #[derive(Debug, OpenApi)]

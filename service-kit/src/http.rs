@@ -1,9 +1,12 @@
-//! Small HTTP conventions: ETags from versions, conditional headers, the caller's identity, and
-//! the problem+json handlers for path and query errors and unknown routes.
+//! Small HTTP conventions: ETags from versions, conditional headers, `201 Created` and `304`
+//! answers, paging links, path ids, the caller's identity, and the problem+json handlers for
+//! path and query errors and unknown routes.
 
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header;
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use uuid::Uuid;
 
 use crate::auth::{Authenticator, Caller, Operation};
 use crate::problem::ApiError;
@@ -49,6 +52,51 @@ pub fn if_none_match(req: &HttpRequest, version: u64) -> bool {
         .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| parse_etag(t) == Some(version)))
 }
 
+/// `200 OK` with the ETag of `version` and a JSON body.
+pub fn ok(version: u64, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(version)))
+        .json(body)
+}
+
+/// A read: `304 Not Modified` if `If-None-Match` names `version`, else `200` with the ETag and
+/// the body `render` makes (only made when it is sent).
+pub fn read<B: Serialize>(
+    req: &HttpRequest,
+    version: u64,
+    render: impl FnOnce() -> B,
+) -> HttpResponse {
+    if if_none_match(req, version) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag(version)))
+            .finish();
+    }
+    ok(version, &render())
+}
+
+/// `201 Created` at `location` with the ETag of `version`; a replayed idempotent create says
+/// so in `Idempotent-Replayed: true`.
+pub fn created(
+    location: String,
+    version: u64,
+    replayed: bool,
+    body: &impl Serialize,
+) -> HttpResponse {
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, location));
+    if replayed {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    res.insert_header((header::ETAG, etag(version))).json(body)
+}
+
+/// Parses a path id (after authorization, so anonymous callers learn nothing); `what` names it
+/// in the message ("product", "order").
+pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid {what} id (a UUID)")))
+}
+
 /// Authorizes the request for `operation` on `resource` (needs `web::Data<Authenticator>`).
 pub fn authorize(
     req: &HttpRequest,
@@ -90,12 +138,17 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-/// The URL (path and query) of a list's next page.
-pub fn next_page(path: &str, query: &impl serde::Serialize) -> String {
-    format!(
-        "{path}?{}",
-        serde_urlencoded::to_string(query).unwrap_or_default()
-    )
+/// The URL (path and query) of a list's next page, if there is one: `query` is the list's
+/// query with the page's `next_cursor` in it.
+pub fn next_page<Q: Serialize>(
+    path: &str,
+    next_cursor: Option<&String>,
+    query: impl FnOnce(String) -> Q,
+) -> Option<String> {
+    next_cursor.map(|cursor| {
+        let query = serde_urlencoded::to_string(query(cursor.clone())).unwrap_or_default();
+        format!("{path}?{query}")
+    })
 }
 
 /// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
@@ -175,6 +228,57 @@ mod tests {
         assert!(if_none_match(&req, 2));
         assert!(!if_none_match(&req, 3));
         assert_eq!(etag(9), "\"9\"");
+    }
+
+    #[test]
+    fn reads_answer_304_for_the_current_etag_and_200_otherwise() {
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "\"3\""))
+            .to_http_request();
+        let res = read(&req, 3, || -> serde_json::Value {
+            unreachable!("no body for a 304")
+        });
+        assert_eq!(res.status(), 304);
+        assert_eq!(res.headers().get(header::ETAG).unwrap(), "\"3\"");
+        let res = read(&req, 4, || serde_json::json!({"v": 4}));
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(header::ETAG).unwrap(), "\"4\"");
+    }
+
+    #[test]
+    fn created_says_where_and_whether_replayed() {
+        let body = serde_json::json!({});
+        let res = created("/things/1".into(), 1, false, &body);
+        assert_eq!(res.status(), 201);
+        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/things/1");
+        assert_eq!(res.headers().get(header::ETAG).unwrap(), "\"1\"");
+        assert!(res.headers().get("idempotent-replayed").is_none());
+        let res = created("/things/1".into(), 1, true, &body);
+        assert_eq!(res.headers().get("idempotent-replayed").unwrap(), "true");
+    }
+
+    #[test]
+    fn next_page_links_carry_the_cursor() {
+        #[derive(serde::Serialize)]
+        struct Q {
+            limit: usize,
+            cursor: String,
+            name: &'static str,
+        }
+        let link = next_page("/things", Some(&"c 1".to_owned()), |cursor| Q {
+            limit: 5,
+            cursor,
+            name: "tea",
+        });
+        assert_eq!(link.as_deref(), Some("/things?limit=5&cursor=c+1&name=tea"));
+        let last = next_page("/things", None, |_| -> Q { unreachable!("no next page") });
+        assert_eq!(last, None);
+        assert!(
+            parse_id("nope", "thing")
+                .unwrap_err()
+                .to_string()
+                .contains("thing id")
+        );
     }
 
     #[test]

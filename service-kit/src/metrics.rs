@@ -101,6 +101,12 @@ impl Metrics {
         self.registry.lock().unwrap().register(name, help, metric);
     }
 
+    /// Lets a component register its own metrics in this app's registry (e.g. a client crate
+    /// that knows prometheus-client but not this service kit).
+    pub fn with_registry(&self, add: impl FnOnce(&mut Registry)) {
+        add(&mut self.registry.lock().unwrap());
+    }
+
     /// The text exposition of everything registered.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -1,44 +1,108 @@
-//! What running a service needs beyond its app: the routes and data every service has, a
-//! graceful stop that ends event streams first, and a `main` that waits for the stop signal.
+//! Running a service: one bootstrap for every service ([`bind`]: the routes and middleware every
+//! app has, the listener, the workers), a graceful stop that ends event streams first
+//! ([`Stopper`]), and the body of the binaries' `main` ([`serve`]).
+//!
+//! A service's own `startup` keeps only what is its own: its stores, its background tasks and
+//! its route table.
 
 use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use actix_web::dev::ServerHandle;
-use actix_web::web;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
 use utoipa::openapi::OpenApi;
 
+use crate::auth::keys;
+use crate::config::CommonArgs;
 use crate::health::{self, Readiness};
 use crate::metrics::{self, Metrics};
-use crate::{Authenticator, docs, http, sse};
+use crate::{Authenticator, docs, http, sse, telemetry};
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The public key file is missing or not a key.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// A file the configuration names could not be read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file, as configured.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// A store could not be opened (locked by another process, corrupt, unwritable).
+    #[error(transparent)]
+    Store(#[from] store_actor::StoreError),
+    /// A part of the service refused its configuration (e.g. a client's base URL).
+    #[error("{0}")]
+    Config(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address, as configured.
+        addr: String,
+        /// Why binding failed (in use, not an address).
+        source: std::io::Error,
+    },
+}
+
+/// Reads a file the configuration names, trimmed (a token file, say).
+pub fn read_config_file(path: &Path) -> Result<String, StartupError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| StartupError::File {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The token verifier of `common`: its root public key and revocation list.
+pub fn authenticator(common: &CommonArgs) -> Result<Authenticator, StartupError> {
+    let root = keys::read_public(&common.public_key_file)?;
+    let revoked = common.revoked_ids().map_err(|source| StartupError::File {
+        path: format!("{:?}", common.revoked_tokens_file),
+        source,
+    })?;
+    Ok(Authenticator::new(root, revoked))
+}
+
+/// What a service hands [`bind`] besides its routes.
+pub struct Parts {
+    /// The app's registry (the service has registered its own metrics in it).
+    pub metrics: Metrics,
+    /// The app's readiness checks.
+    pub readiness: Readiness,
+    /// The app's OpenAPI document.
+    pub openapi: OpenApi,
+    /// Ends the app's event streams at shutdown.
+    pub closing: sse::Closing,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").finish_non_exhaustive()
+    }
+}
 
 /// The app data and routes every service has: auth, metrics, readiness, extractor error
 /// handlers with the body limit, `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs/`.
 #[derive(Clone)]
-pub struct Common {
-    /// Verifies tokens.
-    pub auth: web::Data<Authenticator>,
-    /// The app's registry.
-    pub metrics: web::Data<Metrics>,
-    /// The app's readiness checks.
-    pub readiness: web::Data<Readiness>,
-    /// Largest request body.
-    pub body_limit: usize,
-    /// The app's OpenAPI document.
-    pub openapi: OpenApi,
-}
-
-impl std::fmt::Debug for Common {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Common")
-            .field("body_limit", &self.body_limit)
-            .finish()
-    }
+struct Common {
+    auth: web::Data<Authenticator>,
+    metrics: web::Data<Metrics>,
+    readiness: web::Data<Readiness>,
+    body_limit: usize,
+    openapi: OpenApi,
 }
 
 impl Common {
-    /// Adds the shared data and routes to an app.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
         http::configure_extractors(cfg, self.body_limit);
         cfg.app_data(self.auth.clone())
             .app_data(self.metrics.clone())
@@ -51,7 +115,104 @@ impl Common {
     }
 }
 
-/// Stops a running service: event streams end at once, other requests finish.
+/// Binds `listen` (`:0` picks a free port) and builds the server: the common routes and
+/// middleware, then `routes` (the service's own data and resources), then problem+json 404s
+/// for everything else. Nothing is served until [`Bound::run_until_stopped`].
+pub fn bind<F>(
+    listen: &str,
+    common: &CommonArgs,
+    parts: Parts,
+    routes: F,
+) -> Result<Bound, StartupError>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let bind_error = |source| StartupError::Bind {
+        addr: listen.to_owned(),
+        source,
+    };
+    let shared = Common {
+        auth: web::Data::new(authenticator(common)?),
+        metrics: web::Data::new(parts.metrics),
+        readiness: web::Data::new(parts.readiness),
+        body_limit: common.body_limit,
+        openapi: parts.openapi,
+    };
+    let listener = TcpListener::bind(listen).map_err(bind_error)?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(metrics::track))
+            .wrap(from_fn(telemetry::request_span))
+            .configure(|cfg| shared.configure(cfg))
+            .configure(routes.clone())
+            .default_service(web::to(http::not_found))
+    })
+    // Long-lived event streams would otherwise hold a shutdown for the default 30 s.
+    .shutdown_timeout(5)
+    // Stopping is ours (`Stopper`), so that event streams end before the graceful stop.
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?;
+    if let Some(workers) = common.workers {
+        server = server.workers(workers);
+    }
+    Ok(Bound {
+        port,
+        server: server.run(),
+        closing: parts.closing,
+        teardown: Vec::new(),
+    })
+}
+
+type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A built, bound, not yet running service.
+pub struct Bound {
+    port: u16,
+    server: actix_web::dev::Server,
+    closing: sse::Closing,
+    /// Run in order once the server has stopped (stop background tasks, close stores).
+    teardown: Vec<Teardown>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("port", &self.port).finish()
+    }
+}
+
+impl Bound {
+    /// Adds a step to run after the server has stopped serving, after the ones added before.
+    pub fn on_stop(mut self, step: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.teardown.push(Box::pin(step));
+        self
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (see [`Stopper`]).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            closing: self.closing.clone(),
+        }
+    }
+
+    /// Serves until stopped, then runs the teardown steps.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        for step in self.teardown {
+            step.await;
+        }
+        served
+    }
+}
+
+/// Stops a running service.
 #[derive(Debug, Clone)]
 pub struct Stopper {
     handle: ServerHandle,
@@ -59,35 +220,23 @@ pub struct Stopper {
 }
 
 impl Stopper {
-    /// A stopper for the server behind `handle`, whose streams follow `closing`.
-    pub fn new(handle: ServerHandle, closing: sse::Closing) -> Self {
-        Self { handle, closing }
-    }
-
     /// Ends event streams, then stops the server gracefully (in-flight requests finish).
     pub async fn stop(&self) {
         self.closing.close();
         self.handle.stop(true).await;
     }
-}
 
-/// A built, bound service, as `main` runs it.
-pub trait Service {
-    /// The bound port.
-    fn port(&self) -> u16;
-    /// Its stopper.
-    fn stopper(&self) -> Stopper;
-    /// Serves until stopped, then releases its stores.
-    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> + Send + 'static;
+    /// Stops at once, dropping open connections (what a test does instead of waiting out a
+    /// client's open stream).
+    pub async fn stop_now(&self) {
+        self.closing.close();
+        self.handle.stop(false).await;
+    }
 }
 
 /// The body of a service binary's `main`: report a failed start, serve until Ctrl-C or
 /// SIGTERM, stop gracefully.
-pub async fn serve<S: Service, E: std::fmt::Display>(
-    name: &str,
-    listen: &str,
-    built: Result<S, E>,
-) -> ExitCode {
+pub async fn serve(name: &str, listen: &str, built: Result<Bound, StartupError>) -> ExitCode {
     let service = match built {
         Ok(service) => service,
         Err(e) => {
@@ -97,7 +246,6 @@ pub async fn serve<S: Service, E: std::fmt::Display>(
         }
     };
     tracing::info!(%listen, port = service.port(), "{name} listening");
-    // Our own signal handling, so that event streams end before the graceful stop.
     let stopper = service.stopper();
     let mut running = tokio::spawn(service.run_until_stopped());
     let finished = tokio::select! {

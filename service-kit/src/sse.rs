@@ -44,6 +44,39 @@ impl Closing {
     }
 }
 
+/// A store's change feed and nothing else: what an events route may see of a store.
+#[derive(Debug)]
+pub struct ChangeFeed<T: Data>(Store<T>);
+
+impl<T: Data> Clone for ChangeFeed<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: Data> ChangeFeed<T> {
+    /// The feed of `store`.
+    pub fn new(store: Store<T>) -> Self {
+        Self(store)
+    }
+}
+
+/// The whole events route: where to start (see [`resume_point`]), then the stream (see
+/// [`stream`]).
+pub fn respond<T, F>(
+    req: &HttpRequest,
+    feed: &ChangeFeed<T>,
+    closing: &Closing,
+    render: F,
+) -> Result<HttpResponse, ApiError>
+where
+    T: Data,
+    F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,
+{
+    let after = resume_point(req, &feed.0)?;
+    Ok(stream(feed.0.clone(), after, closing, render))
+}
+
 /// The query of a feed endpoint.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +89,7 @@ pub struct FeedQuery {
 
 /// Where a feed starts: `Last-Event-ID` if present, else `?after=`, else the current end
 /// (only new events). A bad query or header is a 400.
-pub fn resume_point<T: Data>(req: &HttpRequest, store: &Store<T>) -> Result<u64, ApiError> {
+fn resume_point<T: Data>(req: &HttpRequest, store: &Store<T>) -> Result<u64, ApiError> {
     let after = crate::http::query::<FeedQuery>(req)?.after;
     if let Some(value) = req.headers().get("last-event-id") {
         return value
@@ -78,7 +111,7 @@ struct Feed<T: Data, F> {
 
 /// Streams the events after `after`; `render` turns each into the JSON of its `data:` line,
 /// or `None` to leave it out (e.g. another user's record).
-pub fn stream<T, F>(store: Store<T>, after: u64, closing: &Closing, render: F) -> HttpResponse
+fn stream<T, F>(store: Store<T>, after: u64, closing: &Closing, render: F) -> HttpResponse
 where
     T: Data,
     F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,

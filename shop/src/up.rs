@@ -90,26 +90,20 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let service_token_file = keys_dir.join("orders-service.token");
     write_secret(&service_token_file, &service_token)?;
 
-    let products = products::startup::Application::build(
-        products::configuration::Config {
-            listen: args.products_addr.clone(),
-            common: common(&args, &data.join("products"), &public_key),
-        },
-        false,
-    )
+    let products = products::startup::build(products::configuration::Config {
+        listen: args.products_addr.clone(),
+        common: common(&args, &data.join("products"), &public_key),
+    })
     .await
     .map_err(|e| format!("products could not start: {e}"))?;
     let products_url = local_url(&args.products_addr, products.port());
-    let orders = match orders::startup::Application::build(
-        orders::configuration::Config {
-            listen: args.orders_addr.clone(),
-            products_url: products_url.clone(),
-            products_token_file: service_token_file,
-            products_timeout_ms: 2000,
-            common: common(&args, &data.join("orders"), &public_key),
-        },
-        false,
-    )
+    let orders = match orders::startup::build(orders::configuration::Config {
+        listen: args.orders_addr.clone(),
+        products_url: products_url.clone(),
+        products_token_file: service_token_file,
+        products_timeout_ms: 2000,
+        common: common(&args, &data.join("orders"), &public_key),
+    })
     .await
     {
         Ok(orders) => orders,

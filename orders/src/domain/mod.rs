@@ -2,4 +2,4 @@
 
 pub mod order;
 
-pub use order::{CreatedByKey, LineItem, Order, RequestedItem, Status};
+pub use order::{Change, CreatedByKey, LineItem, Order, Priced, Refusal, RequestedItem, Status};

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use products::api::LookupResponse;
-use products::domain::Money;
+use products_api::{LookupResponse, Money};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use service_kit::{ApiError, FieldError};
+use serde_json::Value;
+use service_kit::{ApiError, Caller, FieldError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -67,6 +66,31 @@ impl fmt::Display for Status {
     }
 }
 
+/// Why an order refuses a change a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Only placed and held orders may change their lines.
+    #[error("the items of a {0} order cannot change")]
+    ItemsFrozen(Status),
+    /// Not a move [`Status::may_become`] allows.
+    #[error("an order cannot go from {from} to {to}")]
+    Transition {
+        /// Where the order is.
+        from: Status,
+        /// Where it was asked to go.
+        to: Status,
+    },
+}
+
+/// What a client asks to change: new lines and/or a new status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Replaces the lines (they are priced again).
+    pub items: Option<Vec<RequestedItem>>,
+    /// The status to move to.
+    pub status: Option<Status>,
+}
+
 /// One line of an order, with the product as it was when ordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LineItem {
@@ -101,6 +125,143 @@ pub struct Order {
     /// The `Idempotency-Key` that created it, and what the first answer said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_key: Option<CreatedByKey>,
+}
+
+impl Order {
+    /// A new order of `owner`, placed with its priced lines.
+    pub fn placed(owner: String, priced: Priced, created_by_key: Option<CreatedByKey>) -> Self {
+        Order {
+            owner,
+            status: Status::Placed,
+            hold_reason: None,
+            items: priced.lines,
+            total: priced.total,
+            created_by_key,
+        }
+    }
+
+    /// Whether `caller` may see this order: its owner, or an admin. (Others are told it does
+    /// not exist.)
+    pub fn is_visible_to(&self, caller: &Caller) -> bool {
+        caller.admin || self.owner == caller.user
+    }
+
+    /// The lines as requested (what pricing them again needs).
+    pub fn requested(&self) -> Vec<RequestedItem> {
+        self.items
+            .iter()
+            .map(|i| RequestedItem {
+                product_id: i.product_id,
+                quantity: i.quantity,
+            })
+            .collect()
+    }
+
+    /// Refuses new lines unless the order is still open.
+    pub fn check_items_change(&self, change: &Change) -> Result<(), Refusal> {
+        match change.items {
+            Some(_) if !self.status.is_open() => Err(Refusal::ItemsFrozen(self.status)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The status a change moves the order to, if any, or the refusal. Asking for the current
+    /// status along with new lines is no move; asking for it alone is (and is refused).
+    pub fn transition(&self, change: &Change) -> Result<Option<Status>, Refusal> {
+        let to = change
+            .status
+            .filter(|s| *s != self.status || change.items.is_none());
+        match to {
+            Some(to) if !self.status.may_become(to) => Err(Refusal::Transition {
+                from: self.status,
+                to,
+            }),
+            to => Ok(to),
+        }
+    }
+
+    /// Whether moving `to` releases a hold on unchanged lines: then their products must still
+    /// be available, so they are priced again (and the order refused if one is gone).
+    pub fn releases_hold(&self, to: Option<Status>, change: &Change) -> bool {
+        self.status == Status::OnHold && to == Some(Status::Placed) && change.items.is_none()
+    }
+
+    /// The order after a change checked by [`Self::check_items_change`] and
+    /// [`Self::transition`]: the new lines, if priced, and the new status, which clears any hold.
+    pub fn changed(&self, lines: Option<Priced>, to: Option<Status>) -> Order {
+        let mut next = self.clone();
+        if let Some(priced) = lines {
+            next.items = priced.lines;
+            next.total = priced.total;
+        }
+        if let Some(to) = to {
+            next.status = to;
+            next.hold_reason = None;
+        }
+        next
+    }
+
+    /// The order put on hold for `reason`, if it is placed (the service's own move, e.g. when a
+    /// product it contains is archived); `None` if it is not placed.
+    pub fn held(&self, reason: String) -> Option<Order> {
+        (self.status == Status::Placed).then(|| Order {
+            status: Status::OnHold,
+            hold_reason: Some(reason),
+            ..self.clone()
+        })
+    }
+
+    /// The order as the first answer to its idempotent create showed it: placed, with the
+    /// lines and total it was first priced at (lines may have changed since).
+    pub fn as_first_answered(&self) -> Order {
+        let mut first = self.clone();
+        if let Some(original) = &self.created_by_key {
+            first.items = original.items.clone();
+            first.total = original.total;
+        }
+        first.status = Status::Placed;
+        first.hold_reason = None;
+        first
+    }
+}
+
+/// Priced lines and their exact total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced {
+    /// The lines, each with its product's name and price now.
+    pub lines: Vec<LineItem>,
+    /// Their sum.
+    pub total: Money,
+}
+
+/// Why requested lines cannot be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    /// Some products are unknown or archived: the whole order is refused, naming them.
+    #[error("the order cannot be placed: {}", describe(unknown, archived))]
+    Unavailable {
+        /// Products that never existed.
+        unknown: Vec<Uuid>,
+        /// Archived products.
+        archived: Vec<Uuid>,
+    },
+    /// A line total or the order total is past what money can hold.
+    #[error("the {0} total is too large")]
+    TooLarge(&'static str),
+    /// Products answered without one of the products asked for (a bug on their side).
+    #[error("products did not answer for {0}")]
+    NoAnswer(Uuid),
+}
+
+fn describe(unknown: &[Uuid], archived: &[Uuid]) -> String {
+    let mut parts = Vec::new();
+    if !unknown.is_empty() {
+        parts.push(format!("unknown products: {}", join(unknown)));
+    }
+    if !archived.is_empty() {
+        parts.push(format!("archived products: {}", join(archived)));
+    }
+    parts.join("; ")
 }
 
 /// An idempotent create: who, which key, which body, and the lines and total it was first
@@ -247,41 +408,28 @@ pub fn requested_items(body: &Value) -> Result<Vec<RequestedItem>, ApiError> {
 }
 
 /// Prices requested items from one products lookup. Unknown or archived products refuse the
-/// whole order (422), naming them.
-pub fn price(
-    requested: &[RequestedItem],
-    lookup: &LookupResponse,
-) -> Result<(Vec<LineItem>, Money), ApiError> {
+/// whole order, naming them.
+pub fn price(requested: &[RequestedItem], lookup: &LookupResponse) -> Result<Priced, PricingError> {
     if !lookup.unknown.is_empty() || !lookup.archived.is_empty() {
-        let mut extensions = Map::new();
-        let mut parts = Vec::new();
-        if !lookup.unknown.is_empty() {
-            extensions.insert("unknown_product_ids".into(), json!(lookup.unknown));
-            parts.push(format!("unknown products: {}", join(&lookup.unknown)));
-        }
-        if !lookup.archived.is_empty() {
-            extensions.insert("archived_product_ids".into(), json!(lookup.archived));
-            parts.push(format!("archived products: {}", join(&lookup.archived)));
-        }
-        return Err(ApiError::Unprocessable {
-            detail: format!("the order cannot be placed: {}", parts.join("; ")),
-            extensions,
+        return Err(PricingError::Unavailable {
+            unknown: lookup.unknown.clone(),
+            archived: lookup.archived.clone(),
         });
     }
     let found: BTreeMap<Uuid, _> = lookup.products.iter().map(|p| (p.id, p)).collect();
     let mut lines = Vec::with_capacity(requested.len());
     let mut total = Money::default();
     for r in requested {
-        let p = found.get(&r.product_id).ok_or_else(|| {
-            ApiError::Internal(format!("products did not answer for {}", r.product_id))
-        })?;
+        let p = found
+            .get(&r.product_id)
+            .ok_or(PricingError::NoAnswer(r.product_id))?;
         let line_total = p
             .price
             .times(r.quantity)
-            .ok_or_else(|| ApiError::invalid("items", "the line total is too large"))?;
+            .ok_or(PricingError::TooLarge("line"))?;
         total = total
             .plus(line_total)
-            .ok_or_else(|| ApiError::invalid("items", "the order total is too large"))?;
+            .ok_or(PricingError::TooLarge("order"))?;
         lines.push(LineItem {
             product_id: r.product_id,
             quantity: r.quantity,
@@ -290,7 +438,7 @@ pub fn price(
             line_total,
         });
     }
-    Ok((lines, total))
+    Ok(Priced { lines, total })
 }
 
 fn join(ids: &[Uuid]) -> String {
@@ -303,7 +451,8 @@ fn join(ids: &[Uuid]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use products::api::ProductBody;
+    use products_api::ProductBody;
+    use serde_json::json;
     use time::OffsetDateTime;
 
     fn product(id: Uuid, name: &str, price: &str) -> ProductBody {
@@ -392,7 +541,7 @@ mod tests {
             unknown: vec![],
             archived: vec![],
         };
-        let (lines, total) = price(
+        let Priced { lines, total } = price(
             &[
                 RequestedItem {
                     product_id: a,
@@ -422,11 +571,170 @@ mod tests {
             &gone,
         )
         .unwrap_err();
-        let ApiError::Unprocessable { detail, extensions } = err else {
-            panic!()
-        };
+        let detail = err.to_string();
         assert!(detail.contains(&a.to_string()) && detail.contains(&b.to_string()));
-        assert_eq!(extensions["unknown_product_ids"][0], json!(a));
+        assert_eq!(
+            err,
+            PricingError::Unavailable {
+                unknown: vec![a],
+                archived: vec![b]
+            }
+        );
+    }
+
+    fn order(status: Status) -> Order {
+        let a = Uuid::now_v7();
+        let lookup = LookupResponse {
+            products: vec![product(a, "Tea", "1.50")],
+            unknown: vec![],
+            archived: vec![],
+        };
+        let requested = [RequestedItem {
+            product_id: a,
+            quantity: 2,
+        }];
+        let mut order = Order::placed("alice".into(), price(&requested, &lookup).unwrap(), None);
+        order.status = status;
+        if status == Status::OnHold {
+            order.hold_reason = Some("review".into());
+        }
+        order
+    }
+
+    fn change(items: bool, status: Option<Status>) -> Change {
+        Change {
+            items: items.then(Vec::new),
+            status,
+        }
+    }
+
+    #[test]
+    fn lines_change_only_while_open() {
+        use Status::*;
+        for open in [Placed, OnHold] {
+            assert_eq!(order(open).check_items_change(&change(true, None)), Ok(()));
+        }
+        for closed in [Fulfilled, Cancelled] {
+            assert_eq!(
+                order(closed).check_items_change(&change(true, None)),
+                Err(Refusal::ItemsFrozen(closed))
+            );
+            assert_eq!(
+                Refusal::ItemsFrozen(closed).to_string(),
+                format!("the items of a {closed} order cannot change")
+            );
+            // A status change alone is not a change of lines.
+            assert_eq!(
+                order(closed).check_items_change(&change(false, None)),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn transitions_follow_the_status_machine() {
+        use Status::*;
+        let placed = order(Placed);
+        assert_eq!(
+            placed.transition(&change(false, Some(Fulfilled))),
+            Ok(Some(Fulfilled))
+        );
+        assert_eq!(
+            placed.transition(&change(false, Some(Placed))),
+            Err(Refusal::Transition {
+                from: Placed,
+                to: Placed
+            }),
+            "asking for the current status alone is a refused move"
+        );
+        assert_eq!(
+            placed.transition(&change(true, Some(Placed))),
+            Ok(None),
+            "the current status with new lines is no move"
+        );
+        assert_eq!(placed.transition(&change(true, None)), Ok(None));
+        let refused = order(Cancelled).transition(&change(false, Some(Placed)));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "an order cannot go from cancelled to placed"
+        );
+    }
+
+    #[test]
+    fn releasing_a_hold_rechecks_unchanged_lines_and_clears_the_reason() {
+        use Status::*;
+        let held = order(OnHold);
+        let release = change(false, Some(Placed));
+        let to = held.transition(&release).unwrap();
+        assert!(held.releases_hold(to, &release));
+        assert!(!held.releases_hold(to, &change(true, Some(Placed))));
+        assert!(!order(Placed).releases_hold(Some(Fulfilled), &change(false, Some(Fulfilled))));
+        let released = held.changed(None, to);
+        assert_eq!((released.status, released.hold_reason), (Placed, None));
+        assert_eq!(released.items, held.items, "lines unchanged");
+        assert_eq!(held.requested()[0].quantity, 2);
+    }
+
+    #[test]
+    fn new_lines_replace_the_old_and_the_total() {
+        let placed = order(Status::Placed);
+        let b = Uuid::now_v7();
+        let lookup = LookupResponse {
+            products: vec![product(b, "Cup", "3.33")],
+            unknown: vec![],
+            archived: vec![],
+        };
+        let priced = price(
+            &[RequestedItem {
+                product_id: b,
+                quantity: 3,
+            }],
+            &lookup,
+        )
+        .unwrap();
+        let next = placed.changed(Some(priced), None);
+        assert_eq!(next.items[0].product_id, b);
+        assert_eq!(next.total.to_string(), "9.99");
+        assert_eq!(next.status, Status::Placed);
+    }
+
+    #[test]
+    fn only_placed_orders_are_held_and_replays_show_the_first_answer() {
+        use Status::*;
+        let held = order(Placed).held("product archived".into()).unwrap();
+        assert_eq!(
+            (held.status, held.hold_reason.as_deref()),
+            (OnHold, Some("product archived"))
+        );
+        for status in [OnHold, Fulfilled, Cancelled] {
+            assert_eq!(order(status).held("x".into()), None, "{status}");
+        }
+        let mut first = order(Placed);
+        first.created_by_key = Some(CreatedByKey {
+            owner: "alice".into(),
+            key: "k".into(),
+            fingerprint: "f".into(),
+            items: first.items.clone(),
+            total: first.total,
+        });
+        let mut later = first.changed(None, Some(Cancelled));
+        later.items.clear();
+        let shown = later.as_first_answered();
+        assert_eq!(shown.status, Placed);
+        assert_eq!(shown.items, first.items);
+        assert_eq!(shown.total.to_string(), "3.00");
+    }
+
+    #[test]
+    fn orders_are_visible_to_their_owner_and_admins() {
+        let o = order(Status::Placed);
+        let caller = |user: &str, admin| Caller {
+            user: user.into(),
+            admin,
+        };
+        assert!(o.is_visible_to(&caller("alice", false)));
+        assert!(o.is_visible_to(&caller("root", true)));
+        assert!(!o.is_visible_to(&caller("bob", false)));
     }
 
     #[test]

@@ -5,8 +5,7 @@ use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
 
-use super::RESOURCE;
-use super::orders::OrdersState;
+use super::{OrdersState, RESOURCE};
 use crate::api::OrderEvent;
 
 /// Follow order changes (`text/event-stream`): `created`, `updated` (including holds),
@@ -27,15 +26,14 @@ pub async fn feed(
     state: web::Data<OrdersState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Read)?;
-    let after = sse::resume_point(&req, &state.store)?;
-    Ok(sse::stream(
-        state.store.clone(),
-        after,
+    sse::respond(
+        &req,
+        &state.service.changes(),
         &state.closing,
         move |event| {
-            let mine = caller.admin || event.record.data.owner == caller.user;
+            let mine = event.record.data.is_visible_to(&caller);
             mine.then(|| serde_json::to_value(OrderEvent::from(event)).ok())
                 .flatten()
         },
-    ))
+    )
 }

@@ -1,14 +1,16 @@
-//! HTTP handlers: authorize, parse, check ownership, call products and the store, map answers.
+//! HTTP handlers: authorize, parse, call one [`OrderService`] operation, render. The rules live
+//! in the service and the domain; here is only how their answers map onto HTTP.
 
 pub mod events;
 pub mod orders;
 
-use products::client::ClientError;
-use service_kit::{ApiError, Caller};
-use store_actor::Record;
-use uuid::Uuid;
+use products_api::client::ClientError;
+use serde_json::{Map, json};
+use service_kit::ApiError;
+use service_kit::sse::Closing;
 
-use crate::domain::Order;
+use crate::domain::order::PricingError;
+use crate::service::{OrderError, OrderService};
 
 /// The resource name in tokens.
 pub const RESOURCE: &str = "orders";
@@ -16,32 +18,57 @@ pub const RESOURCE: &str = "orders";
 /// Seconds a client should wait before retrying when products is unavailable.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
-/// Parses a path id (after authorization).
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid order id (a UUID)")))
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct OrdersState {
+    /// The operations.
+    pub service: OrderService,
+    /// Ends the event streams at shutdown.
+    pub closing: Closing,
 }
 
-/// Another user's order is "not found": its existence is not revealed. Admins see all.
-pub fn visible(record: &Record<Order>, caller: &Caller) -> Result<(), ApiError> {
-    if caller.admin || record.data.owner == caller.user {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!("{} does not exist", record.id)))
-    }
-}
-
-/// A failed call to products: 503 with `Retry-After`; nothing was stored.
-pub fn products_error(e: ClientError) -> ApiError {
-    match &e {
-        ClientError::Unavailable(_) => {}
-        // Our own token or request is wrong: an operator must look, the client can only retry.
-        ClientError::Refused { .. } | ClientError::Decode(_) => {
-            tracing::error!(error = %e, "products refused or garbled a call from orders");
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            OrderError::Deleted(_) => ApiError::Gone(e.to_string()),
+            OrderError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()),
+            OrderError::Refused(_) | OrderError::KeepsChanging => ApiError::Conflict(e.to_string()),
+            OrderError::Pricing(e) => pricing_problem(e),
+            OrderError::ProductsUnavailable(ref cause) => {
+                if !matches!(cause, ClientError::Unavailable(_)) {
+                    // Our own token or request is wrong: an operator must look, the client can
+                    // only retry.
+                    tracing::error!(error = %cause, "products refused or garbled a call from orders");
+                }
+                ApiError::Unavailable {
+                    detail: e.to_string(),
+                    retry_after: RETRY_AFTER_SECS,
+                }
+            }
+            OrderError::Idempotency(e) => e.into(),
+            OrderError::Store(e) => e.into(),
         }
     }
-    ApiError::Unavailable {
-        detail: format!("products cannot be reached to check the order: {e}"),
-        retry_after: RETRY_AFTER_SECS,
+}
+
+/// Unknown or archived products: 422 naming them; totals too large: a field error on `items`.
+fn pricing_problem(e: PricingError) -> ApiError {
+    match &e {
+        PricingError::Unavailable { unknown, archived } => {
+            let mut extensions = Map::new();
+            if !unknown.is_empty() {
+                extensions.insert("unknown_product_ids".into(), json!(unknown));
+            }
+            if !archived.is_empty() {
+                extensions.insert("archived_product_ids".into(), json!(archived));
+            }
+            ApiError::Unprocessable {
+                detail: e.to_string(),
+                extensions,
+            }
+        }
+        PricingError::TooLarge(_) => ApiError::invalid("items", e.to_string()),
+        PricingError::NoAnswer(_) => ApiError::Internal(e.to_string()),
     }
 }

@@ -1,40 +1,40 @@
-//! `spawn_apps()`: a real products service and a real orders service, both in-process on free
-//! loopback ports, each with its own data directory, sharing one generated root key pair; orders
-//! calls products with its own service token (products:read only). Plus typed helpers for
-//! requests, tokens, polling and Server-Sent Events.
+//! `spawn_apps()`: a real orders service in-process on a free loopback port, and the real
+//! `products` binary as a child process (orders' tests do not build the products crate), each
+//! with its own data directory, sharing one generated root key pair; orders calls products with
+//! its own service token (products:read only). Plus typed requests of this API. What every
+//! suite shares is in `test_kit`.
 
 #![allow(dead_code)] // each test module uses its own subset
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use biscuit_auth::KeyPair;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
-use service_kit::auth::{keys, tokens};
+use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
+use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
 use store_actor::Durability;
+pub use test_kit::fake_products::{FakeProducts, http_json, lookup_of};
+use test_kit::process::Service;
+use test_kit::tokens::mint;
+pub use test_kit::{
+    DEADLINE, Events, Frame, POLL, assert_problem, error_fields, eventually, header, id_of, ids,
+    redactions, scrub,
+};
 use tokio::task::JoinHandle;
 
-/// How long to wait for something asynchronous (a hold, an event) before failing. Generous:
-/// CI machines are slow; the wait ends as soon as the condition holds.
-pub const DEADLINE: Duration = Duration::from_secs(10);
-/// How often a condition is polled.
-pub const POLL: Duration = Duration::from_millis(50);
-
-/// One running server and the task that runs it until stopped.
+/// The in-process orders server and the task that runs it until stopped.
 struct Running {
-    handle: ServerHandle,
+    stopper: Stopper,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    async fn stop(self, graceful: bool) {
-        self.handle.stop(graceful).await;
+    async fn stop(self) {
+        self.stopper.stop_now().await;
         self.task.await.unwrap().unwrap();
     }
 }
@@ -58,21 +58,8 @@ pub struct TestApps {
     /// orders' own data directory.
     pub orders_data: PathBuf,
     orders: Option<Running>,
-    products: Option<Running>,
+    products: Option<Service>,
     _dir: tempfile::TempDir,
-}
-
-fn mint(root: &KeyPair, user: &str, rights: &[&str], admin: bool) -> String {
-    tokens::mint(
-        root,
-        &tokens::TokenSpec {
-            user: user.into(),
-            rights: rights.iter().map(|r| r.parse().unwrap()).collect(),
-            admin,
-            ttl: Some(Duration::from_secs(3600)),
-        },
-    )
-    .unwrap()
 }
 
 /// Starts products, then orders pointed at it, each with a fresh data directory.
@@ -103,21 +90,15 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
     let (products_address, products) = match fake_products {
         Some(url) => (url.to_owned(), None),
         None => {
-            let products = products::startup::Application::build(
-                products::configuration::Config {
-                    listen: "127.0.0.1:0".into(),
-                    common: common("products"),
-                },
-                false,
-            )
-            .await
-            .expect("products starts");
-            let address = format!("http://127.0.0.1:{}", products.port());
-            let products = Running {
-                handle: products.handle(),
-                task: tokio::spawn(products.run_until_stopped()),
-            };
-            (address, Some(products))
+            let public_key = keys::public_key_path(&keys_dir);
+            let args = ["--public-key-file", &public_key.to_string_lossy()]
+                .into_iter()
+                .chain(["--durability", "always", "--workers", "2"])
+                .chain(["--body-limit", "16384"])
+                .map(str::to_owned)
+                .collect();
+            let products = Service::start("products", "products", dir.path(), args).await;
+            (products.base_url(), Some(products))
         }
     };
 
@@ -127,21 +108,18 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
         mint(&root, "orders-service", &["products:read"], false),
     )
     .unwrap();
-    let orders = orders::startup::Application::build(
-        orders::configuration::Config {
-            listen: "127.0.0.1:0".into(),
-            products_url: products_address.clone(),
-            products_token_file: token_file,
-            products_timeout_ms,
-            common: common("orders"),
-        },
-        false,
-    )
+    let orders = orders::startup::build(orders::configuration::Config {
+        listen: "127.0.0.1:0".into(),
+        products_url: products_address.clone(),
+        products_token_file: token_file,
+        products_timeout_ms,
+        common: common("orders"),
+    })
     .await
     .expect("orders starts");
     let address = format!("http://127.0.0.1:{}", orders.port());
     let orders = Running {
-        handle: orders.handle(),
+        stopper: orders.stopper(),
         task: tokio::spawn(orders.run_until_stopped()),
     };
 
@@ -367,291 +345,18 @@ impl TestApps {
 
     // ---------------------------------------------------------------- lifecycle
 
-    /// Stops products (not gracefully: orders' feed stream would hold a graceful stop) and
-    /// waits until its store is closed. Orders keeps running.
+    /// Kills products (SIGKILL) and waits for it to exit. Orders keeps running.
     pub async fn stop_products(&mut self) {
-        self.products
-            .take()
-            .expect("products is running")
-            .stop(false)
-            .await;
+        self.products.take().expect("products is running").kill();
     }
 
-    /// Stops orders, then products, each waiting for its stores to close.
+    /// Stops orders, waiting for its stores to close, then kills products.
     pub async fn stop(mut self) {
         if let Some(orders) = self.orders.take() {
-            orders.stop(false).await;
+            orders.stop().await;
         }
-        if let Some(products) = self.products.take() {
-            products.stop(false).await;
-        }
-    }
-}
-
-// ---------------------------------------------------------------- a fake products
-
-/// A stand-in for products on a free loopback port: each connection is served on its own
-/// thread, which records the request head (request line and headers) and answers with what
-/// `answer` returns for it (a raw HTTP response, sent with `Connection: close`), or, for
-/// `None`, accepts the request and never answers (the connection is held until the client
-/// closes it). `answer` may block, e.g. to hold a request until the test releases it.
-pub struct FakeProducts {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    heads: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl FakeProducts {
-    pub fn start(answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let answer = Arc::new(answer);
-        let recorded = heads.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let (answer, recorded) = (answer.clone(), recorded.clone());
-                std::thread::spawn(move || {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    recorded.lock().unwrap().push(head.clone());
-                    match answer(&head) {
-                        Some(reply) => {
-                            let _ = stream.write_all(reply.as_bytes());
-                        }
-                        // Hold the connection until the client gives up on it.
-                        None => while matches!(stream.read(&mut buf), Ok(n) if n > 0) {},
-                    }
-                });
-            }
-        });
-        Self { url, heads }
-    }
-
-    /// How many requests whose request line starts with `prefix` (e.g. `POST /products/lookup`)
-    /// arrived so far.
-    pub fn requests(&self, prefix: &str) -> usize {
-        self.heads
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|h| h.starts_with(prefix))
-            .count()
-    }
-}
-
-/// A raw HTTP/1.1 response with a JSON body, closing the connection.
-pub fn http_json(status: &str, body: &Value) -> String {
-    let body = body.to_string();
-    format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Products' answer to a lookup of `ids`, each a live product named `Tea` at 1.00.
-pub fn lookup_of(ids: &[&str]) -> Value {
-    let products: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            json!({
-                "id": id,
-                "name": "Tea",
-                "price": "1.00",
-                "version": 1,
-                "created_at": "2026-01-01T00:00:00Z",
-                "updated_at": "2026-01-01T00:00:00Z",
-            })
-        })
-        .collect();
-    json!({"products": products, "unknown": [], "archived": []})
-}
-
-/// Polls `check` every [`POLL`] until it returns true (→ true) or [`DEADLINE`] passes
-/// (→ false).
-pub async fn eventually<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-// -------------------------------------------------------------------- assertions
-
-/// Redactions for snapshots: ids, timestamps, cursors and owners (so one snapshot holds for
-/// any user).
-pub fn redactions() -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    for (path, placeholder) in [
-        (".id", "[id]"),
-        (".owner", "[owner]"),
-        (".created_at", "[created_at]"),
-        (".updated_at", "[updated_at]"),
-        (".items[].product_id", "[product_id]"),
-        (".items[].id", "[id]"),
-        (".items[].owner", "[owner]"),
-        (".items[].created_at", "[created_at]"),
-        (".items[].updated_at", "[updated_at]"),
-        (".items[].items[].product_id", "[product_id]"),
-        (".next_cursor", "[next_cursor]"),
-        (".next", "[next]"),
-        (".order.id", "[id]"),
-        (".order.owner", "[owner]"),
-        (".order.created_at", "[created_at]"),
-        (".order.updated_at", "[updated_at]"),
-        (".order.items[].product_id", "[product_id]"),
-        (".unknown_product_ids[]", "[product_id]"),
-        (".archived_product_ids[]", "[product_id]"),
-    ] {
-        settings.add_redaction(path, placeholder);
-    }
-    settings
-}
-
-/// Asserts that `res` is a problem+json with `status` and type `urn:shop:problem:{slug}`, a
-/// title, a matching `status` member and a non-empty detail; returns the body.
-pub async fn assert_problem(res: Response, status: u16, slug: &str) -> Value {
-    assert_eq!(res.status(), status, "status of {}", res.url());
-    assert_eq!(
-        res.headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned()),
-        Some(service_kit::problem::PROBLEM_JSON.to_owned()),
-        "content type of a {status}"
-    );
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["type"], format!("urn:shop:problem:{slug}"), "{body}");
-    assert_eq!(body["status"], status, "{body}");
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
-    body
-}
-
-/// The `field` members of a validation problem's `errors`.
-pub fn error_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors in {problem}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Replaces every occurrence of each `(text, placeholder)` in a JSON value (ids in details).
-pub fn scrub(value: &Value, pairs: &[(&str, &str)]) -> Value {
-    let mut text = value.to_string();
-    for (from, to) in pairs {
-        text = text.replace(from, to);
-    }
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The `id` of a body, as a string.
-pub fn id_of(body: &Value) -> String {
-    body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {body}"))
-        .to_owned()
-}
-
-/// The ids of a list of orders, in order.
-pub fn ids(orders: &[Value]) -> Vec<String> {
-    orders.iter().map(id_of).collect()
-}
-
-/// A header as a string.
-pub fn header(res: &Response, name: &str) -> Option<String> {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-}
-
-// ---------------------------------------------------------------- Server-Sent Events
-
-/// One Server-Sent Event.
-#[derive(Debug)]
-pub struct Frame {
-    pub id: Option<u64>,
-    pub event: Option<String>,
-    pub data: Value,
-}
-
-/// Reads Server-Sent Events from a streaming response.
-pub struct Events {
-    res: Response,
-    buffer: String,
-}
-
-impl Events {
-    pub fn new(res: Response) -> Self {
-        Self {
-            res,
-            buffer: String::new(),
+        if let Some(mut products) = self.products.take() {
+            products.kill();
         }
     }
-
-    /// The next event with data (skipping `retry:` and comments), failing after [`DEADLINE`].
-    pub async fn next(&mut self) -> Frame {
-        match tokio::time::timeout(DEADLINE, self.next_frame()).await {
-            Ok(frame) => frame,
-            Err(_) => panic!("no event within {DEADLINE:?}; buffered: {:?}", self.buffer),
-        }
-    }
-
-    async fn next_frame(&mut self) -> Frame {
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let raw: String = self.buffer.drain(..end + 2).collect();
-                if let Some(frame) = parse_frame(&raw) {
-                    return frame;
-                }
-            }
-            let chunk = self
-                .res
-                .chunk()
-                .await
-                .expect("the stream failed")
-                .expect("the stream ended");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
-
-fn parse_frame(raw: &str) -> Option<Frame> {
-    let (mut id, mut event, mut data) = (None, None, None);
-    for line in raw.lines() {
-        if let Some(v) = line.strip_prefix("id: ") {
-            id = Some(v.parse().unwrap());
-        } else if let Some(v) = line.strip_prefix("event: ") {
-            event = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            data = Some(serde_json::from_str(v).unwrap());
-        }
-    }
-    data.map(|data| Frame { id, event, data })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use orders::domain::{LineItem, Order, Status};
 use orders::follower::{ArchivedProducts, FeedMetrics, Follower};
-use products::client::{ClientConfig, FeedEvent, ProductsClient};
+use products_api::client::{ClientConfig, FeedEvent, ProductsClient};
 use store_actor::Store;
 use uuid::Uuid;
 

@@ -13,21 +13,24 @@
 //! - Metrics (latency, outcomes, retries, breaker state) can be registered in the caller's
 //!   registry.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::api::{LookupRequest, LookupResponse, ProductEvent};
+use crate::wire::{LookupRequest, LookupResponse};
 
+mod breaker;
+mod feed;
+mod metrics;
+mod retry;
+
+use breaker::Breaker;
+pub use feed::FeedEvent;
+use metrics::ClientMetrics;
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -83,128 +86,6 @@ pub enum ClientError {
     Decode(String),
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    call: &'static str,
-    outcome: &'static str,
-}
-
-/// The client's metrics (register them with [`ProductsClient::register_metrics`]).
-#[derive(Debug, Clone)]
-struct ClientMetrics {
-    latency: Family<OutcomeLabels, Histogram>,
-    calls: Family<OutcomeLabels, Counter>,
-    retries: Counter,
-    breaker_open: Gauge,
-}
-
-impl ClientMetrics {
-    fn new() -> Self {
-        Self {
-            latency: Family::new_with_constructor(|| {
-                Histogram::new([
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ])
-            }),
-            calls: Family::default(),
-            retries: Counter::default(),
-            breaker_open: Gauge::default(),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct BreakerState {
-    failures: u32,
-    open_until: Option<Instant>,
-    probing: bool,
-}
-
-/// The circuit breaker (closed → open → half-open probe → closed).
-#[derive(Debug, Default)]
-struct Breaker {
-    state: Mutex<BreakerState>,
-}
-
-/// Leave to send one attempt, from [`Breaker::admit`]; report its outcome with
-/// [`Permit::success`] or [`Permit::failure`]. The half-open probe's permit dropped without an
-/// outcome (the caller's future was dropped mid-attempt) frees the probe slot, so that the next
-/// call probes instead of the circuit staying half-open with a probe "in flight" forever.
-#[derive(Debug)]
-struct Permit<'a> {
-    breaker: &'a Breaker,
-    /// Whether this is the half-open probe.
-    probe: bool,
-    /// Whether the outcome was reported.
-    settled: bool,
-}
-
-impl Permit<'_> {
-    fn success(mut self) {
-        self.settled = true;
-        self.breaker.success();
-    }
-
-    /// Records a failure; returns true if the circuit is (now) open.
-    fn failure(mut self, threshold: u32, cooldown: Duration) -> bool {
-        self.settled = true;
-        self.breaker.failure(threshold, cooldown)
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if self.probe && !self.settled {
-            // No outcome is no evidence either way: only give the slot back.
-            self.breaker.state.lock().unwrap().probing = false;
-        }
-    }
-}
-
-impl Breaker {
-    /// May a call go out now? The permit tells whether it is the half-open probe.
-    fn admit(&self) -> Result<Permit<'_>, ClientError> {
-        let mut s = self.state.lock().unwrap();
-        let probe = match s.open_until {
-            None => false,
-            Some(until) if Instant::now() < until => {
-                return Err(ClientError::Unavailable(
-                    "circuit open after repeated failures".into(),
-                ));
-            }
-            Some(_) if s.probing => {
-                return Err(ClientError::Unavailable(
-                    "circuit half-open, a probe is in flight".into(),
-                ));
-            }
-            Some(_) => {
-                s.probing = true;
-                true
-            }
-        };
-        Ok(Permit {
-            breaker: self,
-            probe,
-            settled: false,
-        })
-    }
-
-    fn success(&self) {
-        *self.state.lock().unwrap() = BreakerState::default();
-    }
-
-    /// Records a failure; returns true if the circuit is (now) open.
-    fn failure(&self, threshold: u32, cooldown: Duration) -> bool {
-        let mut s = self.state.lock().unwrap();
-        s.failures += 1;
-        s.probing = false;
-        if s.failures >= threshold {
-            s.open_until = Some(Instant::now() + cooldown);
-        }
-        s.open_until.is_some()
-    }
-}
-
 /// A client of the products API. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ProductsClient {
@@ -213,18 +94,6 @@ pub struct ProductsClient {
     breaker: Arc<Breaker>,
     metrics: ClientMetrics,
     seed: Arc<AtomicU64>,
-}
-
-/// One Server-Sent Event of the products feed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FeedEvent {
-    /// A product changed.
-    Change(ProductEvent),
-    /// The feed no longer holds events after the requested sequence: reconcile fully.
-    Resync {
-        /// The oldest sequence still retained.
-        oldest_available: u64,
-    },
 }
 
 impl ProductsClient {
@@ -248,27 +117,8 @@ impl ProductsClient {
     /// Adds the client's metrics to a registry: `products_client_requests_total` and
     /// `products_client_request_duration_seconds` by call and outcome,
     /// `products_client_retries_total`, `products_client_circuit_open`.
-    pub fn register_metrics(&self, metrics: &service_kit::metrics::Metrics) {
-        metrics.register(
-            "products_client_requests",
-            "Calls to products by call and outcome",
-            self.metrics.calls.clone(),
-        );
-        metrics.register(
-            "products_client_request_duration_seconds",
-            "Latency of calls to products (all attempts) by call and outcome",
-            self.metrics.latency.clone(),
-        );
-        metrics.register(
-            "products_client_retries",
-            "Retried attempts of idempotent calls to products",
-            self.metrics.retries.clone(),
-        );
-        metrics.register(
-            "products_client_circuit_open",
-            "1 while the circuit to products is open",
-            self.metrics.breaker_open.clone(),
-        );
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry);
     }
 
     /// Looks up products by id in one call (retried: a lookup is a read).
@@ -309,162 +159,6 @@ impl ProductsClient {
             )))
         }
     }
-
-    /// Follows the change feed after `after`, calling `on_event` for each event until the
-    /// stream ends or `on_event` returns `false`. Returns the last sequence handled.
-    pub async fn follow<F, Fut>(&self, after: u64, mut on_event: F) -> Result<u64, ClientError>
-    where
-        F: FnMut(FeedEvent) -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let mut res = self
-            .http
-            .get(format!(
-                "{}/products/events?after={after}",
-                self.config.base_url
-            ))
-            .bearer_auth(&self.config.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        check_status(&res)?;
-        let mut last = after;
-        let mut buffer = String::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?
-        {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let frame: String = buffer.drain(..end + 2).collect();
-                let Some(event) = parse_frame(&frame)? else {
-                    continue;
-                };
-                if let FeedEvent::Change(e) = &event {
-                    last = e.seq;
-                }
-                if !on_event(event).await {
-                    return Ok(last);
-                }
-            }
-        }
-        Ok(last)
-    }
-
-    /// Runs an idempotent call with retries, backoff and the breaker; decodes JSON.
-    async fn idempotent<T: DeserializeOwned>(
-        &self,
-        call: &'static str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T, ClientError> {
-        let started = Instant::now();
-        let outcome = self.attempts(&build, started + self.config.timeout).await;
-        let labels = OutcomeLabels {
-            call,
-            outcome: match &outcome {
-                Ok(_) => "ok",
-                Err(ClientError::Unavailable(_)) => "unavailable",
-                Err(ClientError::Refused { .. }) => "refused",
-                Err(ClientError::Decode(_)) => "decode",
-            },
-        };
-        self.metrics.calls.get_or_create(&labels).inc();
-        self.metrics
-            .latency
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        outcome
-    }
-
-    /// The attempts of one call, all before `deadline`: each attempt gets the time that
-    /// remains, and a retry is made only if time remains after its backoff.
-    async fn attempts<T: DeserializeOwned>(
-        &self,
-        build: &impl Fn() -> reqwest::RequestBuilder,
-        deadline: Instant,
-    ) -> Result<T, ClientError> {
-        let mut attempt = 0;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(self.timed_out());
-            }
-            let permit = self.breaker.admit()?;
-            let result = match tokio::time::timeout(remaining, self.once(build, remaining)).await {
-                Ok(result) => result,
-                Err(_) => Err(self.timed_out()),
-            };
-            match result {
-                Ok(value) => {
-                    permit.success();
-                    self.metrics.breaker_open.set(0);
-                    return Ok(value);
-                }
-                // A refusal or an unreadable answer will not change on retry.
-                Err(e @ (ClientError::Refused { .. } | ClientError::Decode(_))) => {
-                    permit.success();
-                    return Err(e);
-                }
-                Err(e) => {
-                    let open =
-                        permit.failure(self.config.breaker_threshold, self.config.breaker_cooldown);
-                    self.metrics.breaker_open.set(i64::from(open));
-                    if open || attempt >= self.config.retries {
-                        return Err(e);
-                    }
-                    let backoff = self.backoff(attempt + 1);
-                    // No time left for another attempt after the backoff: fail now.
-                    if Instant::now() + backoff >= deadline {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    self.metrics.retries.inc();
-                    tokio::time::sleep(backoff).await;
-                }
-            }
-        }
-    }
-
-    fn timed_out(&self) -> ClientError {
-        ClientError::Unavailable(format!(
-            "no answer within {} ms",
-            self.config.timeout.as_millis()
-        ))
-    }
-
-    async fn once<T: DeserializeOwned>(
-        &self,
-        build: &impl Fn() -> reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> Result<T, ClientError> {
-        let res = build()
-            .bearer_auth(&self.config.token)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        check_status(&res)?;
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
-    }
-
-    /// `backoff × 2^(attempt-1)`, times a random factor in [0.5, 1.5).
-    fn backoff(&self, attempt: u32) -> Duration {
-        // xorshift: jitter needs no cryptographic randomness.
-        let mut x = self.seed.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed.store(x, Ordering::Relaxed);
-        let factor = 0.5 + (x % 1000) as f64 / 1000.0;
-        self.config
-            .backoff
-            .mul_f64(f64::from(1u32 << (attempt - 1).min(10)) * factor)
-    }
 }
 
 fn check_status(res: &reqwest::Response) -> Result<(), ClientError> {
@@ -483,90 +177,13 @@ fn check_status(res: &reqwest::Response) -> Result<(), ClientError> {
     }
 }
 
-/// Parses one SSE frame; `None` for comments and the `retry:` line.
-fn parse_frame(frame: &str) -> Result<Option<FeedEvent>, ClientError> {
-    let mut event = None;
-    let mut data = String::new();
-    for line in frame.lines() {
-        if let Some(v) = line.strip_prefix("event:") {
-            event = Some(v.trim().to_owned());
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data.push_str(v.trim_start());
-        }
-    }
-    let Some(event) = event else { return Ok(None) };
-    let decode = |e: serde_json::Error| ClientError::Decode(format!("{event} event: {e}"));
-    if event == "resync" {
-        let v: serde_json::Value = serde_json::from_str(&data).map_err(decode)?;
-        return Ok(Some(FeedEvent::Resync {
-            oldest_available: v["oldest_available"].as_u64().unwrap_or(0),
-        }));
-    }
-    Ok(Some(FeedEvent::Change(
-        serde_json::from_str(&data).map_err(decode)?,
-    )))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::metrics::OutcomeLabels;
     use super::*;
-
-    #[test]
-    fn frames_parse() {
-        assert_eq!(parse_frame("retry: 2000\n\n").unwrap(), None);
-        assert_eq!(parse_frame(": keep-alive\n\n").unwrap(), None);
-        let resync = parse_frame("event: resync\ndata: {\"oldest_available\":7}\n\n").unwrap();
-        assert_eq!(
-            resync,
-            Some(FeedEvent::Resync {
-                oldest_available: 7
-            })
-        );
-        let change = parse_frame(
-            "id: 3\nevent: archived\ndata: {\"seq\":3,\"kind\":\"archived\",\"product\":{\"id\":\"0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b\",\"name\":\"Tea\",\"price\":\"1.00\",\"version\":2,\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"archived\":true}}\n\n",
-        )
-        .unwrap();
-        match change {
-            Some(FeedEvent::Change(e)) => {
-                assert_eq!(e.seq, 3);
-                assert!(e.product.archived);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(parse_frame("event: created\ndata: {nope\n\n").is_err());
-    }
-
-    #[test]
-    fn breaker_opens_fails_fast_and_probes() {
-        let b = Breaker::default();
-        assert!(!b.failure(2, Duration::from_millis(30)));
-        assert!(b.failure(2, Duration::from_millis(30)));
-        assert!(b.admit().is_err(), "open: fail fast");
-        std::thread::sleep(Duration::from_millis(40));
-        let probe = b.admit().unwrap();
-        assert!(probe.probe, "half-open: one probe");
-        assert!(b.admit().is_err(), "only one probe at a time");
-        probe.success();
-        assert!(!b.admit().unwrap().probe);
-    }
-
-    #[test]
-    fn a_probe_dropped_without_outcome_frees_the_probe_slot() {
-        let b = Breaker::default();
-        assert!(b.failure(1, Duration::ZERO));
-        let probe = b.admit().unwrap();
-        assert!(probe.probe);
-        drop(probe);
-        let next = b.admit().expect("the next call may probe");
-        assert!(
-            next.probe,
-            "still half-open: the dropped probe had no outcome"
-        );
-        // A permit of a closed circuit touches nothing when dropped.
-        next.success();
-        drop(b.admit().unwrap());
-        assert!(!b.admit().unwrap().probe);
-    }
 
     /// A caller that goes away mid-probe (actix drops the handler's future when the client
     /// disconnects) must not leave the circuit half-open with a probe "in flight" forever.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use service_kit::{ApiError, FieldError};
 
-use super::money::Money;
+use super::Money;
 
 /// The longest name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;

@@ -1,13 +1,13 @@
 //! `GET /products/events`: the change feed as Server-Sent Events.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use products_api::ProductEvent;
 use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
 
-use super::RESOURCE;
-use super::products::ProductsState;
-use crate::api::ProductEvent;
+use super::{ProductsState, RESOURCE};
+use crate::api::product_event;
 
 /// Follow product changes (`text/event-stream`): `created`, `updated`, `archived`, with the
 /// sequence number as the event id; a `resync` event when asked for events no longer retained.
@@ -27,11 +27,7 @@ pub async fn feed(
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
-    let after = sse::resume_point(&req, &state.store)?;
-    Ok(sse::stream(
-        state.store.clone(),
-        after,
-        &state.closing,
-        |event| serde_json::to_value(ProductEvent::from(event)).ok(),
-    ))
+    sse::respond(&req, &state.service.changes(), &state.closing, |event| {
+        serde_json::to_value(product_event(event)).ok()
+    })
 }

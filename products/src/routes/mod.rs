@@ -1,17 +1,34 @@
-//! HTTP handlers: authorize, parse, call the store, map the answer. No business rules here
-//! beyond what HTTP itself defines (ETags, preconditions, pagination links).
+//! HTTP handlers: authorize, parse, call one [`ProductService`] operation, render. The rules
+//! live in the service and the domain; what is here is HTTP's own (status codes, ETags,
+//! preconditions, paging links).
 
 pub mod events;
 pub mod products;
 
 use service_kit::ApiError;
-use uuid::Uuid;
+use service_kit::sse::Closing;
+
+use crate::service::{ProductError, ProductService};
 
 /// The resource name in tokens.
 pub const RESOURCE: &str = "products";
 
-/// Parses a path id (after authorization, so anonymous callers learn nothing).
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid product id (a UUID)")))
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ProductsState {
+    /// The operations.
+    pub service: ProductService,
+    /// Ends the event streams at shutdown.
+    pub closing: Closing,
+}
+
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Archived(_) => ApiError::Gone(e.to_string()),
+            ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
+            ProductError::Idempotency(e) => e.into(),
+            ProductError::Store(e) => e.into(),
+        }
+    }
 }

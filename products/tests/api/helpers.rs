@@ -1,24 +1,24 @@
 //! `spawn_app()`: a real products service on a free port with its own data directory and key
-//! pair, plus typed helpers for requests and tokens.
+//! pair, plus typed requests of this API. What every suite shares is in `test_kit`.
 
 #![allow(dead_code)] // each test module uses its own subset
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use biscuit_auth::KeyPair;
-use futures_util::{Stream, StreamExt};
 use products::configuration::Config;
-use products::startup::Application;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
-use service_kit::auth::{keys, tokens};
+use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
+use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
 use store_actor::Durability;
+use test_kit::tokens::mint;
+pub use test_kit::{
+    DEADLINE, Events, Frame, assert_problem, error_fields, id_of, redactions, scrub,
+};
 
 /// A running products service.
 pub struct TestApp {
@@ -32,7 +32,7 @@ pub struct TestApp {
     /// `user("reader")` with products:read only.
     pub reader: String,
     pub data_dir: PathBuf,
-    handle: ServerHandle,
+    stopper: Stopper,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -84,28 +84,16 @@ pub async fn spawn_with(
         },
     };
     adjust(&mut config);
-    let app = Application::build(config, false)
+    let app = products::startup::build(config)
         .await
         .expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
+    let stopper = app.stopper();
     let running = tokio::spawn(app.run_until_stopped());
-    let mint = |user: &str, rights: &[&str], admin: bool| {
-        tokens::mint(
-            &root,
-            &tokens::TokenSpec {
-                user: user.into(),
-                rights: rights.iter().map(|r| r.parse().unwrap()).collect(),
-                admin,
-                ttl: Some(Duration::from_secs(3600)),
-            },
-        )
-        .unwrap()
-    };
     TestApp {
-        admin: mint("admin", &[], true),
-        writer: mint("alice", &["products:read", "products:write"], false),
-        reader: mint("reader", &["products:read"], false),
+        admin: mint(&root, "admin", &[], true),
+        writer: mint(&root, "alice", &["products:read", "products:write"], false),
+        reader: mint(&root, "reader", &["products:read"], false),
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -113,7 +101,7 @@ pub async fn spawn_with(
             .unwrap(),
         root,
         data_dir: dir.join("data"),
-        handle,
+        stopper,
         running,
         _dir: None,
     }
@@ -122,16 +110,7 @@ pub async fn spawn_with(
 impl TestApp {
     /// A token for `user` with `rights` ("products:read", ...).
     pub fn token(&self, user: &str, rights: &[&str]) -> String {
-        tokens::mint(
-            &self.root,
-            &tokens::TokenSpec {
-                user: user.into(),
-                rights: rights.iter().map(|r| r.parse().unwrap()).collect(),
-                admin: false,
-                ttl: Some(Duration::from_secs(3600)),
-            },
-        )
-        .unwrap()
+        mint(&self.root, user, rights, false)
     }
 
     /// A request to `path` with `token` (if any).
@@ -254,155 +233,13 @@ impl TestApp {
     /// Stops the server without waiting for open connections (an event stream would hold a
     /// graceful stop for the 5 s shutdown timeout), then waits until the store is closed.
     pub async fn stop_now(self) {
-        self.handle.stop(false).await;
+        self.stopper.stop_now().await;
         self.running.await.unwrap().unwrap();
     }
 
     /// Stops the server gracefully and waits until the store is closed.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        self.stopper.stop().await;
         self.running.await.unwrap().unwrap();
     }
-}
-
-/// Redactions for ids and timestamps in snapshots.
-pub fn redactions() -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    for path in [
-        ".id",
-        ".created_at",
-        ".updated_at",
-        ".items[].id",
-        ".items[].created_at",
-        ".items[].updated_at",
-        ".next_cursor",
-        ".next",
-        ".products[].id",
-        ".products[].created_at",
-        ".products[].updated_at",
-        ".unknown[]",
-        ".archived[]",
-    ] {
-        settings.add_redaction(
-            path,
-            format!("[{}]", path.trim_start_matches('.').replace("[]", "")),
-        );
-    }
-    settings
-}
-
-/// Asserts that `res` is a problem+json with `status` and type `urn:shop:problem:{slug}`, a
-/// title, a matching `status` member and a non-empty detail; returns the body.
-pub async fn assert_problem(res: Response, status: u16, slug: &str) -> Value {
-    assert_eq!(res.status(), status, "status of {}", res.url());
-    assert_eq!(
-        res.headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned()),
-        Some(service_kit::problem::PROBLEM_JSON.to_owned()),
-        "content type of a {status}"
-    );
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["type"], format!("urn:shop:problem:{slug}"), "{body}");
-    assert_eq!(body["status"], status, "{body}");
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
-    body
-}
-
-/// The `field` members of a validation problem's `errors`.
-pub fn error_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors in {problem}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Replaces every occurrence of each `(text, placeholder)` in a JSON value (ids in details).
-pub fn scrub(value: &Value, pairs: &[(&str, &str)]) -> Value {
-    let mut text = value.to_string();
-    for (from, to) in pairs {
-        text = text.replace(from, to);
-    }
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The `id` of a product body, as a string.
-pub fn id_of(product: &Value) -> String {
-    product["id"].as_str().unwrap().to_owned()
-}
-
-// ---------------------------------------------------------------- Server-Sent Events
-
-/// How long to wait for an event before failing (generous: CI machines are slow).
-pub const DEADLINE: Duration = Duration::from_secs(10);
-
-/// One Server-Sent Event.
-#[derive(Debug)]
-pub struct Frame {
-    pub id: Option<u64>,
-    pub event: Option<String>,
-    pub data: Value,
-}
-
-/// Reads Server-Sent Events from a streaming response.
-pub struct Events {
-    stream: Pin<Box<dyn Stream<Item = reqwest::Result<actix_web::web::Bytes>>>>,
-    buffer: String,
-}
-
-impl Events {
-    pub fn new(res: Response) -> Self {
-        Self {
-            stream: Box::pin(res.bytes_stream()),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event with data (skipping `retry:` and comments), failing after [`DEADLINE`].
-    pub async fn next(&mut self) -> Frame {
-        tokio::time::timeout(DEADLINE, self.next_frame())
-            .await
-            .unwrap_or_else(|_| panic!("no event within {DEADLINE:?}; buffered: {:?}", self.buffer))
-    }
-
-    async fn next_frame(&mut self) -> Frame {
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let raw: String = self.buffer.drain(..end + 2).collect();
-                if let Some(frame) = parse(&raw) {
-                    return frame;
-                }
-            }
-            let chunk = self
-                .stream
-                .next()
-                .await
-                .expect("the stream ended")
-                .expect("the stream failed");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
-
-fn parse(raw: &str) -> Option<Frame> {
-    let (mut id, mut event, mut data) = (None, None, None);
-    for line in raw.lines() {
-        if let Some(v) = line.strip_prefix("id: ") {
-            id = Some(v.parse().unwrap());
-        } else if let Some(v) = line.strip_prefix("event: ") {
-            event = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            data = Some(serde_json::from_str(v).unwrap());
-        }
-    }
-    data.map(|data| Frame { id, event, data })
 }

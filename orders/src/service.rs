@@ -1,0 +1,315 @@
+//! What orders does, as operations on validated input; every business rule of the service is
+//! here or in the [`domain`](crate::domain) types these operations use:
+//!
+//! - An order belongs to the user who placed it: only they, or an admin, see or change it;
+//!   to anyone else it does not exist.
+//! - Placing prices every line with ONE batch lookup at products (with orders' own service
+//!   token): each line keeps a snapshot of the product's name and unit price, the total is
+//!   exact, and an unknown or archived product refuses the whole order, naming it. If products
+//!   cannot answer within its timeout, nothing is stored and the caller is told to retry.
+//! - Lines of the same product are merged; at most 100 lines of at most 10,000 units each.
+//! - A placement with an `Idempotency-Key` happens once per caller and key: a retry with the
+//!   same body gets the first answer again (placed, with the lines and total first priced);
+//!   the same key with another body is refused, and so is a retry while the first is running.
+//! - A product archived while an order of it is being placed: the order is stored on hold.
+//!   Later archives reach orders through the products change feed (see
+//!   [`follower`](crate::follower)), which puts placed orders of the product on hold.
+//! - Status moves: placed → fulfilled | cancelled; on_hold → placed | fulfilled | cancelled;
+//!   fulfilled and cancelled are final. Releasing a hold re-checks that every product is still
+//!   available; any status move clears the hold reason.
+//! - Lines change only while placed or on hold, and are priced again.
+//! - A change or a delete may require the version the caller last saw (`If-Match`); without
+//!   it, a change that lost a race with another writer is recomputed on the new version (up to
+//!   3 times).
+//! - Deleting keeps a tombstone: reads say the order is gone.
+//! - Lists go a page at a time in creation order, filtered by status and product; users see
+//!   their own orders, admins everyone's.
+
+use std::sync::Arc;
+
+use products_api::client::{ClientError, ProductsClient};
+use service_kit::Caller;
+use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
+use service_kit::sse::ChangeFeed;
+use store_actor::{Page, Query, Record, SortKey, StoreError};
+use uuid::Uuid;
+
+use crate::domain::order::{Priced, PricingError, Refusal, price};
+use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status};
+use crate::follower::ArchivedProducts;
+use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore};
+
+/// Attempts of a change that lost a race (without `If-Match`).
+const ATTEMPTS: usize = 3;
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// No such order, or one the caller may not see.
+    #[error("{0} does not exist")]
+    NotFound(Uuid),
+    /// The order was deleted.
+    #[error("order {0} was deleted")]
+    Deleted(Uuid),
+    /// `If-Match` names another version than the current one.
+    #[error("the order is at version {current}, not {expected}")]
+    Stale {
+        /// The current version.
+        current: u64,
+        /// The version the caller based the change on.
+        expected: u64,
+    },
+    /// The order refuses the change in its status.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The lines cannot be priced (unknown or archived products, totals too large).
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// Products could not be asked: nothing was stored.
+    #[error("products cannot be reached to check the order: {0}")]
+    ProductsUnavailable(ClientError),
+    /// Other writers kept changing the order through every attempt.
+    #[error("the order keeps changing; try again")]
+    KeepsChanging,
+    /// An idempotent placement was refused.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A placed order, as the caller is answered.
+#[derive(Debug)]
+pub struct Placement {
+    /// The order as stored (for a replay: as first answered).
+    pub order: Arc<Record<Order>>,
+    /// Whether this answers a retry of an earlier placement.
+    pub replayed: bool,
+}
+
+/// A validated list request.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Page size, 1 to 100.
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Only orders with this status.
+    pub status: Option<Status>,
+    /// Only orders containing this product.
+    pub product: Option<Uuid>,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// The orders service's operations. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct OrderService {
+    store: OrderStore,
+    /// Products, with orders' own service token.
+    products: ProductsClient,
+    /// Idempotency keys whose first request is running.
+    in_flight: InFlight,
+    /// Products the feed said were archived, shared with the follower.
+    archived: ArchivedProducts,
+}
+
+impl OrderService {
+    /// The operations over `store`, pricing with `products`.
+    pub fn new(store: OrderStore, products: ProductsClient, archived: ArchivedProducts) -> Self {
+        Self {
+            store,
+            products,
+            in_flight: InFlight::default(),
+            archived,
+        }
+    }
+
+    /// The change feed of every order (callers filter by [`Order::is_visible_to`]).
+    pub fn changes(&self) -> ChangeFeed<Order> {
+        ChangeFeed::new(self.store.clone())
+    }
+
+    /// Prices `items` with ONE lookup call to products.
+    async fn price(
+        &self,
+        items: &[RequestedItem],
+        request_id: Option<&str>,
+    ) -> Result<Priced, OrderError> {
+        let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+        let lookup = self
+            .products
+            .lookup(&ids, request_id)
+            .await
+            .map_err(OrderError::ProductsUnavailable)?;
+        Ok(price(items, &lookup)?)
+    }
+
+    /// Places an order of `items` for `caller`, once per claim.
+    pub async fn place(
+        &self,
+        caller: &Caller,
+        items: Vec<RequestedItem>,
+        claim: Option<Claim>,
+        request_id: Option<&str>,
+    ) -> Result<Placement, OrderError> {
+        let created = idempotency::create_once(
+            &self.store,
+            &self.in_flight,
+            BY_IDEMPOTENCY_KEY,
+            claim,
+            |o: &Order| o.created_by_key.as_ref().map(|k| k.fingerprint.as_str()),
+            |claim| async move {
+                let priced = self.price(&items, request_id).await?;
+                let created_by_key = claim.map(|c| CreatedByKey {
+                    owner: c.owner,
+                    key: c.key,
+                    fingerprint: c.fingerprint,
+                    items: priced.lines.clone(),
+                    total: priced.total,
+                });
+                let order = Order::placed(caller.user.clone(), priced, created_by_key);
+                Ok::<_, OrderError>(self.store.create(order).await?)
+            },
+        )
+        .await?;
+        let order = match created {
+            Created::Replayed(first) => {
+                return Ok(Placement {
+                    order: Arc::new(Record {
+                        version: 1,
+                        updated_at: first.created_at,
+                        archived: false,
+                        data: first.data.as_first_answered(),
+                        ..(*first).clone()
+                    }),
+                    replayed: true,
+                });
+            }
+            Created::New(order) => order,
+        };
+        // A product archived while this order was being placed: the follower may have held
+        // that product's orders before this one was stored.
+        let products = order.data.items.iter().map(|i| i.product_id);
+        let Some(product) = self.archived.any_of(products) else {
+            return Ok(Placement {
+                order,
+                replayed: false,
+            });
+        };
+        let reason =
+            format!("product {product} was archived while the order was placed; review it");
+        let held = self
+            .store
+            .update(order.id, Some(order.version), move |o: &Order| {
+                Ok::<_, StoreError>(o.held(reason).unwrap_or_else(|| o.clone()))
+            })
+            .await?;
+        Ok(Placement {
+            order: held,
+            replayed: false,
+        })
+    }
+
+    /// The caller's order (admins: any), live.
+    pub fn get(&self, caller: &Caller, id: Uuid) -> Result<Arc<Record<Order>>, OrderError> {
+        let order = self.store.get(id)?;
+        if !order.data.is_visible_to(caller) {
+            return Err(OrderError::NotFound(id));
+        }
+        if order.archived {
+            return Err(OrderError::Deleted(id));
+        }
+        Ok(order)
+    }
+
+    /// A page of the orders `caller` may see.
+    pub fn list(&self, caller: &Caller, listing: Listing) -> Result<Page<Order>, OrderError> {
+        let mut query = Query::new()
+            .sort(SortKey::CreatedAt, listing.descending)
+            .limit(listing.limit)
+            .cursor(listing.cursor);
+        // The narrowest index first; the other conditions filter its matches.
+        let (status, product) = (listing.status, listing.product);
+        query = match (caller.admin, product, status) {
+            (false, _, _) => query.index_eq(BY_OWNER, caller.user.as_str()),
+            (true, Some(p), _) => query.index_eq(BY_PRODUCT, p),
+            (true, None, Some(s)) => query.index_eq(BY_STATUS, s.as_str()),
+            (true, None, None) => query,
+        };
+        if status.is_some() || product.is_some() {
+            query = query.filter(move |r: &Record<Order>| {
+                status.is_none_or(|s| r.data.status == s)
+                    && product.is_none_or(|p| r.data.items.iter().any(|i| i.product_id == p))
+            });
+        }
+        Ok(self.store.list(&query)?)
+    }
+
+    /// Changes an order's lines and/or status (see the module's rules).
+    pub async fn change(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected: Option<u64>,
+        change: Change,
+        request_id: Option<&str>,
+    ) -> Result<Arc<Record<Order>>, OrderError> {
+        for _ in 0..ATTEMPTS {
+            let current = self.get(caller, id)?;
+            if let Some(expected) = expected.filter(|v| *v != current.version) {
+                return Err(OrderError::Stale {
+                    current: current.version,
+                    expected,
+                });
+            }
+            let order = &current.data;
+            order.check_items_change(&change)?;
+            let lines = match &change.items {
+                Some(items) => Some(self.price(items, request_id).await?),
+                None => None,
+            };
+            let to = order.transition(&change)?;
+            if order.releases_hold(to, &change) {
+                self.price(&order.requested(), request_id).await?;
+            }
+            let next = order.changed(lines, to);
+            match self
+                .store
+                .update(id, Some(current.version), move |_: &Order| {
+                    Ok::<_, StoreError>(next)
+                })
+                .await
+            {
+                Ok(changed) => return Ok(changed),
+                // Someone changed it meanwhile; without If-Match, recompute on the new version.
+                Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OrderError::KeepsChanging)
+    }
+
+    /// Deletes an order (a tombstone), if it is still at `expected` (when given).
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expected: Option<u64>,
+    ) -> Result<(), OrderError> {
+        for _ in 0..ATTEMPTS {
+            let current = self.get(caller, id)?;
+            match self
+                .store
+                .archive(id, Some(expected.unwrap_or(current.version)))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OrderError::KeepsChanging)
+    }
+}

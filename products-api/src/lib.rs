@@ -1,0 +1,22 @@
+//! The products API as its callers see it, shared by the products server (which answers with
+//! these types) and its clients (orders), so that the two cannot drift apart.
+//!
+//! - [`wire`]: request and response bodies, query parameters and change-feed events.
+//! - [`money`]: exact amounts in cents, as both sides compute with them.
+//! - [`client`]: a typed client with one deadline per call, retries, a circuit breaker,
+//!   metrics and the change feed.
+//!
+//! No web framework here: only what travels on the wire and how to call it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod money;
+pub mod wire;
+
+pub use money::Money;
+pub use wire::*;
+
+/// Most ids one `POST /products/lookup` may ask for.
+pub const MAX_LOOKUP: usize = 1000;
