@@ -76,7 +76,7 @@ pub enum OrderError {
     Idempotency(#[from] IdempotencyError),
     /// The store refused or failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StoreError),
 }
 
 /// A placed order, as the caller is answered.

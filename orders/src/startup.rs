@@ -101,21 +101,15 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<OrdersState>) {
     cfg.app_data(state)
         .service(
-            web::resource("/orders")
+            http::resource("/orders", "GET, POST")
                 .post(orders::create)
-                .get(orders::list)
-                .default_service(web::to(http::method_not_allowed("GET, POST"))),
+                .get(orders::list),
         )
+        .service(http::resource("/orders/events", "GET").get(events::feed))
         .service(
-            web::resource("/orders/events")
-                .get(events::feed)
-                .default_service(web::to(http::method_not_allowed("GET"))),
-        )
-        .service(
-            web::resource("/orders/{id}")
+            http::resource("/orders/{id}", "GET, PATCH, DELETE")
                 .get(orders::get)
                 .patch(orders::update)
-                .delete(orders::delete)
-                .default_service(web::to(http::method_not_allowed("GET, PATCH, DELETE"))),
+                .delete(orders::delete),
         );
 }

@@ -43,7 +43,7 @@ pub enum ProductError {
     /// The store refused or failed: unknown id, stale version, archived while changing, a
     /// malformed cursor, or storage that no longer accepts writes.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StoreError),
 }
 
 /// A created product, as the creator is answered.

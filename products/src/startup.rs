@@ -51,26 +51,16 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
     cfg.app_data(state)
         .service(
-            web::resource("/products")
+            http::resource("/products", "GET, POST")
                 .post(products::create)
-                .get(products::list)
-                .default_service(web::to(http::method_not_allowed("GET, POST"))),
+                .get(products::list),
         )
+        .service(http::resource("/products/lookup", "POST").post(products::lookup))
+        .service(http::resource("/products/events", "GET").get(events::feed))
         .service(
-            web::resource("/products/lookup")
-                .post(products::lookup)
-                .default_service(web::to(http::method_not_allowed("POST"))),
-        )
-        .service(
-            web::resource("/products/events")
-                .get(events::feed)
-                .default_service(web::to(http::method_not_allowed("GET"))),
-        )
-        .service(
-            web::resource("/products/{id}")
+            http::resource("/products/{id}", "GET, PATCH, DELETE")
                 .get(products::get)
                 .patch(products::update)
-                .delete(products::archive)
-                .default_service(web::to(http::method_not_allowed("GET, PATCH, DELETE"))),
+                .delete(products::archive),
         );
 }

@@ -196,6 +196,12 @@ pub fn method_not_allowed(
     }
 }
 
+/// A resource at `path` whose other methods answer 405 with `Allow: allow` (list the methods
+/// the resource is given).
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed(allow)))
+}
+
 /// App data that turns extractor failures into problems, with the body size limit.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
     cfg.app_data(web::PathConfig::default().error_handler(path_error))

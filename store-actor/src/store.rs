@@ -290,16 +290,42 @@ fn run_store_thread<T: Data>(options: StoreOptions<T>, reply: oneshot::Sender<Re
     system.run().ok();
 }
 
+/// How long a held lock is retried before the store counts as locked. A process that spawns a
+/// child shares its descriptors with the child until the child's `exec`, so a lock this process
+/// just released (a store closed and opened again) can look held for that instant; another
+/// process that really holds it keeps holding it past this.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
+/// Takes the store's lock file, or says the store is locked (another process has it open).
+fn lock<T: Data>(
+    fs: &dyn crate::fs::Fs,
+    options: &StoreOptions<T>,
+) -> Result<Box<dyn crate::fs::LockGuard>> {
+    let path = options.lock_path();
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match fs
+            .try_lock(&path)
+            .map_err(|e| StoreError::io("lock", &path, e))?
+        {
+            Some(lock) => return Ok(lock),
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            None => {
+                return Err(StoreError::Locked {
+                    path: options.snapshot_path(),
+                });
+            }
+        }
+    }
+}
+
 fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     let fs = options.fs.clone();
     fs.create_dir_all(&options.dir)
         .map_err(|e| StoreError::io("create", &options.dir, e))?;
-    let lock = fs
-        .try_lock(&options.lock_path())
-        .map_err(|e| StoreError::io("lock", options.lock_path(), e))?
-        .ok_or_else(|| StoreError::Locked {
-            path: options.snapshot_path(),
-        })?;
+    let lock = lock(&*fs, &options)?;
     // Leftovers of an interrupted compaction or repair: never the live files.
     for leftover in [
         options.snapshot_path().with_extension("json.tmp"),

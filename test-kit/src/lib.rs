@@ -4,6 +4,7 @@
 //! - [`problem`]: assertions on problem+json answers, and small readers of JSON bodies.
 //! - [`sse`]: one Server-Sent Events reader.
 //! - [`tokens`]: minting tokens for test users.
+//! - [`http`]: a client, authenticated requests, following a list's pages.
 //! - [`poll`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`redactions`]: the insta redactions of ids, timestamps, owners and cursors.
 //! - [`fake_products`]: a stand-in products server that answers what a test says.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_products;
+pub mod http;
 pub mod poll;
 pub mod problem;
 pub mod process;

@@ -1,6 +1,7 @@
 //! `GET /orders/events`: the change feed as Server-Sent Events (your own orders; admins all).
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use service_kit::docs::responses::Unauthorized;
 use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
@@ -15,9 +16,9 @@ use crate::api::OrderEvent;
     params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "Server-Sent Events; each data line is an OrderEvent", body = OrderEvent, content_type = "text/event-stream"),
-        (status = 400, description = "Bad query", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        Unauthorized,
         (status = 403, description = "Token lacks orders:read", body = Problem),
+        (status = 400, description = "Bad query", body = Problem),
     ),
     security(("bearer" = []))
 )]

@@ -47,7 +47,7 @@ impl From<OrderError> for ApiError {
                 }
             }
             OrderError::Idempotency(e) => e.into(),
-            OrderError::Store(e) => e.into(),
+            OrderError::Storage(e) => e.into(),
         }
     }
 }

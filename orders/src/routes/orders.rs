@@ -1,6 +1,8 @@
 //! `/orders`: place, read, list, change, delete.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
+use service_kit::docs::responses::{BadBody, ById, InFlight, NotModified, Stale, Unauthorized};
 use service_kit::http::{self, authorize, idempotency_key, if_match};
 use service_kit::idempotency::Claim;
 use service_kit::json::Body;
@@ -20,15 +22,11 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 #[utoipa::path(
     post, path = "/orders", tag = "orders",
     request_body = CreateOrder,
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Makes retries safe: the same key and body return the first result")),
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "Placed", body = OrderBody, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "Malformed JSON or header", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks orders:write", body = Problem),
-        (status = 409, description = "Same Idempotency-Key still in flight", body = Problem),
-        (status = 415, description = "Body is not JSON", body = Problem),
+        BadBody, Unauthorized,
+        (status = 403, description = "Token lacks orders:write", body = Problem), InFlight,
         (status = 422, description = "Invalid items, unknown or archived products (named), or Idempotency-Key reused", body = Problem),
         (status = 503, description = "Products unavailable: nothing stored; see Retry-After", body = Problem),
     ),
@@ -67,16 +65,11 @@ pub async fn create(
 /// Read an order (your own; admins any).
 #[utoipa::path(
     get, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id (UUID)"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag: 304 if unchanged")),
+    params(("id" = String, Path, description = "Order id (UUID)"), IfNoneMatch),
     responses(
         (status = 200, description = "The order", body = OrderBody, headers(("ETag" = String))),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "Not a UUID", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        NotModified, ById, Unauthorized,
         (status = 403, description = "Token lacks orders:read", body = Problem),
-        (status = 404, description = "No such order (or another user's)", body = Problem),
-        (status = 410, description = "Deleted", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -96,9 +89,9 @@ pub async fn get(
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = OrderPage),
-        (status = 400, description = "Bad parameter or cursor", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        Unauthorized,
         (status = 403, description = "Token lacks orders:read", body = Problem),
+        (status = 400, description = "Bad parameter or cursor", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -127,17 +120,12 @@ pub async fn list(
 #[utoipa::path(
     patch, path = "/orders/{id}", tag = "orders",
     request_body = UpdateOrder,
-    params(("id" = String, Path, description = "Order id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(("id" = String, Path, description = "Order id (UUID)"), IfMatch),
     responses(
         (status = 200, description = "Changed", body = OrderBody, headers(("ETag" = String))),
-        (status = 400, description = "Malformed", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks orders:write", body = Problem),
-        (status = 404, description = "No such order (or another user's)", body = Problem),
+        ById, BadBody, Unauthorized,
+        (status = 403, description = "Token lacks orders:write", body = Problem), Stale,
         (status = 409, description = "Not allowed in the order's status", body = Problem),
-        (status = 410, description = "Deleted", body = Problem),
-        (status = 412, description = "If-Match names an older version", body = Problem),
         (status = 422, description = "Invalid fields, unknown or archived products", body = Problem),
         (status = 503, description = "Products unavailable; see Retry-After", body = Problem),
     ),
@@ -163,16 +151,11 @@ pub async fn update(
 /// Delete an order (kept as a tombstone: reads then say 410).
 #[utoipa::path(
     delete, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
+    params(("id" = String, Path, description = "Order id (UUID)"), IfMatch),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Not a UUID", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks orders:write", body = Problem),
-        (status = 404, description = "No such order (or another user's)", body = Problem),
-        (status = 410, description = "Already deleted", body = Problem),
-        (status = 412, description = "If-Match names an older version", body = Problem),
+        ById, Unauthorized,
+        (status = 403, description = "Token lacks orders:write", body = Problem), Stale,
     ),
     security(("bearer" = []))
 )]

@@ -126,10 +126,7 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
     TestApps {
         address,
         products_address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: test_kit::http::client(),
         alice: mint(&root, "alice", &["orders:read", "orders:write"], false),
         bob: mint(&root, "bob", &["orders:read", "orders:write"], false),
         admin: mint(&root, "admin", &[], true),
@@ -157,13 +154,7 @@ impl TestApps {
 
     /// A request to orders' `path` with `token` (if any).
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        match token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
+        test_kit::http::request(&self.client, &self.address, method, path, token)
     }
 
     /// `POST /orders` with `token` and a JSON body.
@@ -240,16 +231,7 @@ impl TestApps {
 
     /// Every order `token` may see, following the pages of `GET /orders` (creation order).
     pub async fn all(&self, token: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut path = "/orders?limit=100".to_owned();
-        loop {
-            let page = self.get_json(token, &path).await;
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next"].as_str() {
-                Some(next) => path = next.to_owned(),
-                None => return items,
-            }
-        }
+        test_kit::http::all_pages(&self.client, &self.address, token, "/orders?limit=100").await
     }
 
     /// How many live orders there are (as the admin sees them).

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use products_api::ProductEvent;
+use service_kit::docs::responses::Unauthorized;
 use service_kit::http::authorize;
 use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation, sse};
@@ -17,7 +18,7 @@ use crate::api::product_event;
     responses(
         (status = 200, description = "Server-Sent Events; each data line is a ProductEvent", body = ProductEvent, content_type = "text/event-stream"),
         (status = 400, description = "Bad query", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        Unauthorized,
         (status = 403, description = "Token lacks products:read", body = Problem),
     ),
     security(("bearer" = []))

@@ -28,7 +28,7 @@ impl From<ProductError> for ApiError {
             ProductError::Archived(_) => ApiError::Gone(e.to_string()),
             ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
             ProductError::Idempotency(e) => e.into(),
-            ProductError::Store(e) => e.into(),
+            ProductError::Storage(e) => e.into(),
         }
     }
 }

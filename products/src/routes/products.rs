@@ -5,6 +5,8 @@ use products_api::{
     CreateProduct, ListQuery, LookupRequest, LookupResponse, ProductBody, ProductPage,
     UpdateProduct,
 };
+use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
+use service_kit::docs::responses::{BadBody, ById, InFlight, NotModified, Stale, Unauthorized};
 use service_kit::http::{self, authorize, idempotency_key, if_match};
 use service_kit::idempotency::Claim;
 use service_kit::json::Body;
@@ -19,17 +21,12 @@ use crate::domain::{NewProduct, ProductPatch, raw_fields};
 #[utoipa::path(
     post, path = "/products", tag = "products",
     request_body = CreateProduct,
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Makes retries safe: the same key and body return the first result")),
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "Created", body = ProductBody,
             headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "Malformed JSON or header", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks products:write", body = Problem),
-        (status = 409, description = "Same Idempotency-Key still in flight", body = Problem),
-        (status = 413, description = "Body too large", body = Problem),
-        (status = 415, description = "Body is not JSON", body = Problem),
+        BadBody, Unauthorized,
+        (status = 403, description = "Token lacks products:write", body = Problem), InFlight,
         (status = 422, description = "Invalid fields, or Idempotency-Key reused with another body", body = Problem),
     ),
     security(("bearer" = []))
@@ -65,16 +62,11 @@ pub async fn create(
 /// Read a product.
 #[utoipa::path(
     get, path = "/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id (UUID)"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag: 304 if unchanged")),
+    params(("id" = String, Path, description = "Product id (UUID)"), IfNoneMatch),
     responses(
         (status = 200, description = "The product", body = ProductBody, headers(("ETag" = String))),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "Not a UUID", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        NotModified, ById, Unauthorized,
         (status = 403, description = "Token lacks products:read", body = Problem),
-        (status = 404, description = "No such product", body = Problem),
-        (status = 410, description = "Archived", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -95,7 +87,7 @@ pub async fn get(
     responses(
         (status = 200, description = "A page", body = ProductPage),
         (status = 400, description = "Bad parameter or cursor", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        Unauthorized,
         (status = 403, description = "Token lacks products:read", body = Problem),
     ),
     security(("bearer" = []))
@@ -125,18 +117,11 @@ pub async fn list(
 #[utoipa::path(
     patch, path = "/products/{id}", tag = "products",
     request_body = UpdateProduct,
-    params(("id" = String, Path, description = "Product id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    params(("id" = String, Path, description = "Product id (UUID)"), IfMatch),
     responses(
         (status = 200, description = "Updated", body = ProductBody, headers(("ETag" = String))),
-        (status = 400, description = "Malformed", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks products:write", body = Problem),
-        (status = 404, description = "No such product", body = Problem),
-        (status = 410, description = "Archived", body = Problem),
-        (status = 412, description = "If-Match names an older version", body = Problem),
-        (status = 415, description = "Body is not JSON", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem),
+        ById, BadBody, Unauthorized,
+        (status = 403, description = "Token lacks products:write", body = Problem), Stale,
     ),
     security(("bearer" = []))
 )]
@@ -157,16 +142,11 @@ pub async fn update(
 /// Archive a product: it leaves lists, reads say 410, new orders for it are refused.
 #[utoipa::path(
     delete, path = "/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
+    params(("id" = String, Path, description = "Product id (UUID)"), IfMatch),
     responses(
         (status = 204, description = "Archived"),
-        (status = 400, description = "Not a UUID", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
-        (status = 403, description = "Token lacks products:write", body = Problem),
-        (status = 404, description = "No such product", body = Problem),
-        (status = 410, description = "Already archived", body = Problem),
-        (status = 412, description = "If-Match names an older version", body = Problem),
+        ById, Unauthorized,
+        (status = 403, description = "Token lacks products:write", body = Problem), Stale,
     ),
     security(("bearer" = []))
 )]
@@ -188,8 +168,7 @@ pub async fn archive(
     request_body = LookupRequest,
     responses(
         (status = 200, description = "Each id sorted into products, unknown and archived", body = LookupResponse),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "No valid token", body = Problem),
+        BadBody, Unauthorized,
         (status = 403, description = "Token lacks products:read", body = Problem),
         (status = 422, description = "No ids, too many, or not UUIDs", body = Problem),
     ),

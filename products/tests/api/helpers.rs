@@ -95,10 +95,7 @@ pub async fn spawn_with(
         writer: mint(&root, "alice", &["products:read", "products:write"], false),
         reader: mint(&root, "reader", &["products:read"], false),
         address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: test_kit::http::client(),
         root,
         data_dir: dir.join("data"),
         stopper,
@@ -115,13 +112,7 @@ impl TestApp {
 
     /// A request to `path` with `token` (if any).
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let req = self
-            .client
-            .request(method, format!("{}{}", self.address, path));
-        match token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
+        test_kit::http::request(&self.client, &self.address, method, path, token)
     }
 
     /// `POST /products` with the writer's token.
@@ -213,16 +204,13 @@ impl TestApp {
 
     /// Every live product, following the pages of `GET /products` (creation order).
     pub async fn all(&self) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut path = "/products?limit=100".to_owned();
-        loop {
-            let page = self.get_json(&path).await;
-            items.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next"].as_str() {
-                Some(next) => path = next.to_owned(),
-                None => return items,
-            }
-        }
+        test_kit::http::all_pages(
+            &self.client,
+            &self.address,
+            &self.reader,
+            "/products?limit=100",
+        )
+        .await
     }
 
     /// How many live products there are.
