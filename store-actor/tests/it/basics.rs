@@ -341,6 +341,30 @@ async fn second_owner_is_locked_out() {
     Store::open(options(dir.path())).await.unwrap();
 }
 
+/// A lock held for a moment (as by a child process between its fork and exec, which shares our
+/// descriptors) is waited out; one held for good is refused.
+#[tokio::test]
+async fn a_lock_held_for_a_moment_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = || {
+        let f = std::fs::File::create(dir.path().join("items.lock")).unwrap();
+        f.try_lock().unwrap();
+        f
+    };
+    let brief = lock_file();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(brief);
+    });
+    let store = Store::open(options(dir.path())).await.unwrap();
+    release.join().unwrap();
+    store.close().await.unwrap();
+
+    let _held = lock_file();
+    let err = Store::open(options(dir.path())).await.unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+}
+
 /// The change feed returns events in order, waits for new ones, and says when it is too old.
 #[tokio::test]
 async fn change_feed() {
