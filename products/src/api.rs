@@ -39,7 +39,7 @@ fn price_bound(raw: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> 
     raw.map(|p| {
         p.parse::<Money>()
             .map(Money::cents)
-            .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+            .map_err(|e| ApiError::bad_param(field, e.to_string()))
     })
     .transpose()
 }

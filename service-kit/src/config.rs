@@ -27,6 +27,14 @@ pub struct CommonArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "SHOP_BODY_LIMIT", default_value_t = crate::json::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Time a whole request body may take to arrive once it is read, in milliseconds (408
+    /// after it).
+    #[arg(long, env = "SHOP_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// Longest accepted bearer token, in bytes; longer ones are refused (401) before any
+    /// signature work.
+    #[arg(long, env = "SHOP_MAX_TOKEN_BYTES", default_value_t = crate::auth::DEFAULT_MAX_TOKEN_BYTES)]
+    pub max_token_bytes: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "SHOP_WORKERS")]
     pub workers: Option<usize>,

@@ -118,12 +118,69 @@ pub const MAX_PAGE: usize = 100;
 /// The page size without `limit`.
 pub const DEFAULT_PAGE: usize = 20;
 
-/// The request's query string as `T` (400 when it does not fit). Parsed inside handlers, after
+/// The request's query string as `T`: a 400 naming the parameter when it does not fit (not
+/// UTF-8 once decoded, unknown, of the wrong type or value). Parsed inside handlers, after
 /// authorization, so anonymous callers learn nothing from query errors.
 pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    web::Query::<T>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))
+    parse_query(req.query_string())
+}
+
+fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    check_utf8(query)?;
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // An unknown parameter is reported at the top level, naming it in backticks.
+        let param = match path.as_str() {
+            "." | "" => message
+                .split('`')
+                .nth(1)
+                .map_or_else(|| "query".to_owned(), str::to_owned),
+            _ => path,
+        };
+        ApiError::bad_param(param, message)
+    })
+}
+
+/// Refuses a query whose decoded names or values are not UTF-8 (decoding would otherwise
+/// replace the bytes silently).
+fn check_utf8(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = String::from_utf8(percent_decode(name))
+            .map_err(|_| ApiError::bad_param("query", "a parameter name is not UTF-8"))?;
+        if String::from_utf8(percent_decode(value)).is_err() {
+            return Err(ApiError::bad_param(name, "is not UTF-8"));
+        }
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value: `+` is a space, `%XX` a
+/// byte; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A list's page size: `limit`, or the default; 400 outside 1..=[`MAX_PAGE`].
@@ -132,9 +189,10 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)
     } else {
-        Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )))
+        Err(ApiError::bad_param(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ))
     }
 }
 
@@ -170,9 +228,9 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid path parameter: {err}")).into()
 }
 
-/// Query string errors as problems.
+/// Query string errors of actix's own `Query` extractor as problems.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid query: {err}")).into()
+    ApiError::bad_param("query", err.to_string()).into()
 }
 
 /// Unknown routes (and methods) as problems.
@@ -202,11 +260,12 @@ pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed(allow)))
 }
 
-/// App data that turns extractor failures into problems, with the body size limit.
-pub fn configure_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
+/// App data that turns extractor failures into problems, with the body limits.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig, body: crate::json::BodyLimits) {
     cfg.app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .app_data(web::PayloadConfig::new(body_limit));
+        .app_data(web::PayloadConfig::new(body.limit))
+        .app_data(body);
 }
 
 #[cfg(test)]
@@ -285,6 +344,40 @@ mod tests {
                 .to_string()
                 .contains("thing id")
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Params {
+        limit: Option<usize>,
+        name: Option<String>,
+    }
+
+    fn bad_params(query: &str) -> Vec<String> {
+        match parse_query::<Params>(query) {
+            Err(ApiError::InvalidQuery { errors, .. }) => {
+                errors.into_iter().map(|e| e.field).collect()
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let ok = parse_query::<Params>("limit=5&name=gr%C3%BCn+tea").unwrap();
+        assert_eq!((ok.limit, ok.name.as_deref()), (Some(5), Some("grün tea")));
+        assert_eq!(bad_params("limit=ten"), ["limit"]);
+        assert_eq!(bad_params("colour=red"), ["colour"]);
+        assert_eq!(bad_params("name=%FF%FE"), ["name"]);
+        assert_eq!(bad_params("%FF=1"), ["query"]);
+        assert_eq!(percent_decode("a%2"), b"a%2");
+        assert_eq!(percent_decode("%41+%zz"), b"A %zz");
+        let e = page_limit(Some(0)).unwrap_err();
+        assert!(
+            matches!(e, ApiError::InvalidQuery { ref errors, .. } if errors[0].field == "limit")
+        );
+        assert_eq!(e.kind().0, 400);
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! non-JSON content type, 413 over the size limit, 400 for malformed JSON, 422 naming the field
 //! for wrong types, missing or unknown fields.
 //!
-//! [`Body`] never fails as an extractor: handlers authorize the caller first and only then look
-//! at the body, so an anonymous request learns nothing from body errors.
+//! [`Body`] never fails as an extractor and reads nothing by itself: handlers authorize the
+//! caller first and only then read the body (bounded in size and in time), so an anonymous
+//! request learns nothing from body errors and cannot hold a connection open with a slow body.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::error::PayloadError;
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest, http::header};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,6 +19,8 @@ use crate::problem::{ApiError, FieldError};
 
 /// The default request body limit (bytes).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// The default time a whole request body may take to arrive.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether the request says its body is JSON (`application/json` or `application/*+json`).
 fn is_json(req: &HttpRequest) -> bool {
@@ -31,8 +33,79 @@ fn is_json(req: &HttpRequest) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses a JSON document into `T`, naming the failing field.
+/// Walks a JSON document and fails at the second occurrence of a key in any object, so that
+/// `{"price":"-1","price":"2.00"}` is refused instead of the last key silently winning.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+/// The value of a repeated key: refuses it, so the error's path ends at that key.
+struct Repeated;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Repeated {
+    type Value = NoDuplicateKeys;
+    fn deserialize<D: serde::Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
+        Err(serde::de::Error::custom("duplicate key"))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                map.next_value_seed(Repeated)?;
+            } else {
+                map.next_value::<NoDuplicateKeys>()?;
+                seen.insert(key);
+            }
+        }
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+}
+
+/// Parses a JSON document into `T`, naming the failing field; a key repeated in an object is
+/// refused too, naming it.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_as::<NoDuplicateKeys>(bytes)?;
+    parse_as(bytes)
+}
+
+fn parse_as<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
@@ -62,55 +135,118 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A request body, read but not yet judged.
-#[derive(Debug)]
+/// How request bodies are read: at most `limit` bytes, all of them within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body, in bytes (413 past it).
+    pub limit: usize,
+    /// Time to receive the whole body once it is being read (408 past it): a client that
+    /// announces a body and sends it slowly must not hold a connection for as long as it likes.
+    pub timeout: Duration,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_BODY_LIMIT,
+            timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
+/// A request body, not read yet: handlers authorize the caller first and only then read it,
+/// so an anonymous client can neither learn anything from body errors nor make the server wait
+/// for a body (the connection is closed with the unread body).
 pub struct Body {
     json: bool,
-    bytes: Result<Bytes, ApiError>,
+    declared: Option<u64>,
+    limits: BodyLimits,
+    payload: Payload,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("json", &self.json)
+            .field("declared", &self.declared)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Body {
-    /// The raw bytes of a JSON body (415/413/400 otherwise).
-    pub fn bytes(&self) -> Result<&Bytes, ApiError> {
+    /// Reads the raw bytes of a JSON body: 415 if it is not JSON, 413 over the limit, 408 if it
+    /// does not arrive in time, 400 if the connection fails.
+    pub async fn bytes(mut self) -> Result<Bytes, ApiError> {
         if !self.json {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as application/json".into(),
             ));
         }
-        match &self.bytes {
-            Ok(b) => Ok(b),
-            Err(ApiError::PayloadTooLarge(m)) => Err(ApiError::PayloadTooLarge(m.clone())),
-            Err(e) => Err(ApiError::BadRequest(e.to_string())),
+        let too_large = || ApiError::PayloadTooLarge("the body is larger than the limit".into());
+        if self.declared.is_some_and(|n| n > self.limits.limit as u64) {
+            return Err(too_large());
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let mut body = BytesMut::new();
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, self.payload.next()).await {
+                Err(_) => {
+                    return Err(ApiError::RequestTimeout(format!(
+                        "the body did not arrive within {} ms",
+                        self.limits.timeout.as_millis()
+                    )));
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "could not read the body: {e}"
+                    )));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            if body.len() + chunk.len() > self.limits.limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
     }
 
-    /// The body as a JSON value.
-    pub fn value(&self) -> Result<Value, ApiError> {
-        parse(self.bytes()?)
+    /// Reads the body as a JSON value.
+    pub async fn value(self) -> Result<Value, ApiError> {
+        parse(&self.bytes().await?)
     }
 
-    /// The body as `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        parse(self.bytes()?)
+    /// Reads the body as `T`.
+    pub async fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        parse(&self.bytes().await?)
     }
 }
 
 impl FromRequest for Body {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = is_json(req);
-        let bytes = Bytes::from_request(req, payload);
-        Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => {
-                    ApiError::PayloadTooLarge("the body is larger than the limit".into())
-                }
-                _ => ApiError::BadRequest(format!("could not read the body: {e}")),
-            });
-            Ok(Body { json, bytes })
-        })
+        let limits = req
+            .app_data::<BodyLimits>()
+            .or_else(|| {
+                req.app_data::<actix_web::web::Data<BodyLimits>>()
+                    .map(|d| d.get_ref())
+            })
+            .copied()
+            .unwrap_or_default();
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        std::future::ready(Ok(Body {
+            json: is_json(req),
+            declared,
+            limits,
+            payload: payload.take(),
+        }))
     }
 }
 
@@ -153,6 +289,19 @@ mod tests {
             matches!(e, ApiError::BadRequest(ref m) if m.contains("trailing")),
             "{e:?}"
         );
+        for (doc, field) in [
+            (&br#"{"name":"a","name":"b","items":[]}"#[..], "name"),
+            (
+                br#"{"name":"a","items":[{"quantity":1,"quantity":2}]}"#,
+                "items[0].quantity",
+            ),
+        ] {
+            let e = parse::<Doc>(doc).unwrap_err();
+            assert!(
+                matches!(e, ApiError::Validation { ref errors, .. } if errors[0].field == field && errors[0].message == "duplicate key"),
+                "{e:?}"
+            );
+        }
         let e = parse::<Doc>(br#"{"items":[]}"#).unwrap_err();
         assert!(
             matches!(e, ApiError::Validation { ref errors, .. } if errors[0].message.contains("missing field `name`"))
@@ -168,23 +317,29 @@ mod tests {
             .to_http_parts();
         let body = Body::from_request(&req, &mut pl).await.unwrap();
         assert!(matches!(
-            body.value(),
+            body.value().await,
             Err(ApiError::UnsupportedMediaType(_))
         ));
 
         let (req, mut pl) = TestRequest::post()
             .insert_header((header::CONTENT_TYPE, "application/merge-patch+json"))
-            .app_data(actix_web::web::PayloadConfig::new(4))
+            .app_data(BodyLimits {
+                limit: 4,
+                ..BodyLimits::default()
+            })
             .set_payload("{\"a\":1}")
             .to_http_parts();
         let body = Body::from_request(&req, &mut pl).await.unwrap();
-        assert!(matches!(body.value(), Err(ApiError::PayloadTooLarge(_))));
+        assert!(matches!(
+            body.value().await,
+            Err(ApiError::PayloadTooLarge(_))
+        ));
 
         let (req, mut pl) = TestRequest::post()
             .insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"))
             .set_payload("{\"a\":1}")
             .to_http_parts();
         let body = Body::from_request(&req, &mut pl).await.unwrap();
-        assert_eq!(body.value().unwrap()["a"], 1);
+        assert_eq!(body.value().await.unwrap()["a"], 1);
     }
 }

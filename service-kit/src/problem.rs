@@ -67,6 +67,14 @@ pub enum ApiError {
         /// The invalid fields.
         errors: Vec<FieldError>,
     },
+    /// A query parameter is malformed, out of range or unknown; each is named.
+    #[error("{detail}")]
+    InvalidQuery {
+        /// Summary.
+        detail: String,
+        /// The invalid parameters.
+        errors: Vec<FieldError>,
+    },
     /// Missing, malformed, forged, expired or revoked credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -96,6 +104,9 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -127,6 +138,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            InvalidQuery { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             Validation { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -150,6 +162,11 @@ impl ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "precondition-failed",
                 "Version mismatch",
+            ),
+            RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request body too slow",
             ),
             PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -183,7 +200,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.kind();
         let (detail, errors, extensions) = match self {
-            ApiError::Validation { detail, errors } => (detail.clone(), errors.clone(), Map::new()),
+            ApiError::Validation { detail, errors } | ApiError::InvalidQuery { detail, errors } => {
+                (detail.clone(), errors.clone(), Map::new())
+            }
             ApiError::Unprocessable { detail, extensions } => {
                 (detail.clone(), Vec::new(), extensions.clone())
             }
@@ -208,6 +227,15 @@ impl ApiError {
     /// A validation error with one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::fields(vec![FieldError::new(field, message)])
+    }
+
+    /// A 400 naming one bad query parameter.
+    pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        let error = FieldError::new(param, message);
+        ApiError::InvalidQuery {
+            detail: format!("invalid query: {}: {}", error.field, error.message),
+            errors: vec![error],
+        }
     }
 
     /// A validation error listing every invalid field (the detail joins them).
@@ -259,9 +287,10 @@ impl From<StoreError> for ApiError {
                 "the resource is at version {actual}, not {expected}"
             )),
             StoreError::AlreadyExists { id } => ApiError::Conflict(format!("{id} already exists")),
-            StoreError::InvalidCursor => {
-                ApiError::BadRequest("the cursor is malformed or belongs to another sort".into())
-            }
+            StoreError::InvalidCursor => ApiError::bad_param(
+                "cursor",
+                "is malformed or belongs to another sort or filter",
+            ),
             StoreError::Rejected(reason) => ApiError::Unprocessable {
                 detail: reason.to_string(),
                 extensions: Map::new(),

@@ -62,14 +62,18 @@ pub fn read_config_file(path: &Path) -> Result<String, StartupError> {
         })
 }
 
-/// The token verifier of `common`: its root public key and revocation list.
+/// The token verifier of `common`: its root public key, revocation list and token size limit.
 pub fn authenticator(common: &CommonArgs) -> Result<Authenticator, StartupError> {
     let root = keys::read_public(&common.public_key_file)?;
     let revoked = common.revoked_ids().map_err(|source| StartupError::File {
         path: format!("{:?}", common.revoked_tokens_file),
         source,
     })?;
-    Ok(Authenticator::new(root, revoked))
+    let limits = crate::auth::TokenLimits {
+        max_bytes: common.max_token_bytes,
+        ..Default::default()
+    };
+    Ok(Authenticator::new(root, revoked).with_token_limits(limits))
 }
 
 /// What a service hands [`bind`] besides its routes.
@@ -97,13 +101,13 @@ struct Common {
     auth: web::Data<Authenticator>,
     metrics: web::Data<Metrics>,
     readiness: web::Data<Readiness>,
-    body_limit: usize,
+    body: crate::json::BodyLimits,
     openapi: OpenApi,
 }
 
 impl Common {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        http::configure_extractors(cfg, self.body_limit);
+        http::configure_extractors(cfg, self.body);
         cfg.app_data(self.auth.clone())
             .app_data(self.metrics.clone())
             .app_data(self.readiness.clone())
@@ -131,11 +135,16 @@ where
         addr: listen.to_owned(),
         source,
     };
+    let auth = authenticator(common)?;
+    auth.register_metrics(&parts.metrics);
     let shared = Common {
-        auth: web::Data::new(authenticator(common)?),
+        auth: web::Data::new(auth),
         metrics: web::Data::new(parts.metrics),
         readiness: web::Data::new(parts.readiness),
-        body_limit: common.body_limit,
+        body: crate::json::BodyLimits {
+            limit: common.body_limit,
+            timeout: std::time::Duration::from_millis(common.body_timeout_ms),
+        },
         openapi: parts.openapi,
     };
     let listener = TcpListener::bind(listen).map_err(bind_error)?;

@@ -55,6 +55,8 @@ fn common(args: &UpArgs, data_dir: &Path, public_key_file: &Path) -> CommonArgs 
         log_format: args.log_format,
         revoked_tokens_file: None,
         body_limit: service_kit::json::DEFAULT_BODY_LIMIT,
+        body_timeout_ms: 10_000,
+        max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
         workers: None,
     }
 }

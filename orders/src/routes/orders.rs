@@ -39,7 +39,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Write)?;
     let key = idempotency_key(&req)?;
-    let value = body.value()?;
+    let value = body.value().await?;
     let items = requested_items(&value)?;
     // serde_json's maps are sorted: a retry formatted differently has the same canonical form.
     let claim = key.map(|key| {
@@ -140,7 +140,7 @@ pub async fn update(
     let caller = authorize(&req, RESOURCE, Operation::Write)?;
     let id = http::parse_id(&id, "order")?;
     let expected = if_match(&req)?;
-    let change = api::change(&body.value()?)?;
+    let change = api::change(&body.value().await?)?;
     let request_id = request_id(&req);
     let order = (state.service)
         .change(&caller, id, expected, change, request_id.as_deref())

@@ -84,6 +84,8 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
         log_format: LogFormat::Pretty,
         revoked_tokens_file: None,
         body_limit: 16 * 1024,
+        body_timeout_ms: 10_000,
+        max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
         workers: Some(2),
     };
 

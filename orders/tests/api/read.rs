@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApps, assert_problem, header, id_of, ids, redactions, scrub, spawn_apps};
+use crate::helpers::{
+    TestApps, assert_problem, error_fields, header, id_of, ids, redactions, scrub, spawn_apps,
+};
 
 /// An id that no order has.
 const UNKNOWN: &str = "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b";
@@ -293,22 +295,23 @@ async fn bad_list_queries_are_bad_requests() {
     let tea = app.product("Tea", "1.00").await;
     place_many(&app, &app.alice, &tea, 2).await;
 
-    for query in [
-        "colour=red",
-        "limit=0",
-        "limit=101",
-        "limit=ten",
-        "status=shipped",
-        "product_id=tea",
-        "order=sideways",
-        "cursor=zz",
+    for (query, param) in [
+        ("colour=red", "colour"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("status=shipped", "status"),
+        ("product_id=tea", "product_id"),
+        ("order=sideways", "order"),
+        ("cursor=zz", "cursor"),
+        ("status=%FF", "status"),
     ] {
         // Act
         let res = app.get(&app.alice, &format!("/orders?{query}")).await;
 
-        // Assert
+        // Assert: the same problem shape as body errors, naming the parameter.
         let problem = assert_problem(res, 400, "bad-request").await;
-        assert!(problem.get("errors").is_none(), "{query}: {problem}");
+        assert_eq!(error_fields(&problem), [param], "{query}: {problem}");
     }
     app.stop().await;
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use service_kit::{ApiError, FieldError};
+use unicode_normalization::UnicodeNormalization;
 
 use super::Money;
 
@@ -19,11 +20,15 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub struct ProductName(String);
 
 impl ProductName {
-    /// Validates a name.
+    /// Validates a name: trimmed, normalised to NFC (so that the same text typed two ways is
+    /// one name), with at least one visible character.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let name = raw.trim();
+        let name: String = raw.trim().nfc().collect();
         if name.is_empty() {
             return Err("must not be empty".into());
+        }
+        if name.chars().all(invisible) {
+            return Err("must contain a visible character".into());
         }
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
@@ -31,13 +36,38 @@ impl ProductName {
         if name.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
-        Ok(ProductName(name.to_owned()))
+        Ok(ProductName(name))
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that show nothing: white space and the format characters that render as nothing
+/// (zero-width spaces and joiners, direction marks, word joiners, the byte-order mark, soft
+/// hyphens, fillers).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
 }
 
 /// A product as the store keeps it.
@@ -99,7 +129,10 @@ pub type RawFields = BTreeMap<String, Box<RawValue>>;
 /// Reads a body as a JSON object of raw fields.
 pub fn raw_fields(body: &[u8]) -> Result<RawFields, ApiError> {
     service_kit::json::parse::<RawFields>(body).map_err(|e| match e {
-        ApiError::Validation { .. } => ApiError::invalid("body", "must be a JSON object"),
+        // Not an object at all (a repeated key names its key and stays as it is).
+        ApiError::Validation { ref errors, .. } if errors.iter().all(|e| e.field == "body") => {
+            ApiError::invalid("body", "must be a JSON object")
+        }
         other => other,
     })
 }
@@ -120,9 +153,10 @@ fn price_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Money> {
     let text = raw.get().trim();
     let parsed = match text.as_bytes().first() {
         // A string: its content, exactly.
+        // A string: its content exactly, as documented ("12.50"; no spaces around it).
         Some(b'"') => serde_json::from_str::<String>(text)
             .map_err(|e| e.to_string())
-            .and_then(|s| s.trim().parse::<Money>().map_err(|e| e.to_string())),
+            .and_then(|s| s.parse::<Money>().map_err(|e| e.to_string())),
         // A number: its literal digits, exactly (an exponent is refused as not decimal).
         Some(b'-' | b'0'..=b'9') => text.parse::<Money>().map_err(|e| e.to_string()),
         _ => Err("must be a decimal number such as \"12.50\"".into()),
@@ -217,6 +251,23 @@ mod tests {
         assert!(ProductName::parse(&"é".repeat(200)).is_ok());
         assert!(ProductName::parse(&"é".repeat(201)).is_err());
         assert!(ProductName::parse("a\u{7}b").is_err());
+        for invisible in [
+            "\u{200B}",
+            "\u{200B}\u{200D}\u{FEFF}",
+            " \u{2060} ",
+            "\u{3164}",
+        ] {
+            assert_eq!(
+                ProductName::parse(invisible),
+                Err("must contain a visible character".into()),
+                "{invisible:?}"
+            );
+        }
+        // The same text typed decomposed (e + combining acute) is stored composed.
+        assert_eq!(
+            ProductName::parse("Cafe\u{301}").unwrap().as_str(),
+            "Caf\u{e9}"
+        );
     }
 
     #[test]
@@ -232,6 +283,20 @@ mod tests {
         assert_eq!(NewProduct::from_fields(&exact).unwrap().price.cents(), 1250);
         let exponent = raw_fields(br#"{"name":"Tea","price":1e2}"#).unwrap();
         assert!(NewProduct::from_fields(&exponent).is_err());
+        // Only the documented forms: no spaces inside the string.
+        for spaced in [" 4.20", "4.20 ", "4. 20"] {
+            let errs = field_errors(
+                NewProduct::from_fields(&fields(json!({"name": "Tea", "price": spaced})))
+                    .unwrap_err(),
+            );
+            assert_eq!(errs[0].0, "price", "{spaced:?}");
+        }
+        // A repeated key is refused, naming it, instead of the last one winning.
+        let err = raw_fields(br#"{"name":"Tea","price":"-1","price":"2.00"}"#).unwrap_err();
+        assert_eq!(
+            field_errors(err),
+            [("price".to_owned(), "duplicate key".to_owned())]
+        );
         let errs = field_errors(
             NewProduct::from_fields(&fields(json!({"name": "", "price": -1, "colour": "red"})))
                 .unwrap_err(),

@@ -38,7 +38,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let caller = authorize(&req, RESOURCE, Operation::Write)?;
     let key = idempotency_key(&req)?;
-    let fields = raw_fields(body.bytes()?)?;
+    let fields = raw_fields(&body.bytes().await?)?;
     let new = NewProduct::from_fields(&fields)?;
     // The canonical form (sorted keys, no whitespace) so that a retry formatted differently is
     // still the same request.
@@ -134,7 +134,7 @@ pub async fn update(
     authorize(&req, RESOURCE, Operation::Write)?;
     let id = http::parse_id(&id, "product")?;
     let expected = if_match(&req)?;
-    let patch = ProductPatch::from_fields(&raw_fields(body.bytes()?)?)?;
+    let patch = ProductPatch::from_fields(&raw_fields(&body.bytes().await?)?)?;
     let product = state.service.change(id, expected, patch).await?;
     Ok(http::ok(product.version, &product_body(&product)))
 }
@@ -180,7 +180,7 @@ pub async fn lookup(
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
-    let request: LookupRequest = body.parse()?;
+    let request: LookupRequest = body.parse().await?;
     let lookup = state.service.lookup(request.ids)?;
     Ok(HttpResponse::Ok().json(LookupResponse {
         products: lookup.found.iter().map(|r| product_body(r)).collect(),

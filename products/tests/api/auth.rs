@@ -414,3 +414,57 @@ async fn operational_endpoints_are_open() {
     }
     app.stop().await;
 }
+
+/// A valid token whose holder appended blocks until it is huge is refused (401, before any
+/// signature work), and so is one carrying too many facts; each refusal is counted by reason
+/// in `/metrics`, while the parent token keeps working.
+#[actix_web::test]
+async fn oversized_and_overfull_tokens_are_unauthorized_and_counted() {
+    // Arrange
+    let app = spawn_app().await;
+    let parent = biscuit_auth::Biscuit::from_base64(&app.writer, app.root.public()).unwrap();
+    let mut huge = parent.clone();
+    let mut block = biscuit_auth::builder::BlockBuilder::new();
+    for i in 0..400i64 {
+        block = block
+            .fact(biscuit_auth::macros::fact!(
+                "padding({i}, \"a long string of padding\")"
+            ))
+            .unwrap();
+    }
+    huge = huge.append(block).unwrap();
+    let huge = huge.to_base64().unwrap();
+    assert!(
+        huge.len() > service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
+        "{}",
+        huge.len()
+    );
+    let mut block = biscuit_auth::builder::BlockBuilder::new();
+    for i in 0..100i64 {
+        block = block.fact(biscuit_auth::macros::fact!("n({i})")).unwrap();
+    }
+    let overfull = parent.append(block).unwrap().to_base64().unwrap();
+    assert!(overfull.len() <= service_kit::auth::DEFAULT_MAX_TOKEN_BYTES);
+
+    // Act
+    let (read, write) = read_and_write(&app, &Auth::Bearer(&huge)).await;
+    let (full_read, _) = read_and_write(&app, &Auth::Bearer(&overfull)).await;
+    let parent_read = call(&app, Method::GET, "/products", &Auth::Bearer(&app.writer)).await;
+
+    // Assert
+    assert_unauthorized(read, "too large").await;
+    assert_unauthorized(write, "too large").await;
+    assert_unauthorized(full_read, "facts").await;
+    assert_eq!(parent_read.status(), 200);
+    assert_eq!(app.count().await, 0);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let too_large = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("auth_rejections_total{reason=\"too_large\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        too_large.is_some_and(|n| n >= 4.0),
+        "{too_large:?} in\n{metrics}"
+    );
+    app.stop().await;
+}

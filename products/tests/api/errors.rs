@@ -306,25 +306,26 @@ async fn bad_list_queries_are_bad_requests() {
     let page = app.get_json("/products?limit=1").await;
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
 
-    for query in [
-        "colour=red".to_owned(),
-        "limit=0".to_owned(),
-        "limit=101".to_owned(),
-        "limit=ten".to_owned(),
-        "sort=weight".to_owned(),
-        "min_price=cheap".to_owned(),
-        "max_price=1.001".to_owned(),
-        "cursor=zz".to_owned(),
-        "cursor=7b7d".to_owned(),
-        format!("limit=1&sort=price&cursor={cursor}"),
-        format!("limit=1&order=desc&cursor={cursor}"),
+    for (query, param) in [
+        ("colour=red".to_owned(), "colour"),
+        ("limit=0".to_owned(), "limit"),
+        ("limit=101".to_owned(), "limit"),
+        ("limit=ten".to_owned(), "limit"),
+        ("sort=weight".to_owned(), "sort"),
+        ("min_price=cheap".to_owned(), "min_price"),
+        ("max_price=1.001".to_owned(), "max_price"),
+        ("name_contains=%FF%FE".to_owned(), "name_contains"),
+        ("cursor=zz".to_owned(), "cursor"),
+        ("cursor=7b7d".to_owned(), "cursor"),
+        (format!("limit=1&sort=price&cursor={cursor}"), "cursor"),
+        (format!("limit=1&order=desc&cursor={cursor}"), "cursor"),
     ] {
         // Act
         let res = app.get(&format!("/products?{query}")).await;
 
-        // Assert
+        // Assert: the same problem shape as body errors, naming the parameter.
         let problem = assert_problem(res, 400, "bad-request").await;
-        assert!(problem.get("errors").is_none(), "{query}: {problem}");
+        assert_eq!(error_fields(&problem), [param], "{query}: {problem}");
     }
     assert_eq!(app.count().await, 3);
     app.stop().await;
@@ -360,5 +361,41 @@ async fn wrong_method_is_405_with_allow() {
             insta::assert_json_snapshot!("problem_method_not_allowed", problem);
         }
     }
+    app.stop().await;
+}
+
+/// A key given twice is refused naming it (the last one does not silently win); names of only
+/// invisible characters and prices with spaces are refused; nothing is stored.
+#[actix_web::test]
+async fn duplicate_keys_invisible_names_and_spaced_prices_are_refused() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let duplicate = create_raw(
+        &app,
+        "application/json",
+        r#"{"name":"Tea","price":"-1","price":"2.00"}"#,
+    )
+    .await;
+    let invisible = app
+        .create(&json!({"name": "\u{200B}\u{2060}", "price": "1.00"}))
+        .await;
+    let spaced = app.create(&json!({"name": "Tea", "price": " 4.20"})).await;
+
+    // Assert
+    let problem = assert_problem(duplicate, 422, "validation").await;
+    assert_eq!(error_fields(&problem), ["price"], "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key")
+    );
+    let problem = assert_problem(invisible, 422, "validation").await;
+    assert_eq!(error_fields(&problem), ["name"], "{problem}");
+    let problem = assert_problem(spaced, 422, "validation").await;
+    assert_eq!(error_fields(&problem), ["price"], "{problem}");
+    assert_eq!(app.count().await, 0);
     app.stop().await;
 }

@@ -80,6 +80,8 @@ pub async fn spawn_with(
             log_format: LogFormat::Pretty,
             revoked_tokens_file: revoked_file,
             body_limit: 16 * 1024,
+            body_timeout_ms: 10_000,
+            max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
             workers: Some(2),
         },
     };

@@ -10,4 +10,5 @@ mod list;
 mod ops;
 mod products;
 mod restart;
+mod slow;
 mod smoke;

@@ -8,19 +8,31 @@
 //! burn CPU.
 //!
 //! Checking the signature costs tens of microseconds, so verified tokens are cached by their
-//! text (bounded); expiry, attenuation checks and revocation are still evaluated on every
-//! request, because they are part of the authorizer run or checked against the cached token.
+//! text, bounded by an estimate of the memory they take; expiry, attenuation checks and
+//! revocation are still evaluated on every request, because they are part of the authorizer run
+//! or checked against the cached token.
+//!
+//! A hostile client holding a valid token can append blocks offline, so what a token may cost is
+//! bounded before any signature work ([`TokenLimits`]: its size, its blocks, the facts, rules and
+//! checks it carries), and a refused token is remembered for a while by its hash, so that
+//! sending it again costs a hash and a lookup. The authorizer is bounded by work (facts,
+//! iterations); its wall-time limit is only a backstop against the machine being slow, and
+//! hitting it is the server's problem (503, retry), never the caller's (401).
 
 pub mod keys;
 pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use biscuit_auth::error::{Logic, Token as TokenError};
-use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
+use biscuit_auth::error::{Format, Logic, RunLimit, Token as TokenError};
+use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use sha2::{Digest, Sha256};
 
 use crate::problem::ApiError;
 
@@ -70,9 +82,15 @@ pub enum AuthError {
     /// One of its revocation ids is revoked.
     #[error("the token has been revoked")]
     Revoked,
-    /// The authorizer ran into its limits.
+    /// The authorizer ran into its work limits (facts, iterations).
     #[error("the token is too expensive to evaluate")]
     TooExpensive,
+    /// Over the size, block or statement limits, refused before any signature work.
+    #[error("the token is too large: {0}")]
+    TooLarge(String),
+    /// The authorizer ran out of wall time: the server is too busy, not the token's fault.
+    #[error("the server is too busy to check the token now; retry")]
+    Busy,
     /// Valid, but it does not grant this operation.
     #[error("the token does not grant {operation} on {resource}")]
     Forbidden {
@@ -83,13 +101,105 @@ pub enum AuthError {
     },
 }
 
+impl AuthError {
+    /// The `reason` label of the rejection counter.
+    fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed(_) => "malformed",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::Revoked => "revoked",
+            AuthError::TooExpensive => "too_expensive",
+            AuthError::TooLarge(_) => "too_large",
+            AuthError::Busy => "busy",
+            AuthError::Forbidden { .. } => "forbidden",
+        }
+    }
+
+    /// Whether the same token would be refused the same way for a while, whatever it asks:
+    /// then it is remembered. (Missing the right is per resource; busy is the server's state.)
+    fn lasts(&self) -> bool {
+        !matches!(
+            self,
+            AuthError::Forbidden { .. } | AuthError::Busy | AuthError::Missing
+        )
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            AuthError::Busy => ApiError::Unavailable {
+                detail: e.to_string(),
+                retry_after: 1,
+            },
             other => ApiError::Unauthorized(other.to_string()),
         }
     }
+}
+
+/// What a token may cost, checked before its signature (size, blocks) or once after it (the
+/// statements it carries), and what verified and refused tokens may take in memory.
+#[derive(Debug, Clone)]
+pub struct TokenLimits {
+    /// Longest token text, in bytes (base64url).
+    pub max_bytes: usize,
+    /// Most blocks (the authority block and its attenuations).
+    pub max_blocks: usize,
+    /// Most facts, rules and checks in all its blocks together.
+    pub max_statements: usize,
+    /// Memory budget of the verified-token cache, estimated from the tokens' sizes.
+    pub cache_bytes: usize,
+    /// Most refused tokens remembered (by hash).
+    pub rejected_entries: usize,
+    /// How long a refusal is remembered (a token refused for a time check may become valid).
+    pub rejected_for: Duration,
+}
+
+/// Default [`TokenLimits::max_bytes`]: honest tokens are a few hundred bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_blocks: 8,
+            max_statements: 64,
+            cache_bytes: 32 * 1024 * 1024,
+            rejected_entries: 4096,
+            rejected_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A parsed token takes about this many times its text in memory (symbol tables, blocks,
+/// datalog): measured as ~13× on attenuated tokens of 48 KB.
+const MEMORY_PER_TOKEN_BYTE: usize = 16;
+/// Fixed overhead of a cache entry.
+const MEMORY_PER_ENTRY: usize = 1024;
+
+fn cache_cost(token: &str) -> usize {
+    token.len() * MEMORY_PER_TOKEN_BYTE + MEMORY_PER_ENTRY
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: &'static str,
+}
+
+/// Verified tokens by their text, with the estimated memory they take.
+#[derive(Default)]
+struct Cache {
+    tokens: HashMap<Box<str>, Arc<Verified>>,
+    bytes: usize,
+}
+
+/// Refused tokens by the SHA-256 of their text, until a time.
+#[derive(Default)]
+struct Rejected {
+    tokens: HashMap<[u8; 32], (AuthError, Instant)>,
 }
 
 /// A signature-verified token and what the request path needs from it.
@@ -107,9 +217,11 @@ struct Verified {
 pub struct Authenticator {
     root: PublicKey,
     revoked: RwLock<HashSet<String>>,
-    cache: RwLock<HashMap<Box<str>, Arc<Verified>>>,
-    cache_capacity: usize,
+    cache: RwLock<Cache>,
+    rejected: Mutex<Rejected>,
+    tokens: TokenLimits,
     limits: AuthorizerLimits,
+    rejections: Family<RejectionLabels, Counter>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -127,16 +239,16 @@ impl fmt::Debug for Authenticator {
 /// How long an allow decision may be reused (it is checked to still hold at the end).
 const DECISION_WINDOW: Duration = Duration::from_secs(1);
 
-/// The authorizer's run limits: generous for honest tokens (a handful of facts and checks), far
-/// below what would let a crafted token hold a worker thread. The fact and iteration limits
-/// are what bound a crafted token's work; the time limit is a backstop measured in wall time,
-/// so it must leave room for a thread that is preempted on a busy machine (20 ms refused honest
-/// tokens now and then in debug test runs on 2 loaded cores).
+/// The authorizer's run limits: generous for honest tokens (a handful of facts and checks, two
+/// or three iterations), far below what would let a crafted token hold a worker thread. The
+/// fact and iteration limits are what bound a crafted token's work (with at most
+/// [`TokenLimits::max_statements`] statements, 256 derived facts stop a quadratic rule within
+/// a millisecond); the time limit is only a backstop in wall time, answered as [`AuthError::Busy`].
 pub fn default_limits() -> AuthorizerLimits {
     AuthorizerLimits {
-        max_facts: 1_000,
-        max_iterations: 100,
-        max_time: Duration::from_millis(250),
+        max_facts: 256,
+        max_iterations: 16,
+        max_time: Duration::from_secs(1),
     }
 }
 
@@ -152,10 +264,27 @@ impl Authenticator {
                     .map(|s| s.to_ascii_lowercase())
                     .collect(),
             ),
-            cache: RwLock::new(HashMap::new()),
-            cache_capacity: 10_000,
+            cache: RwLock::new(Cache::default()),
+            rejected: Mutex::new(Rejected::default()),
+            tokens: TokenLimits::default(),
             limits: default_limits(),
+            rejections: Family::default(),
         }
+    }
+
+    /// Replaces the token limits.
+    pub fn with_token_limits(mut self, tokens: TokenLimits) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Refusals by reason, for `/metrics` (`auth_rejections_total{reason=...}`).
+    pub fn register_metrics(&self, metrics: &crate::metrics::Metrics) {
+        metrics.register(
+            "auth_rejections",
+            "Requests refused by token checking, by reason",
+            self.rejections.clone(),
+        );
     }
 
     /// Replaces the run limits (for tests of the limits themselves).
@@ -172,6 +301,20 @@ impl Authenticator {
 
     /// Authorizes a request given its `Authorization` header value.
     pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        resource: &str,
+        operation: Operation,
+    ) -> Result<Caller, AuthError> {
+        self.check(authorization, resource, operation)
+            .inspect_err(|e| {
+                self.rejections
+                    .get_or_create(&RejectionLabels { reason: e.reason() })
+                    .inc();
+            })
+    }
+
+    fn check(
         &self,
         authorization: Option<&str>,
         resource: &str,
@@ -211,7 +354,14 @@ impl Authenticator {
         // are bounds on `time` (an expiry, perhaps a not-before), so a token allowed at both
         // instants is allowed between them: the decision can be reused until then without
         // ever letting an expired token through. Revocation is checked above on every request.
-        self.run_authorizer(&verified.token, resource, operation, now)?;
+        if let Err(e) = self.run_authorizer(&verified.token, resource, operation, now) {
+            if e.lasts() {
+                // Expired, or too expensive: stop running the authorizer for it.
+                self.forget(token);
+                self.remember_refusal(token, &e);
+            }
+            return Err(e);
+        }
         let until = now + DECISION_WINDOW;
         if self
             .run_authorizer(&verified.token, resource, operation, until)
@@ -222,41 +372,115 @@ impl Authenticator {
         Ok(verified.caller.clone())
     }
 
-    /// Checks the signature, or finds the token already checked.
+    /// Checks the signature, or finds the token already checked (or already refused).
     fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
-        if let Some(v) = self.cache.read().unwrap().get(token) {
+        if let Some(v) = self.cache.read().unwrap().tokens.get(token) {
             return Ok(v.clone());
         }
-        let biscuit = Biscuit::from_base64(token, self.root).map_err(|e| match e {
-            TokenError::Format(biscuit_auth::error::Format::Signature(_))
-            | TokenError::Format(biscuit_auth::error::Format::InvalidSignatureSize(_)) => {
-                AuthError::BadSignature
+        // Before any work: a token past the size limit is refused on its length alone.
+        if token.len() > self.tokens.max_bytes {
+            return Err(AuthError::TooLarge(format!(
+                "{} bytes, at most {}",
+                token.len(),
+                self.tokens.max_bytes
+            )));
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(refused) = self.refused(&hash) {
+            return Err(refused);
+        }
+        let verified = self.verify_new(token).inspect_err(|e| {
+            if e.lasts() {
+                self.rejected
+                    .lock()
+                    .unwrap()
+                    .insert(hash, e.clone(), &self.tokens);
             }
-            TokenError::Format(biscuit_auth::error::Format::UnknownPublicKey) => {
+        })?;
+        let verified = Arc::new(verified);
+        let mut cache = self.cache.write().unwrap();
+        let cost = cache_cost(token);
+        if cache.bytes + cost > self.tokens.cache_bytes {
+            // Bounded: forget everything rather than track recency; re-verifying is cheap
+            // compared to the memory a flood of distinct tokens would take.
+            cache.tokens.clear();
+            cache.bytes = 0;
+        }
+        if cache
+            .tokens
+            .insert(token.into(), verified.clone())
+            .is_none()
+        {
+            cache.bytes += cost;
+        }
+        Ok(verified)
+    }
+
+    /// A refusal remembered for this token's hash, if it has not run out.
+    fn refused(&self, hash: &[u8; 32]) -> Option<AuthError> {
+        let rejected = self.rejected.lock().unwrap();
+        let (error, until) = rejected.tokens.get(hash)?;
+        (Instant::now() < *until).then(|| error.clone())
+    }
+
+    fn remember_refusal(&self, token: &str, error: &AuthError) {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.rejected
+            .lock()
+            .unwrap()
+            .insert(hash, error.clone(), &self.tokens);
+    }
+
+    fn forget(&self, token: &str) {
+        let mut cache = self.cache.write().unwrap();
+        if cache.tokens.remove(token).is_some() {
+            cache.bytes = cache.bytes.saturating_sub(cache_cost(token));
+        }
+    }
+
+    /// Parses the token, refuses too many blocks or statements, then checks the signature.
+    fn verify_new(&self, token: &str) -> Result<Verified, AuthError> {
+        let unverified = UnverifiedBiscuit::from_base64(token)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        if unverified.block_count() > self.tokens.max_blocks {
+            return Err(AuthError::TooLarge(format!(
+                "{} blocks, at most {}",
+                unverified.block_count(),
+                self.tokens.max_blocks
+            )));
+        }
+        let biscuit = unverified.verify(self.root).map_err(|e| match e {
+            Format::Signature(_) | Format::InvalidSignatureSize(_) | Format::UnknownPublicKey => {
                 AuthError::BadSignature
             }
             other => AuthError::Malformed(other.to_string()),
         })?;
+        // The authorizer's fact limit counts only derived facts, not those the token carries.
+        let mut statements = 0;
+        for block in 0..biscuit.block_count() {
+            let source = biscuit
+                .print_block_source(block)
+                .map_err(|e| AuthError::Malformed(e.to_string()))?;
+            statements += source.matches(";\n").count();
+        }
+        if statements > self.tokens.max_statements {
+            return Err(AuthError::TooLarge(format!(
+                "{statements} facts, rules and checks, at most {}",
+                self.tokens.max_statements
+            )));
+        }
         let revocation_ids = biscuit
             .revocation_identifiers()
             .iter()
             .map(|id| hex(id))
             .collect();
         let caller = self.caller_of(&biscuit)?;
-        let verified = Arc::new(Verified {
+        Ok(Verified {
             token: biscuit,
             revocation_ids,
             caller,
             allowed_until: RwLock::new(HashMap::new()),
-        });
-        let mut cache = self.cache.write().unwrap();
-        if cache.len() >= self.cache_capacity {
-            // Bounded: forget everything rather than track recency; re-verifying is cheap
-            // compared to the memory a flood of distinct tokens would take.
-            cache.clear();
-        }
-        cache.insert(token.into(), verified.clone());
-        Ok(verified)
+        })
     }
 
     /// Reads `user` and `admin` from the authority block (only authority facts are trusted).
@@ -305,7 +529,7 @@ impl Authenticator {
         let mut authorizer = built.map_err(evaluation_error)?;
         match authorizer.authorize() {
             Ok(_) => Ok(()),
-            Err(TokenError::RunLimit(_)) => Err(AuthError::TooExpensive),
+            Err(TokenError::RunLimit(limit)) => Err(run_limit(limit)),
             Err(TokenError::FailedLogic(logic)) => Err(classify_failure(&logic, resource, op)),
             Err(other) => Err(AuthError::Malformed(other.to_string())),
         }
@@ -315,8 +539,29 @@ impl Authenticator {
 /// A token that could not be evaluated: over the run limits, or malformed.
 fn evaluation_error(e: TokenError) -> AuthError {
     match e {
-        TokenError::RunLimit(_) => AuthError::TooExpensive,
+        TokenError::RunLimit(limit) => run_limit(limit),
         other => AuthError::Malformed(other.to_string()),
+    }
+}
+
+/// Work limits are the token's doing; the time limit is the machine's.
+fn run_limit(limit: RunLimit) -> AuthError {
+    match limit {
+        RunLimit::Timeout => AuthError::Busy,
+        _ => AuthError::TooExpensive,
+    }
+}
+
+impl Rejected {
+    fn insert(&mut self, hash: [u8; 32], error: AuthError, limits: &TokenLimits) {
+        let now = Instant::now();
+        if self.tokens.len() >= limits.rejected_entries {
+            self.tokens.retain(|_, (_, until)| *until > now);
+            if self.tokens.len() >= limits.rejected_entries {
+                self.tokens.clear();
+            }
+        }
+        self.tokens.insert(hash, (error, now + limits.rejected_for));
     }
 }
 
@@ -566,5 +811,197 @@ mod tests {
             auth.authorize(bearer(&big).as_deref(), "products", Operation::Read),
             Err(AuthError::TooExpensive)
         );
+    }
+
+    fn rejections(auth: &Authenticator, reason: &'static str) -> u64 {
+        auth.rejections
+            .get_or_create(&RejectionLabels { reason })
+            .get()
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_before_any_signature_work() {
+        let root = KeyPair::new();
+        let auth = Authenticator::new(root.public(), []);
+        // Not even base64: only the length is looked at.
+        let huge = "A".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
+        let err = auth.authorize(bearer(&huge).as_deref(), "products", Operation::Read);
+        assert!(matches!(err, Err(AuthError::TooLarge(_))), "{err:?}");
+        assert_eq!(ApiError::from(err.unwrap_err()).kind().0, 401);
+        assert_eq!(rejections(&auth, "too_large"), 1);
+    }
+
+    /// A valid token whose holder appended many blocks, or a block of many facts, is refused.
+    #[test]
+    fn tokens_with_too_many_blocks_or_facts_are_refused() {
+        let root = KeyPair::new();
+        let auth = Authenticator::new(root.public(), []).with_token_limits(TokenLimits {
+            max_bytes: 1 << 20,
+            ..TokenLimits::default()
+        });
+        let alice = token(&root, "alice", &["products:read"], false, None);
+        let mut deep = Biscuit::from_base64(&alice, root.public()).unwrap();
+        for _ in 0..9 {
+            deep = deep.append(BlockBuilder::new()).unwrap();
+        }
+        let err = auth.authorize(
+            bearer(&deep.to_base64().unwrap()).as_deref(),
+            "products",
+            Operation::Read,
+        );
+        assert!(
+            matches!(&err, Err(AuthError::TooLarge(m)) if m.contains("blocks")),
+            "{err:?}"
+        );
+        let mut block = BlockBuilder::new();
+        for i in 0..100i64 {
+            block = block.fact(fact!("n({i})")).unwrap();
+        }
+        let wide = Biscuit::from_base64(&alice, root.public())
+            .unwrap()
+            .append(block)
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        let err = auth.authorize(bearer(&wide).as_deref(), "products", Operation::Read);
+        assert!(
+            matches!(&err, Err(AuthError::TooLarge(m)) if m.contains("facts")),
+            "{err:?}"
+        );
+        // The honest parent is still fine.
+        assert!(
+            auth.authorize(bearer(&alice).as_deref(), "products", Operation::Read)
+                .is_ok()
+        );
+    }
+
+    /// The verified-token cache stays within its memory budget however many tokens arrive.
+    #[test]
+    fn the_token_cache_is_bounded_by_bytes() {
+        let root = KeyPair::new();
+        let budget = 64 * 1024;
+        let auth = Authenticator::new(root.public(), []).with_token_limits(TokenLimits {
+            cache_bytes: budget,
+            ..TokenLimits::default()
+        });
+        let alice = token(&root, "alice", &["products:read"], false, None);
+        for _ in 0..200 {
+            // Each attenuation is signed with a fresh key: 200 distinct tokens.
+            let child = attenuate(
+                &alice,
+                &Restriction {
+                    read_only: true,
+                    ..Restriction::default()
+                },
+            )
+            .unwrap();
+            let _ = auth.authorize(bearer(&child).as_deref(), "products", Operation::Read);
+            let cache = auth.cache.read().unwrap();
+            assert!(cache.bytes <= budget, "{} > {budget}", cache.bytes);
+            assert!(cache.tokens.len() * MEMORY_PER_ENTRY <= budget);
+        }
+    }
+
+    /// A refused token is remembered by its hash: sent again, it is refused without parsing,
+    /// verifying or running anything, and every refusal is counted by reason.
+    #[test]
+    fn repeated_rejections_are_remembered_and_counted() {
+        let root = KeyPair::new();
+        let auth = Authenticator::new(root.public(), []);
+        let other = KeyPair::new();
+        let forged = token(&other, "eve", &["products:read"], true, None);
+        for _ in 0..3 {
+            assert_eq!(
+                auth.authorize(bearer(&forged).as_deref(), "products", Operation::Read),
+                Err(AuthError::BadSignature)
+            );
+        }
+        let hash: [u8; 32] = Sha256::digest(forged.as_bytes()).into();
+        assert_eq!(auth.refused(&hash), Some(AuthError::BadSignature));
+        assert_eq!(rejections(&auth, "bad_signature"), 3);
+
+        // A token too expensive for the authorizer's work limits is dropped from the cache of
+        // verified tokens and remembered as refused.
+        let mut builder = Biscuit::builder().fact(fact!(r#"user("x")"#)).unwrap();
+        for i in 0..40i64 {
+            builder = builder.fact(fact!("n({i})")).unwrap();
+        }
+        let costly = builder
+            .rule(biscuit_auth::macros::rule!("pair($a, $b) <- n($a), n($b)"))
+            .unwrap()
+            .build(&root)
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                auth.authorize(bearer(&costly).as_deref(), "products", Operation::Read),
+                Err(AuthError::TooExpensive)
+            );
+        }
+        let hash: [u8; 32] = Sha256::digest(costly.as_bytes()).into();
+        assert_eq!(auth.refused(&hash), Some(AuthError::TooExpensive));
+        assert!(
+            !auth
+                .cache
+                .read()
+                .unwrap()
+                .tokens
+                .contains_key(costly.as_str())
+        );
+        assert_eq!(rejections(&auth, "too_expensive"), 2);
+    }
+
+    /// Hitting the authorizer's time limit is the server's slowness: 503, never 401, and not
+    /// remembered against the token.
+    #[test]
+    fn a_time_limit_hit_is_busy_not_unauthorized() {
+        let root = KeyPair::new();
+        let auth = Authenticator::new(root.public(), []).with_limits(AuthorizerLimits {
+            max_time: Duration::ZERO,
+            ..default_limits()
+        });
+        let alice = token(&root, "alice", &["products:read"], false, None);
+        let err = auth
+            .authorize(bearer(&alice).as_deref(), "products", Operation::Read)
+            .unwrap_err();
+        assert_eq!(err, AuthError::Busy);
+        assert_eq!(ApiError::from(err).kind().0, 503);
+        let hash: [u8; 32] = Sha256::digest(alice.as_bytes()).into();
+        assert_eq!(auth.refused(&hash), None);
+    }
+
+    /// Under CPU starvation (busy threads on every core, several times over) an honest token is
+    /// never refused: the work limits bound the authorizer, not the clock.
+    #[test]
+    fn honest_tokens_pass_under_cpu_starvation() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spinners: Vec<_> = (0..cores * 4)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let root = KeyPair::new();
+        let alice = token(&root, "alice", &["products:read"], false, None);
+        let mut refused = Vec::new();
+        for _ in 0..100 {
+            // A fresh authenticator each time: no cache, the whole path runs.
+            let auth = Authenticator::new(root.public(), []);
+            if let Err(e) = auth.authorize(bearer(&alice).as_deref(), "products", Operation::Read) {
+                refused.push(e);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for s in spinners {
+            s.join().unwrap();
+        }
+        assert!(refused.is_empty(), "{refused:?}");
     }
 }
