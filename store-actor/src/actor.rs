@@ -5,6 +5,11 @@
 //! around the data. A mutation is validated against the actor's working state, appended to the
 //! pending journal bytes and applied to the working state; its caller is answered by the
 //! [flusher](crate::flusher) once the bytes are durable and the new state is published.
+//!
+//! An atomic batch ([`Batch`]) is one message too: all its mutations are evaluated and encoded
+//! (as one journal line) in one handler call, or none is, so every state the actor ships (and
+//! the flusher publishes) holds whole batches. The flusher's own "batches" are group commits: a
+//! group commit carries whatever lines were pending, whole atomic batches included.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,9 +18,9 @@ use std::sync::mpsc::Sender;
 use actix::prelude::*;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::Data;
+use crate::batch::{Mutation, Op, prepare};
 use crate::compaction::{self, CompactionReport};
 use crate::error::{Result, StoreError};
 use crate::flusher::{Job, Shared, Waiter};
@@ -31,31 +36,15 @@ pub(crate) type Ticket<R> = oneshot::Receiver<Result<R>>;
 pub(crate) type Change<T> =
     Box<dyn FnOnce(&T) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>> + Send>;
 
-/// Creates a record (with `id`, or a fresh time-ordered one).
+/// One mutation (create, update or archive), journaled and applied on its own.
 #[derive(Message)]
 #[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
-pub(crate) struct Create<T: Data> {
-    pub id: Option<Uuid>,
-    pub data: T,
-}
+pub(crate) struct Mutate<T: Data>(pub Mutation<T>);
 
-/// Changes a live record, optionally only if it is at `expected` version.
+/// An atomic batch of mutations: all are journaled (in one line) and applied, or none is.
 #[derive(Message)]
-#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
-pub(crate) struct Update<T: Data> {
-    pub id: Uuid,
-    pub expected: Option<u64>,
-    pub change: Change<T>,
-}
-
-/// Archives a live record (a tombstone), optionally only if it is at `expected` version.
-#[derive(Message)]
-#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
-pub(crate) struct Archive<T: Data> {
-    pub id: Uuid,
-    pub expected: Option<u64>,
-    pub _t: std::marker::PhantomData<fn() -> T>,
-}
+#[rtype(result = "Result<Ticket<Vec<Arc<Record<T>>>>>")]
+pub(crate) struct Batch<T: Data>(pub Vec<Op<T>>);
 
 /// Writes a snapshot now and cuts the journal.
 #[derive(Message)]
@@ -159,21 +148,6 @@ impl<T: Data> StoreActor<T> {
         Ok(())
     }
 
-    fn live(&self, id: Uuid, expected: Option<u64>) -> Result<&Arc<Record<T>>> {
-        let rec = self.working.get(&id).ok_or(StoreError::NotFound { id })?;
-        if rec.archived {
-            return Err(StoreError::Archived { id });
-        }
-        match expected {
-            Some(v) if v != rec.version => Err(StoreError::Conflict {
-                id,
-                expected: v,
-                actual: rec.version,
-            }),
-            _ => Ok(rec),
-        }
-    }
-
     /// Journals and applies one mutation; the caller is answered when it is durable.
     fn commit(&mut self, kind: EventKind, record: Record<T>) -> Result<Ticket<Arc<Record<T>>>> {
         let seq = self.working.seq + 1;
@@ -192,6 +166,63 @@ impl<T: Data> StoreActor<T> {
         let (tx, rx) = oneshot::channel();
         self.waiters.push(Box::new(move |outcome| {
             let _ = tx.send(outcome.map(|()| record));
+        }));
+        if !self.in_flight {
+            self.ship();
+        }
+        Ok(rx)
+    }
+
+    /// Evaluates the operations of an atomic batch in order, each against the state the earlier
+    /// ones left, on a copy of the working state (O(1), structurally shared); only if every one
+    /// is accepted and the batch's journal line is encoded does the copy become the working
+    /// state. So a refused batch changes nothing, in memory or on disk. The caller is answered
+    /// when the line is durable; the flusher publishes the state with the whole batch at once.
+    fn commit_batch(&mut self, ops: Vec<Op<T>>) -> Result<Ticket<Vec<Arc<Record<T>>>>> {
+        let failed = |index: usize, e: StoreError| StoreError::BatchFailed {
+            index,
+            source: Box::new(e),
+        };
+        let first_seq = self.working.seq + 1;
+        let now = OffsetDateTime::now_utc();
+        let mut next = self.working.clone();
+        let mut events = Vec::with_capacity(ops.len());
+        for (index, Op(mutation)) in ops.into_iter().enumerate() {
+            let (kind, record) = prepare(&next, mutation, now).map_err(|e| failed(index, e))?;
+            let event = Arc::new(Event {
+                seq: first_seq + index as u64,
+                kind,
+                record: Arc::new(record),
+            });
+            next.apply(event.clone(), self.options.feed_retention);
+            events.push(event);
+        }
+        let mark = self.pending.len();
+        let encoded = match events.as_slice() {
+            [] => {
+                // Nothing to write or wait for.
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(Ok(Vec::new()));
+                return Ok(rx);
+            }
+            // A batch of one is an ordinary journal line.
+            [one] => journal::encode(one.seq, one.kind, &one.record, &mut self.pending)
+                .map_err(|e| (0, e)),
+            many => journal::encode_batch(
+                first_seq,
+                many.iter().map(|e| (e.kind, &*e.record)),
+                &mut self.pending,
+            ),
+        };
+        if let Err((index, e)) = encoded {
+            self.pending.truncate(mark);
+            return Err(failed(index, StoreError::Rejected(Box::new(e))));
+        }
+        self.working = next;
+        let records: Vec<Arc<Record<T>>> = events.into_iter().map(|e| e.record.clone()).collect();
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(Box::new(move |outcome| {
+            let _ = tx.send(outcome.map(|()| records));
         }));
         if !self.in_flight {
             self.ship();
@@ -283,66 +314,20 @@ impl<T: Data> StoreActor<T> {
     }
 }
 
-impl<T: Data> Handler<Create<T>> for StoreActor<T> {
+impl<T: Data> Handler<Mutate<T>> for StoreActor<T> {
     type Result = Result<Ticket<Arc<Record<T>>>>;
-    fn handle(&mut self, msg: Create<T>, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Mutate(mutation): Mutate<T>, _: &mut Context<Self>) -> Self::Result {
         self.check_writable()?;
-        let id = msg.id.unwrap_or_else(Uuid::now_v7);
-        if self.working.get(&id).is_some() {
-            return Err(StoreError::AlreadyExists { id });
-        }
-        let now = OffsetDateTime::now_utc();
-        self.commit(
-            EventKind::Created,
-            Record {
-                id,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                archived: false,
-                data: msg.data,
-            },
-        )
+        let (kind, record) = prepare(&self.working, mutation, OffsetDateTime::now_utc())?;
+        self.commit(kind, record)
     }
 }
 
-impl<T: Data> Handler<Update<T>> for StoreActor<T> {
-    type Result = Result<Ticket<Arc<Record<T>>>>;
-    fn handle(&mut self, msg: Update<T>, _: &mut Context<Self>) -> Self::Result {
+impl<T: Data> Handler<Batch<T>> for StoreActor<T> {
+    type Result = Result<Ticket<Vec<Arc<Record<T>>>>>;
+    fn handle(&mut self, Batch(ops): Batch<T>, _: &mut Context<Self>) -> Self::Result {
         self.check_writable()?;
-        let cur = self.live(msg.id, msg.expected)?;
-        // A panicking change must not take the actor (and every other caller) down with it.
-        let change = msg.change;
-        let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change(&cur.data)))
-            .unwrap_or_else(|_| Err("the update function panicked".into()))
-            .map_err(StoreError::Rejected)?;
-        let record = Record {
-            id: cur.id,
-            version: cur.version + 1,
-            created_at: cur.created_at,
-            updated_at: OffsetDateTime::now_utc().max(cur.updated_at),
-            archived: false,
-            data,
-        };
-        self.commit(EventKind::Updated, record)
-    }
-}
-
-impl<T: Data> Handler<Archive<T>> for StoreActor<T> {
-    type Result = Result<Ticket<Arc<Record<T>>>>;
-    fn handle(&mut self, msg: Archive<T>, _: &mut Context<Self>) -> Self::Result {
-        self.check_writable()?;
-        let cur = self.live(msg.id, msg.expected)?;
-        let data = cur.data.clone();
-        let record = Record {
-            id: cur.id,
-            version: cur.version + 1,
-            created_at: cur.created_at,
-            updated_at: OffsetDateTime::now_utc().max(cur.updated_at),
-            archived: true,
-            data,
-        };
-        self.commit(EventKind::Archived, record)
+        self.commit_batch(ops)
     }
 }
 

@@ -103,6 +103,18 @@ pub enum StoreError {
     /// An update closure refused the change; the record is unchanged.
     #[error("update rejected: {0}")]
     Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An operation of an atomic [`Store::batch`](crate::Store::batch) failed, so none of the
+    /// batch was applied or written.
+    #[error("batch operation {index} failed: {source}")]
+    BatchFailed {
+        /// The 0-based position of the first failing operation in the batch.
+        index: usize,
+        /// Why it failed: what the same operation on its own would have failed with
+        /// ([`StoreError::NotFound`], [`StoreError::Archived`], [`StoreError::Conflict`],
+        /// [`StoreError::AlreadyExists`] or [`StoreError::Rejected`]).
+        #[source]
+        source: Box<StoreError>,
+    },
     /// The store was closed (or its actor stopped) before the operation could run.
     #[error("the store is closed")]
     Closed,

@@ -181,6 +181,32 @@ impl SimFs {
         }
     }
 
+    /// Like [`SimFs::crash`], but each file keeps, past its synced content, a prefix of the
+    /// bytes appended to it since its last sync, of a length chosen pseudo-randomly from `seed`
+    /// (possibly none, possibly all): the operating system had written part of the unsynced
+    /// data back when the power went, which tears the last write anywhere, even mid-line.
+    /// Files whose unsynced content does not extend their synced content (truncated and
+    /// rewritten) come back as synced, and the directory as last synced, as with `crash`.
+    pub fn crash_torn(&self, seed: u64) -> SimFs {
+        let crashed = self.crash();
+        let s = self.inner.lock().unwrap();
+        let mut c = crashed.inner.lock().unwrap();
+        let mut x = seed | 1;
+        for (inode, kept) in s.inodes.iter().zip(c.inodes.iter_mut()) {
+            // xorshift64: reproducible without a dependency.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if let Some(unsynced) = inode.data.strip_prefix(&inode.synced[..]) {
+                let keep = (x % (unsynced.len() as u64 + 1)) as usize;
+                kept.data.extend_from_slice(&unsynced[..keep]);
+                kept.synced = kept.data.clone();
+            }
+        }
+        drop(c);
+        crashed
+    }
+
     /// After `n` more successful operations, every write-side operation fails with an I/O error
     /// (until [`SimFs::heal`]).
     pub fn fail_after(&self, n: u64) {

@@ -1,9 +1,16 @@
-//! The journal: one checksummed JSON line per mutation.
+//! The journal: one checksummed JSON line per mutation, or per atomic batch of mutations.
 //!
 //! A line is `{"seq":N,"crc":C,"event":{"kind":...,"record":{...}}}\n` where `C` is the CRC-32
 //! (IEEE, as computed by `crc32fast`) of the little-endian bytes of `N`
 //! followed by the exact bytes of the `event` value. Lines are appended in sequence order with no
 //! gaps; the event carries the whole record after the mutation, so replay is a series of puts.
+//!
+//! An atomic batch of two or more mutations ([`Store::batch`](crate::Store::batch)) is one line
+//! too: `{"seq":N,"crc":C,"batch":[{"kind":...,"record":{...}},...]}\n`, whose events have the
+//! sequence numbers `N`, `N+1`, ... in array order, and whose `C` covers the exact bytes of the
+//! `batch` array. One line, one checksum: replay applies a batch wholly or not at all, a torn
+//! batch is a torn line, and the next line's sequence number follows the batch's last one.
+//! Single mutations (and batches of one) are written exactly as before, with no batch field.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -32,8 +39,36 @@ struct Body<T> {
 struct Line<'a> {
     seq: u64,
     crc: u32,
+    /// One mutation (absent on batch lines).
     #[serde(borrow)]
-    event: &'a RawValue,
+    event: Option<&'a RawValue>,
+    /// An atomic batch of mutations (absent on single-mutation lines).
+    #[serde(borrow)]
+    batch: Option<&'a RawValue>,
+}
+
+/// What one journal line holds.
+#[derive(Debug)]
+pub(crate) enum Decoded<T> {
+    /// A single mutation.
+    One(Event<T>),
+    /// An atomic batch: two or more events with consecutive sequence numbers.
+    Batch(Vec<Event<T>>),
+}
+
+impl<T> Decoded<T> {
+    fn first_seq(&self) -> u64 {
+        match self {
+            Decoded::One(e) => e.seq,
+            Decoded::Batch(events) => events[0].seq,
+        }
+    }
+    fn last_seq(&self) -> u64 {
+        match self {
+            Decoded::One(e) => e.seq,
+            Decoded::Batch(events) => events[events.len() - 1].seq,
+        }
+    }
 }
 
 fn checksum(seq: u64, event: &[u8]) -> u32 {
@@ -65,11 +100,46 @@ pub(crate) fn encode<T: Serialize>(
     Ok(())
 }
 
-/// Decodes one journal line (without its newline).
-fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Event<T>, String> {
+/// Appends the one journal line of an atomic batch of `events` (at least two), whose sequence
+/// numbers are `first_seq`, `first_seq + 1`, ... in order. On error (the index of the event
+/// that did not serialize, and why) `buf` may end in part of a line: the caller truncates it.
+pub(crate) fn encode_batch<'r, T: Serialize + 'r>(
+    first_seq: u64,
+    events: impl IntoIterator<Item = (EventKind, &'r Record<T>)>,
+    buf: &mut Vec<u8>,
+) -> Result<(), (usize, serde_json::Error)> {
+    // As in `encode`: the array is serialized in place, then the prefix is put in front.
+    let start = buf.len();
+    buf.push(b'[');
+    for (i, (kind, record)) in events.into_iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut *buf, &BodyRef { kind, record }).map_err(|e| (i, e))?;
+    }
+    buf.push(b']');
+    let crc = checksum(first_seq, &buf[start..]);
+    let mut prefix = [0u8; 64]; // at most 20 + 10 digits and 24 other bytes
+    let mut rest = &mut prefix[..];
+    write!(rest, "{{\"seq\":{first_seq},\"crc\":{crc},\"batch\":").expect("the prefix fits");
+    let len = 64 - rest.len();
+    buf.splice(start..start, prefix[..len].iter().copied());
+    buf.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// Decodes one journal line (without its newline): checksum first, then every event, so a
+/// batch is returned whole or not at all.
+fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Decoded<T>, String> {
     let line: Line<'_> =
         serde_json::from_slice(line).map_err(|e| format!("not a journal line: {e}"))?;
-    let body = line.event.get().as_bytes();
+    let (raw, is_batch) = match (line.event, line.batch) {
+        (Some(event), None) => (event, false),
+        (None, Some(batch)) => (batch, true),
+        (None, None) => return Err("not a journal line: no event and no batch".to_owned()),
+        (Some(_), Some(_)) => return Err("not a journal line: both event and batch".to_owned()),
+    };
+    let body = raw.get().as_bytes();
     let crc = checksum(line.seq, body);
     if crc != line.crc {
         return Err(format!(
@@ -77,17 +147,44 @@ fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Event<T>, Str
             line.seq, line.crc
         ));
     }
-    let body: Body<T> =
-        serde_json::from_slice(body).map_err(|e| format!("event does not parse: {e}"))?;
-    Ok(Event {
-        seq: line.seq,
-        kind: body.kind,
-        record: Arc::new(body.record),
-    })
+    if !is_batch {
+        let body: Body<T> =
+            serde_json::from_slice(body).map_err(|e| format!("event does not parse: {e}"))?;
+        return Ok(Decoded::One(Event {
+            seq: line.seq,
+            kind: body.kind,
+            record: Arc::new(body.record),
+        }));
+    }
+    let bodies: Vec<Body<T>> =
+        serde_json::from_slice(body).map_err(|e| format!("batch does not parse: {e}"))?;
+    if bodies.len() < 2 {
+        return Err(format!(
+            "a batch of {} events at sequence {} (a batch has at least two)",
+            bodies.len(),
+            line.seq
+        ));
+    }
+    if line.seq.checked_add(bodies.len() as u64 - 1).is_none() {
+        return Err(format!("a batch at sequence {} overflows", line.seq));
+    }
+    Ok(Decoded::Batch(
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Event {
+                seq: line.seq + i as u64,
+                kind: body.kind,
+                record: Arc::new(body.record),
+            })
+            .collect(),
+    ))
 }
 
 /// The byte offset of the first line whose sequence number is above `seq` (the length of
-/// `journal` if there is none). Reads only each line's `{"seq":N` prefix.
+/// `journal` if there is none). Reads only each line's `{"seq":N` prefix, which for a batch line
+/// is its first event's: `seq` must not fall inside a batch, and it never does, because a
+/// published state (which is what snapshots are written from) holds whole batches only.
 pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
     let mut offset = 0;
     for line in journal.split_inclusive(|b| *b == b'\n') {
@@ -109,7 +206,8 @@ pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
     offset
 }
 
-/// A damaged last line: safe to drop, because the mutation it held was never acknowledged.
+/// A damaged last line: safe to drop, because the mutation (or the whole atomic batch) it held was
+/// never acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     /// 1-based line number of the damaged line.
@@ -136,7 +234,8 @@ pub(crate) struct Replay {
 /// Reads a journal, handing every event after `after_seq` to `apply`, in order.
 ///
 /// A bad *last* line is reported as a [`TornTail`]; a bad line followed by anything is
-/// [`StoreError::Corrupt`], as is a gap in sequence numbers.
+/// [`StoreError::Corrupt`], as is a gap in sequence numbers. The events of a batch line are
+/// handed over only once the whole line has been read and checked.
 pub(crate) fn replay<T: DeserializeOwned>(
     reader: &mut dyn BufRead,
     path: &Path,
@@ -173,30 +272,41 @@ pub(crate) fn replay<T: DeserializeOwned>(
             Err("incomplete line (no newline): torn write".to_owned())
         };
         match parsed {
-            Ok(event) => {
+            Ok(decoded) => {
+                let (first, last) = (decoded.first_seq(), decoded.last_seq());
                 let expected = prev_seq.map(|p| p + 1);
                 match expected {
-                    Some(e) if event.seq != e => {
+                    Some(e) if first != e => {
                         return Err(corrupt(
                             line_no,
-                            format!("sequence gap: expected {e}, found {}", event.seq),
+                            format!("sequence gap: expected {e}, found {first}"),
                         ));
                     }
-                    None if event.seq > after_seq + 1 => {
+                    None if first > after_seq + 1 => {
                         return Err(corrupt(
                             line_no,
                             format!(
-                                "sequence gap: the snapshot covers up to {after_seq} but the journal starts at {}",
-                                event.seq
+                                "sequence gap: the snapshot covers up to {after_seq} but the journal starts at {first}"
                             ),
                         ));
                     }
                     _ => {}
                 }
-                prev_seq = Some(event.seq);
-                out.last_seq = event.seq.max(out.last_seq);
-                if event.seq > after_seq {
-                    apply(event);
+                prev_seq = Some(last);
+                out.last_seq = last.max(out.last_seq);
+                match decoded {
+                    Decoded::One(event) => {
+                        if event.seq > after_seq {
+                            apply(event);
+                        }
+                    }
+                    Decoded::Batch(events) => {
+                        for event in events {
+                            if event.seq > after_seq {
+                                apply(event);
+                            }
+                        }
+                    }
                 }
                 offset += n as u64;
                 out.valid_len = offset;
@@ -269,7 +379,9 @@ mod tests {
             format!("{{\"seq\":{},\"crc\":{crc},\"event\":{body}}}\n", u64::MAX)
         );
         assert_eq!(&buf[..8], b"earlier\n");
-        let event = decode::<String>(line.trim_end().as_bytes()).unwrap();
+        let Decoded::One(event) = decode::<String>(line.trim_end().as_bytes()).unwrap() else {
+            panic!("a single event");
+        };
         assert_eq!((event.seq, event.record.data.as_str()), (u64::MAX, "v1"));
     }
 
@@ -349,5 +461,125 @@ mod tests {
             run(&late, 3),
             Err(StoreError::Corrupt { line: 1, .. })
         ));
+    }
+
+    /// Singles 1 and 2, a batch of 3..=5, a single 6; returns the bytes and where the batch
+    /// line starts and ends.
+    fn with_batch() -> (Vec<u8>, usize, usize) {
+        let mut buf = journal(2);
+        let start = buf.len();
+        let (a, b, c) = (rec(3), rec(4), rec(5));
+        let events = [
+            (EventKind::Created, &a),
+            (EventKind::Updated, &b),
+            (EventKind::Archived, &c),
+        ];
+        encode_batch(3, events, &mut buf).unwrap();
+        let end = buf.len();
+        encode(6, EventKind::Updated, &rec(6), &mut buf).unwrap();
+        (buf, start, end)
+    }
+
+    #[test]
+    fn a_batch_is_one_line_of_consecutive_events() {
+        let (buf, start, end) = with_batch();
+        let line = std::str::from_utf8(&buf[start..end]).unwrap();
+        let body = |v: u64, kind: &str| {
+            format!(
+                r#"{{"kind":"{kind}","record":{{"id":"00000000-0000-0000-0000-000000000000","version":{v},"created_at":"1970-01-01T00:00:00Z","updated_at":"1970-01-01T00:00:00Z","data":"v{v}"}}}}"#
+            )
+        };
+        let array = format!(
+            "[{},{},{}]",
+            body(3, "created"),
+            body(4, "updated"),
+            body(5, "archived")
+        );
+        let crc = checksum(3, array.as_bytes());
+        assert_eq!(
+            line,
+            format!("{{\"seq\":3,\"crc\":{crc},\"batch\":{array}}}\n")
+        );
+        let mut kinds = Vec::new();
+        let r = replay::<String>(&mut &buf[..], Path::new("j"), 0, |e| {
+            kinds.push((e.seq, e.kind, e.record.data.clone()))
+        })
+        .unwrap();
+        assert_eq!(
+            kinds.iter().map(|k| k.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        assert_eq!(kinds[2].1, EventKind::Created);
+        assert_eq!(kinds[4], (5, EventKind::Archived, "v5".to_owned()));
+        assert_eq!((r.last_seq, r.lines, r.valid_len), (6, 4, buf.len() as u64));
+        // A snapshot never ends inside a batch: it covers all of it, or none.
+        assert_eq!(run(&buf, 5).unwrap().1, vec![6]);
+        assert_eq!(run(&buf, 2).unwrap().1, vec![3, 4, 5, 6]);
+        assert_eq!(offset_after(&buf, 2), start);
+        assert_eq!(offset_after(&buf, 5), end);
+    }
+
+    #[test]
+    fn a_batch_cut_off_at_the_end_is_a_torn_tail_at_every_cut() {
+        let (buf, start, end) = with_batch();
+        for cut in start + 1..end {
+            let (r, seen) = run(&buf[..cut], 0).unwrap();
+            assert_eq!(seen, vec![1, 2], "cut at {cut}");
+            let t = r.torn_tail.unwrap();
+            assert_eq!((t.line, t.valid_len), (3, start as u64), "cut at {cut}");
+            assert_eq!(r.last_seq, 2);
+        }
+    }
+
+    #[test]
+    fn a_damaged_batch_followed_by_more_lines_is_corruption() {
+        let (buf, start, end) = with_batch();
+        // Cut in the middle of the batch line, the line after it intact.
+        let mut cut = buf[..(start + end) / 2].to_vec();
+        cut.push(b'\n');
+        cut.extend_from_slice(&buf[end..]);
+        let err = run(&cut, 0).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { line: 3, .. }), "{err}");
+        // One event of the batch changed: the line's checksum fails.
+        let text = String::from_utf8(buf.clone()).unwrap();
+        let damaged = text.replacen("\"v4\"", "\"v9\"", 1);
+        let err = run(damaged.as_bytes(), 0).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { line: 3, ref reason, .. } if reason.contains("checksum")),
+            "{err}"
+        );
+        // The batch's events count: a line after it must continue after its last one.
+        let mut gap = buf[..end].to_vec();
+        encode(4, EventKind::Updated, &rec(4), &mut gap).unwrap();
+        let err = run(&gap, 0).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { line: 4, ref reason, .. } if reason.contains("expected 6, found 4")),
+            "{err}"
+        );
+        // A batch line without its batch is a gap too.
+        let mut missing = buf[..start].to_vec();
+        missing.extend_from_slice(&buf[end..]);
+        assert!(matches!(
+            run(&missing, 0),
+            Err(StoreError::Corrupt { line: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_batch_lines_are_damage() {
+        let line = |seq: u64, field: &str, value: &str| {
+            let crc = checksum(seq, value.as_bytes());
+            format!("{{\"seq\":{seq},\"crc\":{crc},\"{field}\":{value}}}")
+        };
+        let one = r#"[{"kind":"created","record":{"id":"00000000-0000-0000-0000-000000000000","version":1,"created_at":"1970-01-01T00:00:00Z","updated_at":"1970-01-01T00:00:00Z","data":"x"}}]"#;
+        for (bad, why) in [
+            (line(1, "batch", "[]"), "at least two"),
+            (line(1, "batch", one), "at least two"),
+            (line(1, "batch", "{}"), "does not parse"),
+            (line(1, "other", "{}"), "no event and no batch"),
+        ] {
+            let err = decode::<String>(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

@@ -20,12 +20,14 @@
 //! With [`Durability::Always`], a write resolves only after its journal line is fsynced. After
 //! a crash or power loss at any instant, every acknowledged write is present; a torn last
 //! journal line (an unacknowledged write) is dropped with a warning and a `.broken` copy; any
-//! other damage refuses to open with the file and line, and nothing is overwritten.
+//! other damage refuses to open with the file and line, and nothing is overwritten. An atomic
+//! [`Store::batch`] is one journal line, so all of the above holds for it as a whole.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod actor;
+mod batch;
 mod compaction;
 mod error;
 mod flusher;
@@ -39,6 +41,7 @@ mod snapshot;
 mod state;
 pub mod store;
 
+pub use batch::Op;
 pub use compaction::CompactionReport;
 pub use error::{Result, StoreError};
 pub use journal::TornTail;

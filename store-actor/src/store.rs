@@ -10,7 +10,8 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::Data;
-use crate::actor::{Archive, Close, Compact, Create, Flushed, StoreActor, Ticket, Update};
+use crate::actor::{Batch, Close, Compact, Flushed, Mutate, StoreActor, Ticket};
+use crate::batch::{Mutation, Op};
 use crate::compaction::CompactionReport;
 use crate::error::{Result, StoreError};
 use crate::flusher::{Flusher, Shared, Stats};
@@ -70,7 +71,8 @@ pub struct Status {
     pub fsync_total: Duration,
     /// Longest journal fsync since open.
     pub fsync_max: Duration,
-    /// Batches written (each is one write and, with `Always`, one fsync).
+    /// Group commits written (each is one write and, with `Always`, one fsync, shared by the
+    /// single writes and atomic [`Store::batch`]es pending at the time).
     pub batches: u64,
     /// Compactions completed since open, automatic and requested ones.
     pub compactions: u64,
@@ -104,13 +106,17 @@ impl<T: Data> Store<T> {
 
     /// Creates a record with a fresh time-ordered (v7) id.
     pub async fn create(&self, data: T) -> Result<Arc<Record<T>>> {
-        self.ticket(self.addr.send(Create { id: None, data })).await
+        self.ticket(self.addr.send(Mutate(Mutation::Create { id: None, data })))
+            .await
     }
 
     /// Creates a record with the given id ([`StoreError::AlreadyExists`] if taken).
     pub async fn create_with_id(&self, id: Uuid, data: T) -> Result<Arc<Record<T>>> {
-        self.ticket(self.addr.send(Create { id: Some(id), data }))
-            .await
+        self.ticket(
+            self.addr
+                .send(Mutate(Mutation::Create { id: Some(id), data })),
+        )
+        .await
     }
 
     /// Changes a live record atomically: `change` gets the current data inside the actor and
@@ -127,13 +133,8 @@ impl<T: Data> Store<T> {
         F: FnOnce(&T) -> std::result::Result<T, E> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let change = Box::new(move |cur: &T| change(cur).map_err(Into::into));
-        self.ticket(self.addr.send(Update {
-            id,
-            expected,
-            change,
-        }))
-        .await
+        let Op(mutation) = Op::update(id, expected, change);
+        self.ticket(self.addr.send(Mutate(mutation))).await
     }
 
     /// Replaces a live record's data (see [`Store::update`] for `expected`).
@@ -149,12 +150,53 @@ impl<T: Data> Store<T> {
 
     /// Archives a live record: it becomes a read-only tombstone, left out of lists.
     pub async fn archive(&self, id: Uuid, expected: Option<u64>) -> Result<Arc<Record<T>>> {
-        self.ticket(self.addr.send(Archive {
-            id,
-            expected,
-            _t: std::marker::PhantomData,
-        }))
-        .await
+        self.ticket(self.addr.send(Mutate(Mutation::Archive { id, expected })))
+            .await
+    }
+
+    /// Applies several mutations atomically: all of them, or none.
+    ///
+    /// The operations run in order inside the actor, each on the state the earlier ones left
+    /// (an [`Op::update`] closure sees the record as changed by earlier ops of the batch, so a
+    /// check it makes is atomic with the whole batch). The same record may be touched by several
+    /// ops: they apply one after the other. The result holds, in op order, the record as each op
+    /// left it (its event's record).
+    ///
+    /// If any op fails, nothing is applied and nothing is written: the error is
+    /// [`StoreError::BatchFailed`] with the index of the first failing op and its own error
+    /// ([`StoreError::NotFound`], [`StoreError::Archived`], [`StoreError::Conflict`],
+    /// [`StoreError::AlreadyExists`] or [`StoreError::Rejected`]). Errors of the store itself
+    /// ([`StoreError::Closed`], [`StoreError::ReadOnly`]) are returned as they are.
+    ///
+    /// Durability is that of a single write: the batch resolves once its journal line is durable
+    /// per the [`Durability`](crate::Durability) mode, sharing fsyncs with concurrent writes
+    /// (group commit). Each op gets its own consecutive sequence number and change-feed event, but
+    /// readers (and [`Store::wait_events_after`]) only ever see the state before or after the
+    /// whole batch. An empty batch writes nothing and returns an empty vector.
+    ///
+    /// ```
+    /// use store_actor::{Op, Store, StoreError, StoreOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let stock = Store::open(StoreOptions::<u32>::new(dir.path(), "stock")).await?;
+    /// let (a, b) = (stock.create(5).await?.id, stock.create(1).await?.id);
+    /// let take = |n: u32| move |left: &u32| left.checked_sub(n).ok_or("not enough left");
+    ///
+    /// // Both reservations, or neither: b has only 1 left.
+    /// let err = stock.batch(vec![Op::update(a, None, take(2)), Op::update(b, None, take(2))]).await;
+    /// assert!(matches!(err, Err(StoreError::BatchFailed { index: 1, .. })));
+    /// assert_eq!((stock.get(a)?.data, stock.get(b)?.data), (5, 1));
+    ///
+    /// let done = stock.batch(vec![Op::update(a, None, take(2)), Op::update(b, None, take(1))]).await?;
+    /// assert_eq!((done[0].data, done[1].data), (3, 0));
+    /// assert_eq!(stock.events_after(2, 10)?.len(), 2); // one event per op: sequences 3 and 4
+    /// # stock.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn batch(&self, ops: Vec<Op<T>>) -> Result<Vec<Arc<Record<T>>>> {
+        self.ticket(self.addr.send(Batch(ops))).await
     }
 
     /// The record with this id, archived or not.
@@ -214,7 +256,8 @@ impl<T: Data> Store<T> {
     }
 
     /// Like [`Store::events_after`], but waits until there is at least one event (or the
-    /// store closes).
+    /// store closes). It wakes only once every event of an atomic [`Store::batch`] is published,
+    /// so a wait never returns part of one (unless `limit` is smaller than what is there).
     pub async fn wait_events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
         let mut seq = self.subscribe();
         if seq.wait_for(|s| *s > after).await.is_err() {

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use store_actor::{Store, StoreError, verify};
+use store_actor::{Op, Store, StoreError, verify};
 
-use crate::helpers::{item, options};
+use crate::helpers::{Item, item, options};
 
 /// Writes three records and closes: the journal then has three lines, no snapshot.
 async fn three_records(dir: &Path) {
@@ -184,4 +184,133 @@ async fn leftover_temporary_files_are_ignored() {
     assert_eq!(store.count(), 3);
     assert!(!dir.path().join("items.json.tmp").exists());
     assert!(!dir.path().join("items.journal.tmp").exists());
+}
+
+/// Three records, then one batch (three updates and a create) as journal line 4, and with
+/// `more`, one single write after it as line 5; closed. Returns the journal.
+async fn three_records_and_a_batch(dir: &Path, more: bool) -> String {
+    three_records(dir).await;
+    let store = Store::open(options(dir)).await.unwrap();
+    let ids: Vec<_> = store.all().map(|r| r.id).collect();
+    let mut ops: Vec<Op<Item>> = ids
+        .iter()
+        .map(|id| {
+            Op::update(*id, None, |i: &Item| {
+                Ok::<_, StoreError>(Item {
+                    price: i.price + 100,
+                    ..i.clone()
+                })
+            })
+        })
+        .collect();
+    ops.push(Op::create(item("new", 7)));
+    store.batch(ops).await.unwrap();
+    if more {
+        store.create(item("after", 8)).await.unwrap();
+    }
+    store.close().await.unwrap();
+    let text = journal(dir);
+    assert!(
+        text.lines().nth(3).unwrap().contains("\"batch\":["),
+        "{text}"
+    );
+    text
+}
+
+/// The prices of a store's records, sorted.
+fn prices(store: &Store<Item>) -> Vec<i64> {
+    let mut p: Vec<i64> = store.all().map(|r| r.data.price).collect();
+    p.sort();
+    p
+}
+
+/// A batch cut off at the end of the journal (the process died while writing it) is a torn
+/// tail wherever the cut is: dropped whole, with a `.broken` copy; the store goes on.
+#[tokio::test]
+async fn batch_cut_off_at_the_tail_is_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records_and_a_batch(dir.path(), false).await;
+    let start = full[..full.len() - 1].rfind('\n').unwrap() + 1;
+    let path = dir.path().join("items.journal");
+    // Every cut inside the batch's line, up to its missing newline, reads as a torn line 4.
+    for cut in start + 1..full.len() {
+        std::fs::write(&path, &full[..cut]).unwrap();
+        let report = verify(&options(dir.path())).unwrap();
+        let torn = report.torn_tail.unwrap_or_else(|| panic!("cut at {cut}"));
+        assert_eq!(
+            (torn.line, torn.valid_len),
+            (4, start as u64),
+            "cut at {cut}"
+        );
+        assert_eq!((report.records, report.last_seq), (3, 3), "cut at {cut}");
+    }
+    let cut = &full[..(start + full.len()) / 2];
+    std::fs::write(&path, cut).unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(prices(&store), vec![0, 1, 2], "none of the batch");
+    assert_eq!(store.last_seq(), 3);
+    let broken = std::fs::read_to_string(dir.path().join("items.journal.broken")).unwrap();
+    assert_eq!(broken, cut);
+    assert_eq!(journal(dir.path()), full[..start]);
+    // The sequence numbers of the dropped batch are used again.
+    store.create(item("next", 9)).await.unwrap();
+    assert_eq!(store.last_seq(), 4);
+    store.close().await.unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(prices(&store), vec![0, 1, 2, 9]);
+    // Uncut, the batch is all there.
+    std::fs::write(&path, &full).unwrap();
+    store.close().await.unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(prices(&store), vec![7, 100, 101, 102]);
+    assert_eq!(store.last_seq(), 7);
+}
+
+/// An incomplete batch followed by more of the journal is not a torn write: it refuses to open
+/// with the file and the batch's line, and no file is changed. So is a missing batch (the line
+/// after it does not follow on), and a batch whose line fails its checksum.
+#[tokio::test]
+async fn batch_damaged_in_the_middle_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = three_records_and_a_batch(dir.path(), true).await;
+    let lines: Vec<&str> = full.lines().collect();
+    let path = dir.path().join("items.journal");
+    let cut_batch = {
+        let batch = lines[3];
+        let mut l = lines.clone();
+        l[3] = &batch[..batch.len() / 2];
+        l.join("\n") + "\n"
+    };
+    let without_batch = {
+        let mut l = lines.clone();
+        l.remove(3);
+        l.join("\n") + "\n"
+    };
+    let bad_checksum = full.replacen("\"price\":102", "\"price\":103", 1);
+    assert_ne!(bad_checksum, full);
+    for (what, damaged, reason) in [
+        ("cut", &cut_batch, "not a journal line"),
+        (
+            "missing",
+            &without_batch,
+            "sequence gap: expected 4, found 8",
+        ),
+        ("checksum", &bad_checksum, "checksum mismatch"),
+    ] {
+        std::fs::write(&path, damaged).unwrap();
+        let err = Store::open(options(dir.path())).await.unwrap_err();
+        assert!(err.to_string().contains(reason), "{what}: {err}");
+        expect_corrupt(err, "items.journal", 4);
+        expect_corrupt(
+            verify(&options(dir.path())).unwrap_err(),
+            "items.journal",
+            4,
+        );
+        assert_eq!(&journal(dir.path()), damaged, "{what}: nothing overwritten");
+        assert!(!dir.path().join("items.journal.broken").exists(), "{what}");
+    }
+    std::fs::write(&path, &full).unwrap();
+    let store = Store::open(options(dir.path())).await.unwrap();
+    assert_eq!(prices(&store), vec![7, 8, 100, 101, 102]);
+    assert_eq!(store.last_seq(), 8);
 }

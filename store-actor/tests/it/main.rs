@@ -1,6 +1,7 @@
 //! Integration tests of store-actor: one binary, one module per concern.
 
 mod basics;
+mod batch;
 mod cli;
 mod corruption;
 mod crash;
