@@ -31,6 +31,15 @@ pub struct ProductBody {
     /// Present and true once the product is archived (only in the change feed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub archived: bool,
+    /// Units in stock; `null` if the product does not track stock (it never runs out).
+    #[serde(default)]
+    pub stock: Option<u64>,
+    /// Units held by reservations not yet committed or released.
+    #[serde(default)]
+    pub reserved: u64,
+    /// Units that can still be ordered: `stock - reserved`; `null` if not tracked.
+    #[serde(default)]
+    pub available: Option<u64>,
 }
 
 /// The body of `POST /products`.
@@ -42,9 +51,12 @@ pub struct CreateProduct {
     /// At least 0, at most two fraction digits; a string (or a JSON number).
     #[schema(value_type = String, example = "4.20")]
     pub price: String,
+    /// Units in stock (absent or `null`: stock is not tracked).
+    #[schema(example = 10)]
+    pub stock: Option<u64>,
 }
 
-/// The body of `PATCH /products/{id}`: one or both fields.
+/// The body of `PATCH /products/{id}`: any of the fields.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProduct {
     /// New name.
@@ -52,6 +64,36 @@ pub struct UpdateProduct {
     /// New price.
     #[schema(value_type = Option<String>, example = "4.50")]
     pub price: Option<String>,
+    /// New stock (`null` stops tracking it); needs `If-Match`, and at least the reserved units.
+    pub stock: Option<u64>,
+}
+
+/// The body of `POST /products/{id}/stock`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdjustStock {
+    /// Units to add (negative: remove), not 0.
+    #[schema(example = -2)]
+    pub delta: i64,
+    /// Why (1 to 200 characters), e.g. "delivery 42" or "broken in transit".
+    #[schema(example = "broken in transit")]
+    pub reason: String,
+}
+
+/// One stock adjustment, as made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StockAdjustment {
+    /// The adjustment's id.
+    pub id: Uuid,
+    /// The product adjusted.
+    pub product_id: Uuid,
+    /// Units added (negative: removed).
+    pub delta: i64,
+    /// Why.
+    pub reason: String,
+    /// When it was made (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
 }
 
 /// Sort field of a list.

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use products::domain::{Money, Product, ProductName};
+use products::domain::{Entry, Money, Product, ProductName};
 use store_actor::{Durability, Store};
 
 #[tokio::main(flavor = "current_thread")]
@@ -23,11 +23,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let store = store.clone();
         pending.push(tokio::spawn(async move {
             store
-                .create(Product {
+                .create(Entry::Product(Product {
                     name: ProductName::parse(&format!("product {i:07}")).expect("valid name"),
                     price: Money::from_cents((i as i64 * 37) % 100_000).expect("valid price"),
                     created_by_key: None,
-                })
+                    stock: None,
+                    reserved: 0,
+                }))
                 .await
         }));
         if pending.len() == 512 || i + 1 == count {

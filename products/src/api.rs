@@ -1,30 +1,60 @@
 //! Between the wire and the service: the [`products_api`] bodies this service answers with,
 //! made from its records, and list parameters checked into a [`Listing`].
 
-use products_api::{ChangeKind, ListQuery, Money, ProductBody, ProductEvent, SortField, SortOrder};
+use products_api::{
+    ChangeKind, ListQuery, Money, ProductBody, ProductEvent, SortField, SortOrder, StockAdjustment,
+};
 use service_kit::ApiError;
 use service_kit::http;
 use store_actor::{Event, EventKind, Record};
 
-use crate::domain::Product;
+use crate::domain::Entry;
 use crate::service::{Listing, Sort};
 
-/// The body of a product.
-pub fn product_body(r: &Record<Product>) -> ProductBody {
+/// The body of a product record.
+///
+/// # Panics
+/// On another kind of record: the service hands out products where it says so.
+pub fn product_body(r: &Record<Entry>) -> ProductBody {
+    let Entry::Product(p) = &r.data else {
+        unreachable!("not a product record: {}", r.id)
+    };
     ProductBody {
         id: r.id,
-        name: r.data.name.as_str().to_owned(),
-        price: r.data.price,
+        name: p.name.as_str().to_owned(),
+        price: p.price,
         version: r.version,
         created_at: r.created_at,
         updated_at: r.updated_at,
         archived: r.archived,
+        stock: p.stock,
+        reserved: p.reserved,
+        available: p.available(),
     }
 }
 
-/// The change-feed event of a mutation.
-pub fn product_event(e: &Event<Product>) -> ProductEvent {
-    ProductEvent {
+/// The body of an adjustment record.
+///
+/// # Panics
+/// On another kind of record.
+pub fn adjustment_body(r: &Record<Entry>) -> StockAdjustment {
+    let Entry::Adjustment(a) = &r.data else {
+        unreachable!("not an adjustment record: {}", r.id)
+    };
+    StockAdjustment {
+        id: r.id,
+        product_id: a.product_id,
+        delta: a.delta,
+        reason: a.reason.clone(),
+        created_at: r.created_at,
+    }
+}
+
+/// The change-feed event of a mutation of a product; `None` for other records (an
+/// adjustment's product has its own `updated` event in the same batch).
+pub fn product_event(e: &Event<Entry>) -> Option<ProductEvent> {
+    e.record.data.as_product()?;
+    Some(ProductEvent {
         seq: e.seq,
         kind: match e.kind {
             EventKind::Created => ChangeKind::Created,
@@ -32,7 +62,7 @@ pub fn product_event(e: &Event<Product>) -> ProductEvent {
             EventKind::Archived => ChangeKind::Archived,
         },
         product: product_body(&e.record),
-    }
+    })
 }
 
 fn price_bound(raw: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {

@@ -6,8 +6,8 @@ use utoipa::OpenApi;
 
 use crate::routes::{events, products};
 use products_api::{
-    CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent, ProductPage,
-    SortField, SortOrder, UpdateProduct,
+    AdjustStock, CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent,
+    ProductPage, SortField, SortOrder, StockAdjustment, UpdateProduct,
 };
 
 /// The products API.
@@ -15,9 +15,10 @@ use products_api::{
 #[openapi(
     info(title = "products", description = "Products: create, read, list, update, archive; batch lookup; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; errors are application/problem+json."),
     paths(products::create, products::get, products::list, products::update, products::archive,
-        products::lookup, events::feed),
+        products::lookup, products::adjust_stock, events::feed),
     components(schemas(ProductBody, CreateProduct, UpdateProduct, ProductPage, LookupRequest,
-        LookupResponse, ProductEvent, SortField, SortOrder, Problem, FieldError)),
+        LookupResponse, ProductEvent, SortField, SortOrder, AdjustStock, StockAdjustment, Problem,
+        FieldError)),
     modifiers(&BearerAuth),
     tags((name = "products", description = "The product catalogue"))
 )]

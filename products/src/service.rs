@@ -15,18 +15,27 @@
 //!   order, filtered by price range and by a case-insensitive name fragment.
 //! - A lookup answers up to [`MAX_LOOKUP`] ids at once, each once, in the order first asked,
 //!   sorted into live products, unknown ids and archived ids.
+//! - A product may track stock (a whole number of units, at least what is reserved) or not
+//!   (`null`: it never runs out). Stock changes by an adjustment (a signed delta with a reason,
+//!   kept as a record of its own and written in one atomic batch with the product, idempotent
+//!   with an `Idempotency-Key`), refused if the product does not track stock or if it would
+//!   leave fewer units than are reserved; or by a change that names the version it is based on
+//!   (`If-Match` is required to set stock directly, so that it cannot overwrite an adjustment
+//!   made meanwhile).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use products_api::MAX_LOOKUP;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
 use service_kit::sse::ChangeFeed;
-use store_actor::{Page, Query, Record, SortKey, StoreError};
+use store_actor::{Op, Page, Query, Record, SortKey, StoreError};
 use uuid::Uuid;
 
-use crate::domain::{IdempotencyRecord, NewProduct, Product, ProductPatch};
-use crate::store::{BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore};
+use crate::domain::{
+    AdjustStock, Adjustment, Entry, IdempotencyRecord, NewProduct, Product, ProductPatch,
+    StockRefusal,
+};
+use crate::store::{BY_ADJUSTMENT_KEY, BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore};
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +46,16 @@ pub enum ProductError {
     /// A lookup asked for no ids or more than [`MAX_LOOKUP`].
     #[error("give between 1 and {MAX_LOOKUP} ids")]
     LookupSize,
+    /// No such product (the id may name another kind of record).
+    #[error("{0} does not exist")]
+    NotFound(Uuid),
+    /// The stock cannot change that way.
+    #[error(transparent)]
+    Stock(#[from] StockRefusal),
+    /// Setting stock directly needs the version it is based on.
+    #[error("send If-Match with the product's ETag to set its stock")]
+    StockNeedsIfMatch,
+
     /// An idempotent create was refused.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
@@ -46,11 +65,15 @@ pub enum ProductError {
     Storage(#[from] StoreError),
 }
 
+/// A record of the products store (the service hands out only products and adjustments, each
+/// where it says so).
+pub type EntryRecord = Arc<Record<Entry>>;
+
 /// A created product, as the creator is answered.
 #[derive(Debug)]
 pub struct Creation {
     /// The product as created (for a replay: as first answered).
-    pub product: Arc<Record<Product>>,
+    pub product: EntryRecord,
     /// Whether this answers a retry of an earlier create.
     pub replayed: bool,
 }
@@ -89,7 +112,7 @@ pub struct Listing {
 #[derive(Debug, Default)]
 pub struct Lookup {
     /// Live products, in the order first asked.
-    pub found: Vec<Arc<Record<Product>>>,
+    pub found: Vec<EntryRecord>,
     /// Ids that never existed.
     pub unknown: Vec<Uuid>,
     /// Ids of archived products.
@@ -113,8 +136,9 @@ impl ProductService {
         }
     }
 
-    /// The change feed (creates, updates, archives).
-    pub fn changes(&self) -> ChangeFeed<Product> {
+    /// The change feed (creates, updates, archives of products; adjustments show as updates
+    /// of their product, next to the adjustment's own record).
+    pub fn changes(&self) -> ChangeFeed<Entry> {
         ChangeFeed::new(self.store.clone())
     }
 
@@ -130,18 +154,16 @@ impl ProductService {
             &self.in_flight,
             BY_IDEMPOTENCY_KEY,
             claim,
-            |p: &Product| p.created_by_key.as_ref().map(|k| k.fingerprint.as_str()),
+            |e: &Entry| fingerprint(e.as_product().and_then(|p| p.created_by_key.as_ref())),
             |claim| async move {
                 let product = Product {
                     name: new.name,
                     price: new.price,
-                    created_by_key: claim.map(|c| IdempotencyRecord {
-                        owner: c.owner,
-                        key: c.key,
-                        fingerprint: c.fingerprint,
-                    }),
+                    created_by_key: claim.map(idempotency_record),
+                    stock: new.stock,
+                    reserved: 0,
                 };
-                Ok::<_, ProductError>(self.store.create(product).await?)
+                Ok::<_, ProductError>(self.store.create(Entry::Product(product)).await?)
             },
         )
         .await?;
@@ -158,11 +180,13 @@ impl ProductService {
                     created_at: first.created_at,
                     updated_at: first.created_at,
                     archived: false,
-                    data: Product {
+                    data: Entry::Product(Product {
                         name: first_answer.name,
                         price: first_answer.price,
                         created_by_key: None,
-                    },
+                        stock: first_answer.stock,
+                        reserved: 0,
+                    }),
                 }),
                 replayed: true,
             },
@@ -170,16 +194,25 @@ impl ProductService {
     }
 
     /// A live product.
-    pub fn get(&self, id: Uuid) -> Result<Arc<Record<Product>>, ProductError> {
-        let product = self.store.get(id)?;
+    pub fn get(&self, id: Uuid) -> Result<EntryRecord, ProductError> {
+        let product = self.product(id)?;
         if product.archived {
             return Err(ProductError::Archived(id));
         }
         Ok(product)
     }
 
+    /// A product, live or archived (an adjustment's id is no product's).
+    fn product(&self, id: Uuid) -> Result<EntryRecord, ProductError> {
+        match self.store.get(id) {
+            Ok(r) if r.data.as_product().is_some() => Ok(r),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(ProductError::NotFound(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A page of live products.
-    pub fn list(&self, listing: Listing) -> Result<Page<Product>, ProductError> {
+    pub fn list(&self, listing: Listing) -> Result<Page<Entry>, ProductError> {
         let sort = match listing.sort {
             Sort::CreatedAt => SortKey::CreatedAt,
             Sort::Name => SortKey::Index(BY_NAME.into()),
@@ -190,39 +223,106 @@ impl ProductService {
             .limit(listing.limit)
             .cursor(listing.cursor);
         let (min, max, needle) = (listing.min_cents, listing.max_cents, listing.name_contains);
-        if min.is_some() || max.is_some() || needle.is_some() {
-            query = query.filter(move |r: &Record<Product>| {
-                let cents = r.data.price.cents();
-                min.is_none_or(|m| cents >= m)
-                    && max.is_none_or(|m| cents <= m)
-                    && needle
-                        .as_deref()
-                        .is_none_or(|n| r.data.name.as_str().to_lowercase().contains(n))
-            });
-        }
+        query = query.filter(move |r: &Record<Entry>| {
+            let Some(p) = r.data.as_product() else {
+                return false;
+            };
+            let cents = p.price.cents();
+            min.is_none_or(|m| cents >= m)
+                && max.is_none_or(|m| cents <= m)
+                && needle
+                    .as_deref()
+                    .is_none_or(|n| p.name.as_str().to_lowercase().contains(n))
+        });
         Ok(self.store.list(&query)?)
     }
 
-    /// Changes a product's name and/or price, if it is still at `expected` (when given).
+    /// Changes a product's name, price and/or stock, if it is still at `expected` (required to
+    /// set the stock).
     pub async fn change(
         &self,
         id: Uuid,
         expected: Option<u64>,
         patch: ProductPatch,
-    ) -> Result<Arc<Record<Product>>, ProductError> {
+    ) -> Result<EntryRecord, ProductError> {
+        if patch.stock.is_some() && expected.is_none() {
+            return Err(ProductError::StockNeedsIfMatch);
+        }
+        self.product(id)?;
         let changed = self
             .store
-            .update(id, expected, move |current: &Product| {
-                Ok::<_, Infallible>(patch.apply(current))
+            .update(id, expected, move |current: &Entry| match current {
+                Entry::Product(p) => patch.apply(p).map(Entry::Product),
+                Entry::Adjustment(_) => unreachable!("checked to be a product"),
             })
-            .await?;
-        Ok(changed)
+            .await;
+        changed.map_err(refusal)
     }
 
     /// Archives a product, if it is still at `expected` (when given).
     pub async fn archive(&self, id: Uuid, expected: Option<u64>) -> Result<(), ProductError> {
+        self.product(id)?;
         self.store.archive(id, expected).await?;
         Ok(())
+    }
+
+    /// Adjusts a product's stock by `adjust.delta`, once per claim: the adjustment record and
+    /// the product are written in one batch. Answers the adjustment (for a replay: the first).
+    pub async fn adjust(
+        &self,
+        id: Uuid,
+        adjust: AdjustStock,
+        claim: Option<Claim>,
+    ) -> Result<Creation, ProductError> {
+        let created = idempotency::create_once(
+            &self.store,
+            &self.in_flight,
+            BY_ADJUSTMENT_KEY,
+            claim,
+            |e: &Entry| fingerprint(e.as_adjustment().and_then(|a| a.created_by_key.as_ref())),
+            |claim| self.apply_adjustment(id, adjust, claim.map(idempotency_record)),
+        )
+        .await?;
+        Ok(match created {
+            Created::New(adjustment) => Creation {
+                product: adjustment,
+                replayed: false,
+            },
+            Created::Replayed(adjustment) => Creation {
+                product: adjustment,
+                replayed: true,
+            },
+        })
+    }
+
+    async fn apply_adjustment(
+        &self,
+        id: Uuid,
+        adjust: AdjustStock,
+        key: Option<IdempotencyRecord>,
+    ) -> Result<EntryRecord, ProductError> {
+        self.get(id)?;
+        let delta = adjust.delta;
+        let adjustment = Adjustment {
+            product_id: id,
+            delta,
+            reason: adjust.reason,
+            created_by_key: key,
+        };
+        // The stock is checked and changed inside the store's actor, in the same batch as the
+        // adjustment record: concurrent adjustments cannot both pass the check.
+        let batch = vec![
+            Op::update(id, None, move |current: &Entry| match current {
+                Entry::Product(p) => p.adjusted(delta).map(Entry::Product),
+                Entry::Adjustment(_) => Err(StockRefusal::NotTracked),
+            }),
+            Op::create(Entry::Adjustment(adjustment)),
+        ];
+        match self.store.batch(batch).await {
+            Ok(mut written) => Ok(written.remove(1)),
+            Err(StoreError::BatchFailed { source, .. }) => Err(refusal(*source)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sorts `ids` into live, unknown and archived products.
@@ -236,11 +336,36 @@ impl ProductService {
         let mut lookup = Lookup::default();
         for (id, found) in ids.iter().zip(self.store.get_many(&ids)) {
             match found {
+                Some(r) if r.data.as_product().is_none() => lookup.unknown.push(*id),
                 None => lookup.unknown.push(*id),
                 Some(r) if r.archived => lookup.archived.push(*id),
                 Some(r) => lookup.found.push(r),
             }
         }
         Ok(lookup)
+    }
+}
+
+fn idempotency_record(claim: Claim) -> IdempotencyRecord {
+    IdempotencyRecord {
+        owner: claim.owner,
+        key: claim.key,
+        fingerprint: claim.fingerprint,
+    }
+}
+
+fn fingerprint(key: Option<&IdempotencyRecord>) -> Option<&str> {
+    key.map(|k| k.fingerprint.as_str())
+}
+
+/// A stock refusal raised inside the store's actor, as itself; other store errors unchanged.
+fn refusal(e: StoreError) -> ProductError {
+    match e {
+        StoreError::Rejected(reason) => match reason.downcast::<StockRefusal>() {
+            Ok(refusal) => ProductError::Stock(*refusal),
+            Err(other) => StoreError::Rejected(other).into(),
+        },
+        StoreError::Archived { id } => ProductError::Archived(id),
+        other => other.into(),
     }
 }

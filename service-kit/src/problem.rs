@@ -101,6 +101,9 @@ pub enum ApiError {
     /// An `If-Match` precondition failed.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The change needs an `If-Match` precondition.
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// The body is larger than allowed.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -167,6 +170,11 @@ impl ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 "request-timeout",
                 "Request body too slow",
+            ),
+            PreconditionRequired(_) => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "Version required",
             ),
             PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -14,6 +14,8 @@ const REDACTIONS: &[(&str, &str)] = &[
     (".items[].owner", "[owner]"),
     (".items[].created_at", "[created_at]"),
     (".items[].updated_at", "[updated_at]"),
+    // A stock adjustment.
+    (".product_id", "[product_id]"),
     // An order's lines, alone or in a page.
     (".items[].product_id", "[product_id]"),
     (".items[].items[].product_id", "[product_id]"),

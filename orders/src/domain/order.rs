@@ -464,6 +464,9 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             archived: false,
+            stock: None,
+            reserved: 0,
+            available: None,
         }
     }
 

@@ -80,7 +80,60 @@ pub struct Product {
     /// The `Idempotency-Key` that created it, kept with it so that a retry finds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_key: Option<IdempotencyRecord>,
+    /// Units in stock, if the product tracks stock (`None`: not tracked, never runs out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<u64>,
+    /// Units of `stock` held by reservations not yet committed or released.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reserved: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Why a stock change is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockRefusal {
+    /// The product does not track stock: give it a stock first (PATCH with `If-Match`).
+    #[error("the product does not track stock; set its stock first")]
+    NotTracked,
+    /// The change would leave fewer units than are reserved or none at all.
+    #[error("the change would leave {available} units available {change}")]
+    Negative {
+        /// Units available now.
+        available: u64,
+        /// What was asked, in words.
+        change: String,
+    },
+}
+
+impl Product {
+    /// Units that can still be reserved: stock minus reserved (`None` if not tracked).
+    pub fn available(&self) -> Option<u64> {
+        self.stock.map(|s| s.saturating_sub(self.reserved))
+    }
+
+    /// The product with `delta` units more (or fewer) in stock; refused if it does not track
+    /// stock, or if fewer than the reserved units would be left.
+    pub fn adjusted(&self, delta: i64) -> Result<Product, StockRefusal> {
+        let stock = self.stock.ok_or(StockRefusal::NotTracked)?;
+        let next = stock
+            .checked_add_signed(delta)
+            .filter(|n| *n >= self.reserved && *n <= MAX_STOCK)
+            .ok_or_else(|| StockRefusal::Negative {
+                available: self.available().unwrap_or(0),
+                change: format!("minus {}", delta.unsigned_abs()),
+            })?;
+        Ok(Product {
+            stock: Some(next),
+            ..self.clone()
+        })
+    }
+}
+
+/// The most units a product may have in stock.
+pub const MAX_STOCK: u64 = 1_000_000_000_000;
 
 /// Who created a product with which key and which body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +153,8 @@ pub struct NewProduct {
     pub name: ProductName,
     /// Price.
     pub price: Money,
+    /// Starting stock, if tracked.
+    pub stock: Option<u64>,
 }
 
 /// A validated partial update: at least one field.
@@ -109,16 +164,30 @@ pub struct ProductPatch {
     pub name: Option<ProductName>,
     /// New price.
     pub price: Option<Money>,
+    /// New stock: `Some(None)` stops tracking it, `Some(Some(n))` sets it.
+    pub stock: Option<Option<u64>>,
 }
 
 impl ProductPatch {
-    /// Applies the patch to a product.
-    pub fn apply(&self, current: &Product) -> Product {
-        Product {
+    /// Applies the patch to a product; a stock below what is reserved is refused.
+    pub fn apply(&self, current: &Product) -> Result<Product, StockRefusal> {
+        let stock = self.stock.unwrap_or(current.stock);
+        if current.reserved > 0 && stock.is_none_or(|s| s < current.reserved) {
+            return Err(StockRefusal::Negative {
+                available: current.available().unwrap_or(0),
+                change: format!(
+                    "with stock {}",
+                    stock.map_or("untracked".to_owned(), |s| s.to_string())
+                ),
+            });
+        }
+        Ok(Product {
             name: self.name.clone().unwrap_or_else(|| current.name.clone()),
             price: self.price.unwrap_or(current.price),
             created_by_key: current.created_by_key.clone(),
-        }
+            stock,
+            reserved: current.reserved,
+        })
     }
 }
 
@@ -166,6 +235,21 @@ fn price_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Money> {
         .ok()
 }
 
+/// A stock: `null` (not tracked) or a whole number from 0 to [`MAX_STOCK`].
+fn stock_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Option<u64>> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Null) => Some(None),
+        Ok(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= MAX_STOCK) => Some(n.as_u64()),
+        _ => {
+            errors.push(FieldError::new(
+                "stock",
+                format!("must be null or a whole number from 0 to {MAX_STOCK}"),
+            ));
+            None
+        }
+    }
+}
+
 /// Refuses fields other than `known`.
 fn unknown_fields(fields: &RawFields, known: &[&str], errors: &mut Vec<FieldError>) {
     for key in fields.keys() {
@@ -182,7 +266,11 @@ impl NewProduct {
     /// Validates a creation body, reporting every invalid field at once.
     pub fn from_fields(fields: &RawFields) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        unknown_fields(fields, &["name", "price"], &mut errors);
+        unknown_fields(fields, &["name", "price", "stock"], &mut errors);
+        let stock = fields
+            .get("stock")
+            .and_then(|v| stock_field(v, &mut errors))
+            .flatten();
         let name = match fields.get("name") {
             Some(v) => name_field(v, &mut errors),
             None => {
@@ -198,25 +286,28 @@ impl NewProduct {
             }
         };
         match (name, price) {
-            (Some(name), Some(price)) if errors.is_empty() => Ok(NewProduct { name, price }),
+            (Some(name), Some(price)) if errors.is_empty() => Ok(NewProduct { name, price, stock }),
             _ => Err(ApiError::fields(errors)),
         }
     }
 }
 
 impl ProductPatch {
-    /// Validates a patch body: `name` and/or `price`, nothing else.
+    /// Validates a patch body: any of `name`, `price` and `stock`, nothing else.
     pub fn from_fields(fields: &RawFields) -> Result<Self, ApiError> {
         let mut errors = Vec::new();
-        unknown_fields(fields, &["name", "price"], &mut errors);
+        unknown_fields(fields, &["name", "price", "stock"], &mut errors);
         let patch = ProductPatch {
             name: fields.get("name").and_then(|v| name_field(v, &mut errors)),
             price: fields
                 .get("price")
                 .and_then(|v| price_field(v, &mut errors)),
+            stock: fields
+                .get("stock")
+                .and_then(|v| stock_field(v, &mut errors)),
         };
-        if errors.is_empty() && patch.name.is_none() && patch.price.is_none() {
-            errors.push(FieldError::new("body", "give name and/or price"));
+        if errors.is_empty() && patch == ProductPatch::default() {
+            errors.push(FieldError::new("body", "give name, price and/or stock"));
         }
         if errors.is_empty() {
             Ok(patch)

@@ -26,6 +26,9 @@ impl From<ProductError> for ApiError {
     fn from(e: ProductError) -> Self {
         match e {
             ProductError::Archived(_) => ApiError::Gone(e.to_string()),
+            ProductError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ProductError::Stock(_) => ApiError::Conflict(e.to_string()),
+            ProductError::StockNeedsIfMatch => ApiError::PreconditionRequired(e.to_string()),
             ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
             ProductError::Idempotency(e) => e.into(),
             ProductError::Storage(e) => e.into(),

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use products_api::{
-    CreateProduct, ListQuery, LookupRequest, LookupResponse, ProductBody, ProductPage,
-    UpdateProduct,
+    AdjustStock, CreateProduct, ListQuery, LookupRequest, LookupResponse, ProductBody, ProductPage,
+    StockAdjustment, UpdateProduct,
 };
 use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
 use service_kit::docs::responses::{BadBody, ById, InFlight, NotModified, Stale, Unauthorized};
@@ -14,8 +14,8 @@ use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation};
 
 use super::{ProductsState, RESOURCE};
-use crate::api::{listing, product_body};
-use crate::domain::{NewProduct, ProductPatch, raw_fields};
+use crate::api::{adjustment_body, listing, product_body};
+use crate::domain::{self, NewProduct, ProductPatch, raw_fields};
 
 /// Create a product.
 #[utoipa::path(
@@ -187,4 +187,40 @@ pub async fn lookup(
         unknown: lookup.unknown,
         archived: lookup.archived,
     }))
+}
+
+/// Adjust a product's stock by a signed number of units, with a reason.
+#[utoipa::path(
+    post, path = "/products/{id}/stock", tag = "products",
+    request_body = AdjustStock,
+    params(("id" = String, Path, description = "Product id (UUID)"), IdempotencyKey),
+    responses(
+        (status = 200, description = "Adjusted: the adjustment (read the product for its stock now)", body = StockAdjustment),
+        ById, BadBody, Unauthorized, InFlight,
+        (status = 403, description = "Token lacks products:write", body = Problem),
+        (status = 409, description = "The product does not track stock, or fewer units than reserved would be left", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn adjust_stock(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: Body,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authorize(&req, RESOURCE, Operation::Write)?;
+    let id = http::parse_id(&id, "product")?;
+    let key = idempotency_key(&req)?;
+    let fields = raw_fields(&body.bytes().await?)?;
+    let adjust = domain::AdjustStock::from_fields(&fields)?;
+    let claim = key.map(|key| {
+        let canonical = serde_json::to_vec(&(id, &fields)).unwrap_or_default();
+        Claim::new(&caller.user, key, &canonical)
+    });
+    let adjusted = state.service.adjust(id, adjust, claim).await?;
+    let mut res = HttpResponse::Ok();
+    if adjusted.replayed {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(res.json(adjustment_body(&adjusted.product)))
 }

@@ -12,3 +12,4 @@ mod products;
 mod restart;
 mod slow;
 mod smoke;
+mod stock;
