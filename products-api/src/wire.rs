@@ -196,3 +196,82 @@ pub struct ProductEvent {
     /// The product after the change.
     pub product: ProductBody,
 }
+
+/// One requested line of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units to hold, 1 to 10,000 (lines of the same product add up).
+    #[schema(minimum = 1, maximum = 10000)]
+    pub quantity: u32,
+}
+
+/// The body of `PUT /reservations/{id}`: hold these units under this id, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// 1 to 100 lines.
+    pub lines: Vec<ReserveLine>,
+    /// How long to hold them, in seconds (at most, and by default, the service's
+    /// `--reservation-ttl`).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A reservation's state: `held`, `committed`, `released` or `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// Its units are held.
+    Held,
+    /// Sold: the units left stock.
+    Committed,
+    /// Given back by its holder.
+    Released,
+    /// Given back by products when its time ran out.
+    Expired,
+}
+
+/// One line of a reservation, with the product as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReservedLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units held (or sold, or given back).
+    pub quantity: u32,
+    /// The product's name.
+    pub name: String,
+    /// The product's unit price.
+    #[schema(value_type = String, example = "4.20")]
+    pub unit_price: Money,
+}
+
+/// A reservation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReservationBody {
+    /// Its id (the order's).
+    pub id: Uuid,
+    /// Where it is.
+    pub state: ReservationState,
+    /// When products gives the units back if it is still held (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Its lines.
+    pub lines: Vec<ReservedLine>,
+    /// Bumped by every change.
+    pub version: u64,
+}
+
+/// A line that could not be held (in the `lines` of an out-of-stock problem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShortLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units asked for.
+    pub requested: u32,
+    /// Units available.
+    pub available: u64,
+}

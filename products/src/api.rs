@@ -2,14 +2,21 @@
 //! made from its records, and list parameters checked into a [`Listing`].
 
 use products_api::{
-    ChangeKind, ListQuery, Money, ProductBody, ProductEvent, SortField, SortOrder, StockAdjustment,
+    ChangeKind, ListQuery, Money, ProductBody, ProductEvent, ReservationBody, ReserveRequest,
+    ReservedLine, SortField, SortOrder, StockAdjustment,
 };
 use service_kit::ApiError;
+use service_kit::FieldError;
 use service_kit::http;
 use store_actor::{Event, EventKind, Record};
 
-use crate::domain::Entry;
-use crate::service::{Listing, Sort};
+use crate::domain::{Entry, HeldLine, ReservationState};
+use crate::service::{Listing, Reserve, Reserved, Sort};
+
+/// Most lines of one reservation.
+pub const MAX_LINES: usize = 100;
+/// Most units of one product in one reservation.
+pub const MAX_QUANTITY: u32 = 10_000;
 
 /// The body of a product record.
 ///
@@ -94,4 +101,85 @@ pub fn listing(params: &ListQuery) -> Result<Listing, ApiError> {
             .filter(|n| !n.is_empty())
             .map(str::to_lowercase),
     })
+}
+
+/// Checks a reservation request: 1 to 100 lines, 1 to 10,000 units each once merged per
+/// product, a time to live of at least a second.
+pub fn reserve_request(request: ReserveRequest) -> Result<Reserve, ApiError> {
+    let mut errors = Vec::new();
+    if request.lines.is_empty() || request.lines.len() > MAX_LINES {
+        errors.push(FieldError::new(
+            "lines",
+            format!("give 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut lines: Vec<HeldLine> = Vec::with_capacity(request.lines.len());
+    for (i, line) in request.lines.iter().enumerate() {
+        if line.quantity == 0 {
+            errors.push(FieldError::new(
+                format!("lines[{i}].quantity"),
+                "must be at least 1",
+            ));
+        }
+        match lines.iter_mut().find(|l| l.product_id == line.product_id) {
+            Some(l) => l.quantity = l.quantity.saturating_add(line.quantity),
+            None => lines.push(HeldLine {
+                product_id: line.product_id,
+                quantity: line.quantity,
+            }),
+        }
+    }
+    for l in lines.iter().filter(|l| l.quantity > MAX_QUANTITY) {
+        errors.push(FieldError::new(
+            "lines",
+            format!(
+                "product {} adds up to {} units; at most {MAX_QUANTITY}",
+                l.product_id, l.quantity
+            ),
+        ));
+    }
+    if request.ttl_seconds == Some(0) {
+        errors.push(FieldError::new("ttl_seconds", "must be at least 1"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    Ok(Reserve {
+        lines,
+        ttl: request.ttl_seconds.map(std::time::Duration::from_secs),
+    })
+}
+
+/// The body of a reservation, with each line's product name and unit price now.
+pub fn reservation_body(reserved: &Reserved) -> ReservationBody {
+    let record = &reserved.reservation;
+    let Entry::Reservation(r) = &record.data else {
+        unreachable!("not a reservation record: {}", record.id)
+    };
+    let lines = r
+        .lines
+        .iter()
+        .zip(&reserved.products)
+        .map(|(line, product)| {
+            let product = product.as_ref().and_then(|p| p.data.as_product());
+            ReservedLine {
+                product_id: line.product_id,
+                quantity: line.quantity,
+                name: product.map_or_else(String::new, |p| p.name.as_str().to_owned()),
+                unit_price: product.map_or_else(Money::default, |p| p.price),
+            }
+        })
+        .collect();
+    ReservationBody {
+        id: record.id,
+        state: match r.state {
+            ReservationState::Held => products_api::ReservationState::Held,
+            ReservationState::Committed => products_api::ReservationState::Committed,
+            ReservationState::Released => products_api::ReservationState::Released,
+            ReservationState::Expired => products_api::ReservationState::Expired,
+        },
+        expires_at: r.expires_at,
+        lines,
+        version: record.version,
+    }
 }

@@ -4,10 +4,11 @@ use service_kit::docs::BearerAuth;
 use service_kit::problem::{FieldError, Problem};
 use utoipa::OpenApi;
 
-use crate::routes::{events, products};
+use crate::routes::{events, products, reservations};
 use products_api::{
     AdjustStock, CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent,
-    ProductPage, SortField, SortOrder, StockAdjustment, UpdateProduct,
+    ProductPage, ReservationBody, ReservationState, ReserveLine, ReserveRequest, ReservedLine,
+    ShortLine, SortField, SortOrder, StockAdjustment, UpdateProduct,
 };
 
 /// The products API.
@@ -15,11 +16,14 @@ use products_api::{
 #[openapi(
     info(title = "products", description = "Products: create, read, list, update, archive; batch lookup; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; errors are application/problem+json."),
     paths(products::create, products::get, products::list, products::update, products::archive,
-        products::lookup, products::adjust_stock, events::feed),
+        products::lookup, products::adjust_stock, events::feed, reservations::reserve,
+        reservations::get, reservations::commit, reservations::release),
     components(schemas(ProductBody, CreateProduct, UpdateProduct, ProductPage, LookupRequest,
-        LookupResponse, ProductEvent, SortField, SortOrder, AdjustStock, StockAdjustment, Problem,
-        FieldError)),
+        LookupResponse, ProductEvent, SortField, SortOrder, AdjustStock, StockAdjustment,
+        ReserveRequest, ReserveLine, ReservationBody, ReservedLine, ReservationState, ShortLine,
+        Problem, FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "products", description = "The product catalogue"))
+    tags((name = "products", description = "The product catalogue"),
+        (name = "reservations", description = "Stock held for orders, all or nothing (products:reserve)"))
 )]
 pub struct ApiDoc;

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use crate::configuration::Config;
 use crate::openapi::ApiDoc;
-use crate::routes::{ProductsState, events, products};
+use crate::routes::{ProductsState, events, products, reservations};
 use crate::service::ProductService;
 use crate::store;
 
@@ -26,9 +26,11 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
         let store = store.clone();
         metrics.register_store("products", Box::new(move || store.status()));
     }
+    let service = ProductService::new(store.clone(), config.reservation_ttl);
+    service.register_metrics(&metrics);
     let closing = Closing::default();
     let state = web::Data::new(ProductsState {
-        service: ProductService::new(store.clone()),
+        service: service.clone(),
         closing: closing.clone(),
     });
     let parts = Parts {
@@ -40,11 +42,31 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
     let bound = server::bind(&config.listen, common, parts, move |cfg| {
         routes(cfg, state.clone())
     })?;
+    let expiry = tokio::spawn(expire_reservations(service, config.reservation_ttl));
     Ok(bound.on_stop(async move {
+        expiry.abort();
+        let _ = expiry.await;
         if let Err(e) = store.close().await {
             tracing::error!(error = %e, "closing the store failed");
         }
     }))
+}
+
+/// Releases reservations whose time ran out, checking a few times per time to live (at least
+/// once a second).
+async fn expire_reservations(service: ProductService, ttl: std::time::Duration) {
+    let every = (ttl / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(1),
+    );
+    loop {
+        tokio::time::sleep(every).await;
+        match service.expire_due(time::OffsetDateTime::now_utc()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "reservations expired"),
+            Err(e) => tracing::warn!(error = %e, "expiring reservations failed"),
+        }
+    }
 }
 
 /// The route table.
@@ -58,6 +80,13 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
         .service(http::resource("/products/lookup", "POST").post(products::lookup))
         .service(http::resource("/products/events", "GET").get(events::feed))
         .service(http::resource("/products/{id}/stock", "POST").post(products::adjust_stock))
+        .service(
+            http::resource("/reservations/{id}", "GET, PUT")
+                .put(reservations::reserve)
+                .get(reservations::get),
+        )
+        .service(http::resource("/reservations/{id}/commit", "POST").post(reservations::commit))
+        .service(http::resource("/reservations/{id}/release", "POST").post(reservations::release))
         .service(
             http::resource("/products/{id}", "GET, PATCH, DELETE")
                 .get(products::get)

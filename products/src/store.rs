@@ -18,6 +18,8 @@ pub const BY_PRICE: &str = "price";
 pub const BY_IDEMPOTENCY_KEY: &str = "idempotency_key";
 /// Index of `owner \u{1f} key` of idempotent stock adjustments.
 pub const BY_ADJUSTMENT_KEY: &str = "adjustment_key";
+/// Index of reservations by state (the expiry task finds the held ones).
+pub const BY_RESERVATION_STATE: &str = "reservation_state";
 
 fn key_of(record: Option<&IdempotencyRecord>) -> Vec<IndexKey> {
     record
@@ -47,5 +49,11 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Entry> {
         })
         .index(BY_ADJUSTMENT_KEY, |e: &Entry| {
             key_of(e.as_adjustment().and_then(|a| a.created_by_key.as_ref()))
+        })
+        .index(BY_RESERVATION_STATE, |e: &Entry| {
+            e.as_reservation()
+                .map(|r| IndexKey::from(r.state.as_str()))
+                .into_iter()
+                .collect()
         })
 }

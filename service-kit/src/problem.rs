@@ -121,6 +121,14 @@ pub enum ApiError {
         /// Extension members, e.g. `{"unknown_ids": [...]}`.
         extensions: Map<String, Value>,
     },
+    /// Not enough stock for a request, with the short lines as extension members.
+    #[error("{detail}")]
+    OutOfStock {
+        /// What was short.
+        detail: String,
+        /// Extension members, e.g. `{"lines": [...]}`.
+        extensions: Map<String, Value>,
+    },
     /// A dependency or the store cannot serve now; retry after some seconds.
     #[error("{detail}")]
     Unavailable {
@@ -191,6 +199,7 @@ impl ApiError {
                 "unprocessable",
                 "Request refused",
             ),
+            OutOfStock { .. } => (StatusCode::CONFLICT, "out-of-stock", "Out of stock"),
             Unavailable { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -211,7 +220,8 @@ impl ApiError {
             ApiError::Validation { detail, errors } | ApiError::InvalidQuery { detail, errors } => {
                 (detail.clone(), errors.clone(), Map::new())
             }
-            ApiError::Unprocessable { detail, extensions } => {
+            ApiError::Unprocessable { detail, extensions }
+            | ApiError::OutOfStock { detail, extensions } => {
                 (detail.clone(), Vec::new(), extensions.clone())
             }
             // Never leak internals to the client; the cause is logged.

@@ -1,7 +1,7 @@
 //! `shop up`: both services in one process, on the embedded defaults.
 //!
 //! Each service keeps its own files (`DATA/products/`, `DATA/orders/`) and orders reaches
-//! products over loopback HTTP with its own products:read token, exactly as in production. On
+//! products over loopback HTTP with its own products:read + products:reserve token, exactly as in production. On
 //! first run a development root key pair is created under `DATA/keys/` and an admin token is
 //! written to `DATA/admin.token`; later runs reuse them. Ctrl-C or SIGTERM stops both
 //! gracefully: in-flight requests finish and the stores are flushed and closed, exit status 0.
@@ -84,7 +84,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         &root,
         &TokenSpec {
             user: "orders-service".into(),
-            rights: vec!["products:read".parse()?],
+            rights: vec!["products:read".parse()?, "products:reserve".parse()?],
             admin: false,
             ttl: None,
         },
@@ -94,6 +94,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
 
     let products = products::startup::build(products::configuration::Config {
         listen: args.products_addr.clone(),
+        reservation_ttl: std::time::Duration::from_secs(300),
         common: common(&args, &data.join("products"), &public_key),
     })
     .await

@@ -9,4 +9,6 @@ pub use product::{
 };
 /// Exact money, the type both this service and its callers compute with.
 pub use products_api::money::{self, Money};
-pub use stock::{AdjustStock, Adjustment, Entry};
+pub use stock::{
+    AdjustStock, Adjustment, Entry, HeldLine, Reservation, ReservationState, Short, ShortLine,
+};

@@ -1,11 +1,12 @@
-//! Stock adjustments, and what the products store keeps: products and the adjustments made to
-//! their stock, in one file, so that an adjustment and the stock it changes are written in one
-//! atomic batch.
+//! Stock adjustments and reservations, and what the products store keeps: products, the
+//! adjustments of their stock and the reservations held on it, in one file, so that a change of
+//! stock and the record that explains it are written in one atomic batch.
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use service_kit::{ApiError, FieldError};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::product::{IdempotencyRecord, MAX_STOCK, Product, RawFields};
@@ -90,16 +91,129 @@ impl AdjustStock {
     }
 }
 
-/// A record of the products store: a product, or an adjustment of one's stock.
+/// Where a reservation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// Its units are held: counted in each product's `reserved`.
+    Held,
+    /// The hold became a sale: the units left `stock` and `reserved`.
+    Committed,
+    /// Given back by its holder (the order was cancelled or never written).
+    Released,
+    /// Given back by products when its time ran out before a commit.
+    Expired,
+}
+
+impl ReservationState {
+    /// The name used in the API and the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationState::Held => "held",
+            ReservationState::Committed => "committed",
+            ReservationState::Released => "released",
+            ReservationState::Expired => "expired",
+        }
+    }
+}
+
+/// One line of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units held.
+    pub quantity: u32,
+}
+
+/// Units of several products held for one order, all or nothing, under the order's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Who holds it (the caller's `user`, e.g. orders' service).
+    pub holder: String,
+    /// Its lines, one per product.
+    pub lines: Vec<HeldLine>,
+    /// Its state.
+    pub state: ReservationState,
+    /// When products releases it on its own if it is still held.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A line that cannot be held: fewer units are available than requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShortLine {
+    /// The product.
+    pub product_id: Uuid,
+    /// Units asked for.
+    pub requested: u32,
+    /// Units available now.
+    pub available: u64,
+}
+
+/// A reservation line refused inside the store (a race with another reservation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("product {} has {} units available, {} requested", .0.product_id, .0.available, .0.requested)]
+pub struct Short(pub ShortLine);
+
+impl Product {
+    /// The product with `quantity` more units held, or the short line if fewer are available
+    /// (a product that does not track stock never runs short and counts nothing).
+    pub fn holding(&self, product_id: Uuid, quantity: u32) -> Result<Product, Short> {
+        let Some(available) = self.available() else {
+            return Ok(self.clone());
+        };
+        if available < u64::from(quantity) {
+            return Err(Short(ShortLine {
+                product_id,
+                requested: quantity,
+                available,
+            }));
+        }
+        Ok(Product {
+            reserved: self.reserved + u64::from(quantity),
+            ..self.clone()
+        })
+    }
+
+    /// The product with `quantity` held units settled: sold (they leave stock) or given back.
+    pub fn settling(&self, quantity: u32, sold: bool) -> Product {
+        let Some(stock) = self.stock else {
+            return self.clone();
+        };
+        let quantity = u64::from(quantity);
+        Product {
+            stock: Some(if sold {
+                stock.saturating_sub(quantity)
+            } else {
+                stock
+            }),
+            reserved: self.reserved.saturating_sub(quantity),
+            ..self.clone()
+        }
+    }
+
+    /// The product with `quantity` sold units back in stock (a committed reservation released).
+    pub fn restocking(&self, quantity: u32) -> Product {
+        Product {
+            stock: self.stock.map(|s| s + u64::from(quantity)),
+            ..self.clone()
+        }
+    }
+}
+
+/// A record of the products store: a product, an adjustment of one's stock, or a reservation.
 ///
-/// On disk a product is its fields, as before adjustments existed (so old files read as
-/// products), and an adjustment is `{"adjustment": {...}}`.
+/// On disk a product is its fields, as before the other kinds existed (so old files read as
+/// products); an adjustment is `{"adjustment": {...}}` and a reservation `{"reservation": {...}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     /// A product.
     Product(Product),
     /// A stock adjustment.
     Adjustment(Adjustment),
+    /// A reservation.
+    Reservation(Reservation),
 }
 
 impl Entry {
@@ -107,7 +221,7 @@ impl Entry {
     pub fn as_product(&self) -> Option<&Product> {
         match self {
             Entry::Product(p) => Some(p),
-            Entry::Adjustment(_) => None,
+            _ => None,
         }
     }
 
@@ -115,7 +229,15 @@ impl Entry {
     pub fn as_adjustment(&self) -> Option<&Adjustment> {
         match self {
             Entry::Adjustment(a) => Some(a),
-            Entry::Product(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The reservation, if this is one.
+    pub fn as_reservation(&self) -> Option<&Reservation> {
+        match self {
+            Entry::Reservation(r) => Some(r),
+            _ => None,
         }
     }
 }
@@ -123,12 +245,16 @@ impl Entry {
 impl Serialize for Entry {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Wrapped<'a> {
-            adjustment: &'a Adjustment,
+        enum Wrapped<'a> {
+            #[serde(rename = "adjustment")]
+            Adjustment(&'a Adjustment),
+            #[serde(rename = "reservation")]
+            Reservation(&'a Reservation),
         }
         match self {
             Entry::Product(p) => p.serialize(serializer),
-            Entry::Adjustment(a) => Wrapped { adjustment: a }.serialize(serializer),
+            Entry::Adjustment(a) => Wrapped::Adjustment(a).serialize(serializer),
+            Entry::Reservation(r) => Wrapped::Reservation(r).serialize(serializer),
         }
     }
 }
@@ -147,19 +273,23 @@ impl<'de> Visitor<'de> for EntryVisitor {
     type Value = Entry;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a product or {\"adjustment\": ...}")
+        f.write_str("a product, {\"adjustment\": ...} or {\"reservation\": ...}")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         let mut product = PartialProduct::default();
         let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
-            if first && key == "adjustment" {
-                let adjustment = map.next_value()?;
+            if first && (key == "adjustment" || key == "reservation") {
+                let entry = if key == "adjustment" {
+                    Entry::Adjustment(map.next_value()?)
+                } else {
+                    Entry::Reservation(map.next_value()?)
+                };
                 if map.next_key::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("an adjustment record has one key"));
+                    return Err(de::Error::custom(format!("{key} records have one key")));
                 }
-                return Ok(Entry::Adjustment(adjustment));
+                return Ok(entry);
             }
             first = false;
             match key.as_str() {
@@ -223,6 +353,18 @@ mod tests {
         let text = serde_json::to_string(&adjustment).unwrap();
         assert!(text.starts_with(r#"{"adjustment":{"#), "{text}");
         assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), adjustment);
+        let reservation = Entry::Reservation(Reservation {
+            holder: "orders-service".into(),
+            lines: vec![HeldLine {
+                product_id: Uuid::nil(),
+                quantity: 2,
+            }],
+            state: ReservationState::Held,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        });
+        let text = serde_json::to_string(&reservation).unwrap();
+        assert!(text.starts_with(r#"{"reservation":{"#), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), reservation);
         let tracked = Entry::Product(product(Some(5)));
         let text = serde_json::to_string(&tracked).unwrap();
         assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), tracked);
@@ -256,6 +398,30 @@ mod tests {
             Err(crate::domain::StockRefusal::NotTracked)
         );
         assert_eq!(product(None).available(), None);
+    }
+
+    #[test]
+    fn holds_count_against_available_and_settle() {
+        let id = Uuid::nil();
+        let p = product(Some(5));
+        let held = p.holding(id, 3).unwrap();
+        assert_eq!((held.reserved, held.available()), (3, Some(2)));
+        assert_eq!(
+            held.holding(id, 3),
+            Err(Short(ShortLine {
+                product_id: id,
+                requested: 3,
+                available: 2
+            }))
+        );
+        let sold = held.settling(3, true);
+        assert_eq!((sold.stock, sold.reserved), (Some(2), 0));
+        let back = held.settling(3, false);
+        assert_eq!((back.stock, back.reserved), (Some(5), 0));
+        assert_eq!(sold.restocking(3).stock, Some(5));
+        // Not tracked: never short, nothing counted.
+        let free = product(None).holding(id, 1_000).unwrap();
+        assert_eq!((free.reserved, free.available()), (0, None));
     }
 
     #[test]

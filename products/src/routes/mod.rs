@@ -4,7 +4,10 @@
 
 pub mod events;
 pub mod products;
+pub mod reservations;
 
+use products_api::ShortLine;
+use serde_json::{Map, json};
 use service_kit::ApiError;
 use service_kit::sse::Closing;
 
@@ -27,7 +30,42 @@ impl From<ProductError> for ApiError {
         match e {
             ProductError::Archived(_) => ApiError::Gone(e.to_string()),
             ProductError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            ProductError::Stock(_) => ApiError::Conflict(e.to_string()),
+            ProductError::Stock(_) | ProductError::ReservationConflict(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            ProductError::NoReservation(_) => ApiError::NotFound(e.to_string()),
+            ProductError::OutOfStock(ref lines) => {
+                let lines: Vec<ShortLine> = lines
+                    .iter()
+                    .map(|l| ShortLine {
+                        product_id: l.product_id,
+                        requested: l.requested,
+                        available: l.available,
+                    })
+                    .collect();
+                let mut extensions = Map::new();
+                extensions.insert("lines".into(), json!(lines));
+                ApiError::OutOfStock {
+                    detail: e.to_string(),
+                    extensions,
+                }
+            }
+            ProductError::Unavailable {
+                ref unknown,
+                ref archived,
+            } => {
+                let mut extensions = Map::new();
+                if !unknown.is_empty() {
+                    extensions.insert("unknown_product_ids".into(), json!(unknown));
+                }
+                if !archived.is_empty() {
+                    extensions.insert("archived_product_ids".into(), json!(archived));
+                }
+                ApiError::Unprocessable {
+                    detail: e.to_string(),
+                    extensions,
+                }
+            }
             ProductError::StockNeedsIfMatch => ApiError::PreconditionRequired(e.to_string()),
             ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
             ProductError::Idempotency(e) => e.into(),

@@ -73,6 +73,7 @@ pub async fn spawn_with(
     });
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
+        reservation_ttl: std::time::Duration::from_secs(300),
         common: CommonArgs {
             data_dir: dir.join("data"),
             public_key_file: keys::public_key_path(&dir.join("keys")),

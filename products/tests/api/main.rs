@@ -9,6 +9,7 @@ mod idempotency;
 mod list;
 mod ops;
 mod products;
+mod reservations;
 mod restart;
 mod slow;
 mod smoke;

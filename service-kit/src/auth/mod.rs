@@ -43,6 +43,9 @@ pub enum Operation {
     Read,
     /// Creating, changing or deleting.
     Write,
+    /// Holding, committing and releasing stock (what orders' service token may do at products,
+    /// without being able to change products).
+    Reserve,
 }
 
 impl Operation {
@@ -51,6 +54,7 @@ impl Operation {
         match self {
             Operation::Read => "read",
             Operation::Write => "write",
+            Operation::Reserve => "reserve",
         }
     }
 }

@@ -40,7 +40,7 @@ fn expiry(ttl: Duration) -> Result<SystemTime, TokenError> {
 pub struct Right {
     /// `products` or `orders`.
     pub resource: String,
-    /// `read` or `write`.
+    /// `read`, `write` or `reserve`.
     pub operation: String,
 }
 
@@ -56,8 +56,8 @@ impl FromStr for Right {
                 RESOURCES.join(", ")
             ));
         }
-        if !matches!(operation, "read" | "write") {
-            return Err(format!("{s:?}: the operation is read or write"));
+        if !matches!(operation, "read" | "write" | "reserve") {
+            return Err(format!("{s:?}: the operation is read, write or reserve"));
         }
         Ok(Right {
             resource: resource.to_owned(),

@@ -22,6 +22,16 @@
 //!   leave fewer units than are reserved; or by a change that names the version it is based on
 //!   (`If-Match` is required to set stock directly, so that it cannot overwrite an adjustment
 //!   made meanwhile).
+//! - A reservation holds units of several products for one order, under the order's id, all
+//!   or nothing: either every line fits in its product's available units and all are held in
+//!   one atomic batch with the reservation record, or nothing is held and every short line is
+//!   named with what was requested and what is available (unknown and archived products are
+//!   refused as such). The same reservation asked again answers the same; other lines under the
+//!   same id are refused. Committing turns the hold into a sale (the units leave stock);
+//!   releasing gives the units back (also after a commit: the order was cancelled); both are
+//!   idempotent. A reservation still held when its time to live runs out is released by
+//!   products on its own (expired), and can then no longer be committed. Products that do not
+//!   track stock never run short.
 
 use std::sync::Arc;
 
@@ -36,6 +46,10 @@ use crate::domain::{
     StockRefusal,
 };
 use crate::store::{BY_ADJUSTMENT_KEY, BY_IDEMPOTENCY_KEY, BY_NAME, BY_PRICE, ProductStore};
+
+mod reservations;
+
+pub use reservations::{Reserve, Reserved};
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +66,23 @@ pub enum ProductError {
     /// The stock cannot change that way.
     #[error(transparent)]
     Stock(#[from] StockRefusal),
+    /// Some lines cannot be held: each with what was requested and what is available.
+    #[error("out of stock: {}", describe_short(.0))]
+    OutOfStock(Vec<crate::domain::ShortLine>),
+    /// Some lines name products that do not exist or are archived.
+    #[error("{}", describe_unavailable(.unknown, .archived))]
+    Unavailable {
+        /// Ids of no product.
+        unknown: Vec<Uuid>,
+        /// Ids of archived products.
+        archived: Vec<Uuid>,
+    },
+    /// No reservation has this id.
+    #[error("reservation {0} does not exist")]
+    NoReservation(Uuid),
+    /// The reservation cannot do that in its state, or the id is taken by other lines.
+    #[error("{0}")]
+    ReservationConflict(String),
     /// Setting stock directly needs the version it is based on.
     #[error("send If-Match with the product's ETag to set its stock")]
     StockNeedsIfMatch,
@@ -125,15 +156,43 @@ pub struct ProductService {
     store: ProductStore,
     /// Idempotency keys whose first request is running.
     in_flight: InFlight,
+    /// The longest a reservation is held (and the default).
+    reservation_ttl: std::time::Duration,
+    /// `reservations_total{outcome}`: held, committed, released, expired, refused.
+    reservations: prometheus_client::metrics::family::Family<
+        Outcome,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+/// The `outcome` label of the reservation counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct Outcome {
+    outcome: &'static str,
 }
 
 impl ProductService {
-    /// The operations over `store`.
-    pub fn new(store: ProductStore) -> Self {
+    /// The operations over `store`, holding reservations for at most `reservation_ttl`.
+    pub fn new(store: ProductStore, reservation_ttl: std::time::Duration) -> Self {
         Self {
             store,
             in_flight: InFlight::default(),
+            reservation_ttl,
+            reservations: Default::default(),
         }
+    }
+
+    /// Registers `reservations_total{outcome}` in the app's registry.
+    pub fn register_metrics(&self, metrics: &service_kit::metrics::Metrics) {
+        metrics.register(
+            "reservations",
+            "Reservations by outcome: held, committed, released, expired, refused (out of stock)",
+            self.reservations.clone(),
+        );
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.reservations.get_or_create(&Outcome { outcome }).inc();
     }
 
     /// The change feed (creates, updates, archives of products; adjustments show as updates
@@ -253,7 +312,7 @@ impl ProductService {
             .store
             .update(id, expected, move |current: &Entry| match current {
                 Entry::Product(p) => patch.apply(p).map(Entry::Product),
-                Entry::Adjustment(_) => unreachable!("checked to be a product"),
+                _ => unreachable!("checked to be a product"),
             })
             .await;
         changed.map_err(refusal)
@@ -314,7 +373,7 @@ impl ProductService {
         let batch = vec![
             Op::update(id, None, move |current: &Entry| match current {
                 Entry::Product(p) => p.adjusted(delta).map(Entry::Product),
-                Entry::Adjustment(_) => Err(StockRefusal::NotTracked),
+                _ => Err(StockRefusal::NotTracked),
             }),
             Op::create(Entry::Adjustment(adjustment)),
         ];
@@ -368,4 +427,34 @@ fn refusal(e: StoreError) -> ProductError {
         StoreError::Archived { id } => ProductError::Archived(id),
         other => other.into(),
     }
+}
+
+fn describe_short(lines: &[crate::domain::ShortLine]) -> String {
+    lines
+        .iter()
+        .map(|l| {
+            format!(
+                "product {} has {} available, {} requested",
+                l.product_id, l.available, l.requested
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn describe_unavailable(unknown: &[Uuid], archived: &[Uuid]) -> String {
+    let join = |ids: &[Uuid]| {
+        ids.iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !unknown.is_empty() {
+        parts.push(format!("unknown products: {}", join(unknown)));
+    }
+    if !archived.is_empty() {
+        parts.push(format!("archived products: {}", join(archived)));
+    }
+    format!("the reservation cannot be made: {}", parts.join("; "))
 }

@@ -1,0 +1,118 @@
+//! `/reservations/{id}`: hold, read, commit and release units of several products for one order
+//! (needs `right("products", "reserve")`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use products_api::{ReservationBody, ReserveRequest};
+use service_kit::docs::responses::{BadBody, ById, Unauthorized};
+use service_kit::http::{self, authorize};
+use service_kit::json::Body;
+use service_kit::problem::Problem;
+use service_kit::{ApiError, Operation};
+
+use super::{ProductsState, RESOURCE};
+use crate::api::{reservation_body, reserve_request};
+
+/// Hold units of several products under the order's id, all or nothing.
+#[utoipa::path(
+    put, path = "/reservations/{id}", tag = "reservations",
+    request_body = ReserveRequest,
+    params(("id" = String, Path, description = "Reservation id (the order's UUID)")),
+    responses(
+        (status = 201, description = "Held", body = ReservationBody),
+        (status = 200, description = "The same reservation, asked again", body = ReservationBody),
+        BadBody, Unauthorized,
+        (status = 403, description = "Token lacks products:reserve", body = Problem),
+        (status = 409, description = "Out of stock (`lines` names each short line), or the id holds other lines or has ended", body = Problem),
+        (status = 422, description = "Invalid lines, or unknown or archived products (named)", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reserve(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: Body,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authorize(&req, RESOURCE, Operation::Reserve)?;
+    let id = http::parse_id(&id, "reservation")?;
+    let reserve = reserve_request(body.parse().await?)?;
+    let reserved = state.service.reserve(&caller.user, id, reserve).await?;
+    let mut res = if reserved.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.json(reservation_body(&reserved)))
+}
+
+/// Read a reservation.
+#[utoipa::path(
+    get, path = "/reservations/{id}", tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationBody),
+        ById, Unauthorized,
+        (status = 403, description = "Token lacks products:reserve", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, RESOURCE, Operation::Reserve)?;
+    let reserved = state
+        .service
+        .reservation(http::parse_id(&id, "reservation")?)?;
+    Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
+}
+
+/// Commit a held reservation: the units are sold (idempotent).
+#[utoipa::path(
+    post, path = "/reservations/{id}/commit", tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    responses(
+        (status = 200, description = "Committed", body = ReservationBody),
+        ById, Unauthorized,
+        (status = 403, description = "Token lacks products:reserve", body = Problem),
+        (status = 409, description = "Released or expired: it can no longer be committed", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn commit(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, RESOURCE, Operation::Reserve)?;
+    let reserved = state
+        .service
+        .commit(http::parse_id(&id, "reservation")?)
+        .await?;
+    Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
+}
+
+/// Release a reservation: its units are given back, also after a commit (idempotent).
+#[utoipa::path(
+    post, path = "/reservations/{id}/release", tag = "reservations",
+    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    responses(
+        (status = 200, description = "Released", body = ReservationBody),
+        ById, Unauthorized,
+        (status = 403, description = "Token lacks products:reserve", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn release(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, RESOURCE, Operation::Reserve)?;
+    let reserved = state
+        .service
+        .release(http::parse_id(&id, "reservation")?)
+        .await?;
+    Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
+}

@@ -1,0 +1,358 @@
+//! Reservations: units of several products held for one order, all or nothing (see the rules in
+//! the [parent module](super)).
+//!
+//! Every change of a reservation is one atomic batch of the store: the reservation record and
+//! the `reserved`/`stock` counters of its products move together, so no crash can leave units
+//! held without a reservation that explains them, or the other way round.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use store_actor::{IndexKey, Op, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{EntryRecord, ProductError, ProductService, refusal};
+use crate::domain::{Entry, HeldLine, Reservation, ReservationState, Short, ShortLine};
+use crate::store::BY_RESERVATION_STATE;
+
+/// Attempts of a commit or release that lost a race with another change of the reservation.
+const ATTEMPTS: usize = 3;
+
+/// A validated reservation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserve {
+    /// One line per product (merged), each at least one unit.
+    pub lines: Vec<HeldLine>,
+    /// How long to hold them; at most the service's reservation time to live.
+    pub ttl: Option<Duration>,
+}
+
+/// A reservation with the products it holds units of, as its holder is answered.
+#[derive(Debug)]
+pub struct Reserved {
+    /// The reservation record.
+    pub reservation: EntryRecord,
+    /// Its products, in line order (`None`: gone from the store, which never happens to a
+    /// product, archived or not).
+    pub products: Vec<Option<EntryRecord>>,
+    /// Whether this call created it (else it answers an earlier, identical call).
+    pub created: bool,
+}
+
+fn same_lines(a: &[HeldLine], b: &[HeldLine]) -> bool {
+    let key = |lines: &[HeldLine]| -> BTreeMap<Uuid, u32> {
+        lines.iter().map(|l| (l.product_id, l.quantity)).collect()
+    };
+    key(a) == key(b)
+}
+
+impl ProductService {
+    /// Holds `reserve.lines` for `holder` under `id`, all or nothing.
+    pub async fn reserve(
+        &self,
+        holder: &str,
+        id: Uuid,
+        reserve: Reserve,
+    ) -> Result<Reserved, ProductError> {
+        let ttl = reserve
+            .ttl
+            .unwrap_or(self.reservation_ttl)
+            .min(self.reservation_ttl);
+        loop {
+            if let Some(existing) = self.existing_reservation(id)? {
+                return self.answer_repeat(existing, &reserve.lines);
+            }
+            if let Err(e) = self.check_available(&reserve.lines) {
+                if matches!(e, ProductError::OutOfStock(_)) {
+                    self.count("refused");
+                }
+                return Err(e);
+            }
+            let reservation = Reservation {
+                holder: holder.to_owned(),
+                lines: reserve.lines.clone(),
+                state: ReservationState::Held,
+                expires_at: OffsetDateTime::now_utc() + ttl,
+            };
+            let mut batch = vec![Op::create_with_id(id, Entry::Reservation(reservation))];
+            for line in &reserve.lines {
+                let (product_id, quantity) = (line.product_id, line.quantity);
+                batch.push(Op::update(product_id, None, move |e: &Entry| match e {
+                    Entry::Product(p) => p.holding(product_id, quantity).map(Entry::Product),
+                    _ => Err(Short(ShortLine {
+                        product_id,
+                        requested: quantity,
+                        available: 0,
+                    })),
+                }));
+            }
+            match self.store.batch(batch).await {
+                Ok(written) => {
+                    self.count("held");
+                    return Ok(self.with_products(written[0].clone(), true));
+                }
+                // The same reservation made meanwhile: answer it as a repeat.
+                Err(StoreError::BatchFailed { index: 0, source })
+                    if matches!(*source, StoreError::AlreadyExists { .. }) =>
+                {
+                    continue;
+                }
+                Err(StoreError::BatchFailed { source, .. }) => {
+                    let refused = self.refused_line(*source, &reserve.lines);
+                    if matches!(refused, ProductError::OutOfStock(_)) {
+                        self.count("refused");
+                    }
+                    return Err(refused);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A reservation, with its products.
+    pub fn reservation(&self, id: Uuid) -> Result<Reserved, ProductError> {
+        let record = self
+            .existing_reservation(id)?
+            .ok_or(ProductError::NoReservation(id))?;
+        Ok(self.with_products(record, false))
+    }
+
+    /// Turns a held reservation into a sale; committing it again answers the same.
+    pub async fn commit(&self, id: Uuid) -> Result<Reserved, ProductError> {
+        self.settle(id, |state| match state {
+            ReservationState::Held => Ok(Some(ReservationState::Committed)),
+            ReservationState::Committed => Ok(None),
+            ended => Err(ProductError::ReservationConflict(format!(
+                "reservation {id} was {}: it can no longer be committed",
+                ended.as_str()
+            ))),
+        })
+        .await
+    }
+
+    /// Gives a reservation's units back (a committed one's too: its order was cancelled);
+    /// releasing it again answers the same.
+    pub async fn release(&self, id: Uuid) -> Result<Reserved, ProductError> {
+        self.settle(id, |state| match state {
+            ReservationState::Held | ReservationState::Committed => {
+                Ok(Some(ReservationState::Released))
+            }
+            ReservationState::Released | ReservationState::Expired => Ok(None),
+        })
+        .await
+    }
+
+    /// Releases, as expired, every held reservation whose time ran out by `now`; returns how
+    /// many.
+    pub async fn expire_due(&self, now: OffsetDateTime) -> Result<usize, ProductError> {
+        let held = self.store.lookup(
+            BY_RESERVATION_STATE,
+            &IndexKey::from(ReservationState::Held.as_str()),
+        )?;
+        let mut expired = 0;
+        for record in held {
+            let due = record
+                .data
+                .as_reservation()
+                .is_some_and(|r| r.expires_at <= now);
+            if !due {
+                continue;
+            }
+            let outcome = self
+                .settle(record.id, |state| match state {
+                    ReservationState::Held => Ok(Some(ReservationState::Expired)),
+                    _ => Ok(None),
+                })
+                .await;
+            match outcome {
+                Ok(r) if r.created => expired += 1,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(reservation = %record.id, error = %e, "expiring failed"),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Moves a reservation to the state `next` says (or leaves it, answering it as it is), with
+    /// its products' counters in the same batch. `Reserved::created` says whether it moved.
+    async fn settle(
+        &self,
+        id: Uuid,
+        next: impl Fn(ReservationState) -> Result<Option<ReservationState>, ProductError>,
+    ) -> Result<Reserved, ProductError> {
+        for _ in 0..ATTEMPTS {
+            let record = self
+                .existing_reservation(id)?
+                .ok_or(ProductError::NoReservation(id))?;
+            let Some(current) = record.data.as_reservation().cloned() else {
+                return Err(ProductError::NoReservation(id));
+            };
+            let Some(to) = next(current.state)? else {
+                return Ok(self.with_products(record, false));
+            };
+            let mut batch = vec![Op::replace(
+                id,
+                Some(record.version),
+                Entry::Reservation(Reservation {
+                    state: to,
+                    ..current.clone()
+                }),
+            )];
+            for line in &current.lines {
+                // An archived product takes no more changes; its counters no longer matter.
+                let live = self
+                    .store
+                    .get(line.product_id)
+                    .is_ok_and(|p| !p.archived && p.data.as_product().is_some());
+                if !live {
+                    continue;
+                }
+                let (from, quantity) = (current.state, line.quantity);
+                batch.push(Op::update(line.product_id, None, move |e: &Entry| {
+                    let Entry::Product(p) = e else {
+                        return Err(Short(ShortLine {
+                            product_id: Uuid::nil(),
+                            requested: quantity,
+                            available: 0,
+                        }));
+                    };
+                    Ok(Entry::Product(match (from, to) {
+                        (ReservationState::Held, ReservationState::Committed) => {
+                            p.settling(quantity, true)
+                        }
+                        (ReservationState::Held, _) => p.settling(quantity, false),
+                        // A sale given back: the units return to stock.
+                        (ReservationState::Committed, _) => p.restocking(quantity),
+                        _ => p.clone(),
+                    }))
+                }));
+            }
+            match self.store.batch(batch).await {
+                Ok(written) => {
+                    self.count(to.as_str());
+                    return Ok(self.with_products(written[0].clone(), true));
+                }
+                // Changed meanwhile (released, expired, or a product archived): look again.
+                Err(StoreError::BatchFailed { source, .. })
+                    if matches!(
+                        *source,
+                        StoreError::Conflict { .. } | StoreError::Archived { .. }
+                    ) =>
+                {
+                    continue;
+                }
+                Err(StoreError::BatchFailed { source, .. }) => return Err(refusal(*source)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ProductError::ReservationConflict(format!(
+            "reservation {id} keeps changing; try again"
+        )))
+    }
+
+    /// The reservation under `id`, if any; another kind of record there is a conflict.
+    fn existing_reservation(&self, id: Uuid) -> Result<Option<EntryRecord>, ProductError> {
+        match self.store.get(id) {
+            Ok(r) if r.data.as_reservation().is_some() => Ok(Some(r)),
+            Ok(_) => Err(ProductError::ReservationConflict(format!(
+                "{id} is the id of another record"
+            ))),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A reservation asked for again: the same lines answer it (unless it has ended); other
+    /// lines are refused.
+    fn answer_repeat(
+        &self,
+        existing: EntryRecord,
+        lines: &[HeldLine],
+    ) -> Result<Reserved, ProductError> {
+        let Some(r) = existing.data.as_reservation() else {
+            return Err(ProductError::NoReservation(existing.id));
+        };
+        if !same_lines(&r.lines, lines) {
+            return Err(ProductError::ReservationConflict(format!(
+                "reservation {} already holds other lines",
+                existing.id
+            )));
+        }
+        if matches!(
+            r.state,
+            ReservationState::Released | ReservationState::Expired
+        ) {
+            return Err(ProductError::ReservationConflict(format!(
+                "reservation {} was {}",
+                existing.id,
+                r.state.as_str()
+            )));
+        }
+        Ok(self.with_products(existing, false))
+    }
+
+    /// Refuses lines of unknown or archived products, then lines that do not fit (all named).
+    fn check_available(&self, lines: &[HeldLine]) -> Result<(), ProductError> {
+        let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        let (mut unknown, mut archived, mut short) = (Vec::new(), Vec::new(), Vec::new());
+        for (line, found) in lines.iter().zip(self.store.get_many(&ids)) {
+            match found
+                .as_ref()
+                .and_then(|r| r.data.as_product().map(|p| (r, p)))
+            {
+                None => unknown.push(line.product_id),
+                Some((r, _)) if r.archived => archived.push(line.product_id),
+                Some((_, p)) => {
+                    if let Err(Short(s)) = p.holding(line.product_id, line.quantity) {
+                        short.push(s);
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() || !archived.is_empty() {
+            return Err(ProductError::Unavailable { unknown, archived });
+        }
+        if !short.is_empty() {
+            return Err(ProductError::OutOfStock(short));
+        }
+        Ok(())
+    }
+
+    /// Why a reservation batch failed: the lines short now (a race with another reservation),
+    /// an archived product, or the store's own refusal.
+    fn refused_line(&self, source: StoreError, lines: &[HeldLine]) -> ProductError {
+        match source {
+            StoreError::Rejected(reason) => match reason.downcast::<Short>() {
+                Ok(short) => match self.check_available(lines) {
+                    Err(e) => e,
+                    // Fits again already: report the line that did not fit then.
+                    Ok(()) => ProductError::OutOfStock(vec![short.0]),
+                },
+                Err(other) => StoreError::Rejected(other).into(),
+            },
+            StoreError::Archived { id } => ProductError::Unavailable {
+                unknown: Vec::new(),
+                archived: vec![id],
+            },
+            StoreError::NotFound { id } => ProductError::Unavailable {
+                unknown: vec![id],
+                archived: Vec::new(),
+            },
+            other => other.into(),
+        }
+    }
+
+    fn with_products(&self, reservation: EntryRecord, created: bool) -> Reserved {
+        let ids: Vec<Uuid> = reservation
+            .data
+            .as_reservation()
+            .map(|r| r.lines.iter().map(|l| l.product_id).collect())
+            .unwrap_or_default();
+        Reserved {
+            products: self.store.get_many(&ids),
+            reservation,
+            created,
+        }
+    }
+}
