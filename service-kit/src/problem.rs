@@ -247,6 +247,25 @@ impl ApiError {
         Self::fields(vec![FieldError::new(field, message)])
     }
 
+    /// A 422 refusing a request that names unknown or archived products, listing them in
+    /// `unknown_product_ids` and `archived_product_ids` (each only when not empty).
+    pub fn unavailable_products(
+        detail: String,
+        unknown: &[uuid::Uuid],
+        archived: &[uuid::Uuid],
+    ) -> Self {
+        let mut extensions = Map::new();
+        for (name, ids) in [
+            ("unknown_product_ids", unknown),
+            ("archived_product_ids", archived),
+        ] {
+            if !ids.is_empty() {
+                extensions.insert(name.into(), serde_json::json!(ids));
+            }
+        }
+        ApiError::Unprocessable { detail, extensions }
+    }
+
     /// A 400 naming one bad query parameter.
     pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
         let error = FieldError::new(param, message);

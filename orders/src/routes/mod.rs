@@ -5,7 +5,6 @@ pub mod events;
 pub mod orders;
 
 use products_api::client::ClientError;
-use serde_json::{Map, json};
 use service_kit::ApiError;
 use service_kit::sse::Closing;
 
@@ -56,17 +55,7 @@ impl From<OrderError> for ApiError {
 fn pricing_problem(e: PricingError) -> ApiError {
     match &e {
         PricingError::Unavailable { unknown, archived } => {
-            let mut extensions = Map::new();
-            if !unknown.is_empty() {
-                extensions.insert("unknown_product_ids".into(), json!(unknown));
-            }
-            if !archived.is_empty() {
-                extensions.insert("archived_product_ids".into(), json!(archived));
-            }
-            ApiError::Unprocessable {
-                detail: e.to_string(),
-                extensions,
-            }
+            ApiError::unavailable_products(e.to_string(), unknown, archived)
         }
         PricingError::TooLarge(_) => ApiError::invalid("items", e.to_string()),
         PricingError::NoAnswer(_) => ApiError::Internal(e.to_string()),

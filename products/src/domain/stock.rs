@@ -140,16 +140,9 @@ pub struct Reservation {
     pub expires_at: OffsetDateTime,
 }
 
-/// A line that cannot be held: fewer units are available than requested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ShortLine {
-    /// The product.
-    pub product_id: Uuid,
-    /// Units asked for.
-    pub requested: u32,
-    /// Units available now.
-    pub available: u64,
-}
+/// A line that cannot be held: fewer units are available than requested (the wire type, as
+/// the out-of-stock problem lists it).
+pub use products_api::ShortLine;
 
 /// A reservation line refused inside the store (a race with another reservation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,6 @@ pub mod events;
 pub mod products;
 pub mod reservations;
 
-use products_api::ShortLine;
 use serde_json::{Map, json};
 use service_kit::ApiError;
 use service_kit::sse::Closing;
@@ -35,14 +34,6 @@ impl From<ProductError> for ApiError {
             }
             ProductError::NoReservation(_) => ApiError::NotFound(e.to_string()),
             ProductError::OutOfStock(ref lines) => {
-                let lines: Vec<ShortLine> = lines
-                    .iter()
-                    .map(|l| ShortLine {
-                        product_id: l.product_id,
-                        requested: l.requested,
-                        available: l.available,
-                    })
-                    .collect();
                 let mut extensions = Map::new();
                 extensions.insert("lines".into(), json!(lines));
                 ApiError::OutOfStock {
@@ -53,19 +44,7 @@ impl From<ProductError> for ApiError {
             ProductError::Unavailable {
                 ref unknown,
                 ref archived,
-            } => {
-                let mut extensions = Map::new();
-                if !unknown.is_empty() {
-                    extensions.insert("unknown_product_ids".into(), json!(unknown));
-                }
-                if !archived.is_empty() {
-                    extensions.insert("archived_product_ids".into(), json!(archived));
-                }
-                ApiError::Unprocessable {
-                    detail: e.to_string(),
-                    extensions,
-                }
-            }
+            } => ApiError::unavailable_products(e.to_string(), unknown, archived),
             ProductError::StockNeedsIfMatch => ApiError::PreconditionRequired(e.to_string()),
             ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
             ProductError::Idempotency(e) => e.into(),
