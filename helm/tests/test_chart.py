@@ -63,7 +63,12 @@ ALL_ON: dict[str, Any] = {
         "ordersToken": {"create": True, "value": ORDERS_TOKEN},
         "revokedTokens": ["deadbeef", "0123abcd"],
     },
-    "products": {"workers": 2, "bodyLimit": 131072, "extraEnv": [{"name": "RUST_LOG", "value": "info"}]},
+    "products": {
+        "workers": 2,
+        "bodyLimit": 131072,
+        "reservationTtl": "2m",
+        "extraEnv": [{"name": "RUST_LOG", "value": "info"}],
+    },
     "orders": {"bodyLimit": 131072, "productsTimeoutMs": 1500, "extraArgs": ["--workers=2"]},
     "logFormat": "json",
 }
@@ -951,3 +956,13 @@ def test_rendered_command_lines_run_the_real_services(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_reservation_ttl_reaches_products_only_when_set() -> None:
+    def env(scenario: str, service: str) -> dict[str, str]:
+        c = statefulset(manifests(scenario), service)["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+    assert env("all-on", "products")["SHOP_RESERVATION_TTL"] == "2m"
+    assert "SHOP_RESERVATION_TTL" not in env("defaults", "products")
+    assert "SHOP_RESERVATION_TTL" not in env("all-on", "orders")

@@ -122,6 +122,10 @@ readinessProbe:
 - name: SHOP_BODY_LIMIT
   value: {{ .svc.bodyLimit | int64 | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" .svc.reservationTtl) }}
+- name: SHOP_RESERVATION_TTL
+  value: {{ .svc.reservationTtl | quote }}
+{{- end }}
 {{- with .svc.extraEnv }}
 {{ toYaml . }}
 {{- end }}
