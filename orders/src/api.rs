@@ -110,6 +110,85 @@ pub struct ListQuery {
     pub product_id: Option<Uuid>,
     /// `asc` (default) or `desc` by creation time.
     pub order: Option<products_api::SortOrder>,
+    /// Only this owner's orders (admins; others may name only themselves).
+    pub owner: Option<String>,
+}
+
+/// Query parameters of `GET /orders/stats`.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Only this owner's orders (admins; others may name only themselves).
+    pub owner: Option<String>,
+    /// Only orders created at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Only orders created before this time (RFC 3339).
+    pub to: Option<String>,
+}
+
+/// Counts and values of one group of orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FiguresBody {
+    /// Orders.
+    pub count: u64,
+    /// Sum of their totals, exact.
+    #[schema(value_type = String, example = "125.40")]
+    pub total: Money,
+    /// Mean total, rounded half up to the cent ("0.00" without orders).
+    #[schema(value_type = String, example = "12.54")]
+    pub average: Money,
+}
+
+/// The body of `GET /orders/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsBody {
+    /// Whose orders: an owner, or absent for everyone's (admins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Figures of every status together.
+    pub all: FiguresBody,
+    /// Figures per status: `placed`, `on_hold`, `fulfilled`, `cancelled`.
+    pub by_status: std::collections::BTreeMap<String, FiguresBody>,
+}
+
+fn figures_body(f: &crate::stats::Figures) -> FiguresBody {
+    FiguresBody {
+        count: f.count,
+        total: f.total(),
+        average: f.average(),
+    }
+}
+
+/// The body of the figures of `owner`'s orders (`None`: everyone's).
+pub fn stats_body(owner: Option<String>, stats: &crate::stats::Stats) -> StatsBody {
+    StatsBody {
+        owner,
+        all: figures_body(&stats.all),
+        by_status: stats
+            .by_status
+            .iter()
+            .map(|(k, f)| ((*k).to_owned(), figures_body(f)))
+            .collect(),
+    }
+}
+
+/// Checks the time range of `GET /orders/stats` (400 naming the bad bound).
+pub fn range(query: &StatsQuery) -> Result<crate::stats::Range, ApiError> {
+    let bound = |raw: Option<&String>, name: &str| {
+        raw.map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
+                    ApiError::bad_param(name, "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")
+                },
+            )
+        })
+        .transpose()
+    };
+    Ok(crate::stats::Range {
+        from: bound(query.from.as_ref(), "from")?,
+        to: bound(query.to.as_ref(), "to")?,
+    })
 }
 
 /// A page of orders.
@@ -184,5 +263,6 @@ pub fn listing(params: &ListQuery) -> Result<Listing, ApiError> {
         status: params.status,
         product: params.product_id,
         descending: params.order.unwrap_or_default() == products_api::SortOrder::Desc,
+        owner: params.owner.clone(),
     })
 }

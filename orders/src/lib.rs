@@ -6,6 +6,7 @@
 //! - [`store`]: the orders store (indexes by owner, status, product) and the feed cursor.
 //! - [`api`], [`routes`], [`openapi`]: the HTTP surface.
 //! - [`follower`]: follows the products change feed and holds orders of archived products.
+//! - [`stats`]: order figures per status.
 //! - [`startup`], [`configuration`]: building, settings.
 
 #![forbid(unsafe_code)]
@@ -19,4 +20,5 @@ pub mod openapi;
 pub mod routes;
 pub mod service;
 pub mod startup;
+pub mod stats;
 pub mod store;

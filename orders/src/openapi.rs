@@ -4,7 +4,9 @@ use service_kit::docs::BearerAuth;
 use service_kit::problem::{FieldError, Problem};
 use utoipa::OpenApi;
 
-use crate::api::{CreateOrder, ItemRequest, OrderBody, OrderEvent, OrderPage, UpdateOrder};
+use crate::api::{
+    CreateOrder, FiguresBody, ItemRequest, OrderBody, OrderEvent, OrderPage, StatsBody, UpdateOrder,
+};
 use crate::domain::{LineItem, Status};
 use crate::routes::{events, orders};
 
@@ -12,9 +14,10 @@ use crate::routes::{events, orders};
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "orders", description = "Orders of products: place, read, list, change, delete; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; users see only their own orders, admins all. Errors are application/problem+json."),
-    paths(orders::create, orders::get, orders::list, orders::update, orders::delete, events::feed),
+    paths(orders::create, orders::get, orders::list, orders::update, orders::delete, orders::stats,
+        events::feed),
     components(schemas(OrderBody, CreateOrder, UpdateOrder, ItemRequest, OrderPage, OrderEvent,
-        LineItem, Status, Problem, FieldError)),
+        LineItem, Status, StatsBody, FiguresBody, Problem, FieldError)),
     modifiers(&BearerAuth),
     tags((name = "orders", description = "Orders"))
 )]

@@ -23,20 +23,25 @@
 //!   3 times).
 //! - Deleting keeps a tombstone: reads say the order is gone.
 //! - Lists go a page at a time in creation order, filtered by status and product; users see
-//!   their own orders, admins everyone's.
+//!   their own orders, admins everyone's or one owner's.
+//! - Figures (counts, exact totals and averages per status, over a creation-time range) cover
+//!   the caller's own live orders, or for an admin everyone's or one owner's; a user asking for
+//!   another owner's is refused.
 
 use std::sync::Arc;
 
 use products_api::client::{ClientError, ProductsClient};
+use prometheus_client::metrics::counter::Counter;
 use service_kit::Caller;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
 use service_kit::sse::ChangeFeed;
-use store_actor::{Page, Query, Record, SortKey, StoreError};
+use store_actor::{IndexKey, Page, Query, Record, SortKey, StoreError};
 use uuid::Uuid;
 
 use crate::domain::order::{Priced, PricingError, Refusal, price};
 use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status};
 use crate::follower::ArchivedProducts;
+use crate::stats::{Range, Stats, figures};
 use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore};
 
 /// Attempts of a change that lost a race (without `If-Match`).
@@ -68,6 +73,9 @@ pub enum OrderError {
     /// Products could not be asked: nothing was stored.
     #[error("products cannot be reached to check the order: {0}")]
     ProductsUnavailable(ClientError),
+    /// A user asked for another owner's orders.
+    #[error("only an admin may ask for another owner's orders")]
+    NotYours,
     /// Other writers kept changing the order through every attempt.
     #[error("the order keeps changing; try again")]
     KeepsChanging,
@@ -101,6 +109,40 @@ pub struct Listing {
     pub product: Option<Uuid>,
     /// Newest first.
     pub descending: bool,
+    /// Only this owner's orders (admins; a user may name only themselves).
+    pub owner: Option<String>,
+}
+
+/// Orders counted by outcome, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct OrderMetrics {
+    placed: Counter,
+    placed_value_cents: Counter,
+    cancelled: Counter,
+    fulfilled: Counter,
+}
+
+impl OrderMetrics {
+    /// Registers `orders_placed_total`, `orders_placed_value_cents_total`,
+    /// `orders_cancelled_total` and `orders_fulfilled_total`.
+    pub fn register(&self, metrics: &service_kit::metrics::Metrics) {
+        metrics.register("orders_placed", "Orders placed", self.placed.clone());
+        metrics.register(
+            "orders_placed_value_cents",
+            "Total value of the orders placed, in cents",
+            self.placed_value_cents.clone(),
+        );
+        metrics.register(
+            "orders_cancelled",
+            "Orders cancelled",
+            self.cancelled.clone(),
+        );
+        metrics.register(
+            "orders_fulfilled",
+            "Orders fulfilled",
+            self.fulfilled.clone(),
+        );
+    }
 }
 
 /// The orders service's operations. Cheap to clone.
@@ -113,6 +155,8 @@ pub struct OrderService {
     in_flight: InFlight,
     /// Products the feed said were archived, shared with the follower.
     archived: ArchivedProducts,
+    /// Outcomes counted for `/metrics`.
+    metrics: OrderMetrics,
 }
 
 impl OrderService {
@@ -123,7 +167,40 @@ impl OrderService {
             products,
             in_flight: InFlight::default(),
             archived,
+            metrics: OrderMetrics::default(),
         }
+    }
+
+    /// The outcome counters (to register in the app's registry).
+    pub fn metrics(&self) -> &OrderMetrics {
+        &self.metrics
+    }
+
+    /// The owner whose orders `caller` asks for: themselves, or (admins) `owner` or everyone.
+    fn owner_for(caller: &Caller, owner: Option<String>) -> Result<Option<String>, OrderError> {
+        match owner {
+            Some(o) if !caller.admin && o != caller.user => Err(OrderError::NotYours),
+            Some(o) => Ok(Some(o)),
+            None if caller.admin => Ok(None),
+            None => Ok(Some(caller.user.clone())),
+        }
+    }
+
+    /// Figures of the live orders `caller` may ask for, created within `range`.
+    pub fn stats(
+        &self,
+        caller: &Caller,
+        owner: Option<String>,
+        range: Range,
+    ) -> Result<Stats, OrderError> {
+        let records: Vec<Arc<Record<Order>>> = match Self::owner_for(caller, owner)? {
+            Some(owner) => self
+                .store
+                .lookup(BY_OWNER, &IndexKey::from(owner.as_str()))?,
+            None => self.store.all().collect(),
+        };
+        let live = records.iter().filter(|r| !r.archived);
+        Ok(figures(live.map(|r| (&r.data, r.created_at)), range))
     }
 
     /// The change feed of every order (callers filter by [`Order::is_visible_to`]).
@@ -191,6 +268,10 @@ impl OrderService {
         };
         // A product archived while this order was being placed: the follower may have held
         // that product's orders before this one was stored.
+        self.metrics.placed.inc();
+        self.metrics
+            .placed_value_cents
+            .inc_by(u64::try_from(order.data.total.cents()).unwrap_or(0));
         let products = order.data.items.iter().map(|i| i.product_id);
         let Some(product) = self.archived.any_of(products) else {
             return Ok(Placement {
@@ -232,11 +313,12 @@ impl OrderService {
             .cursor(listing.cursor);
         // The narrowest index first; the other conditions filter its matches.
         let (status, product) = (listing.status, listing.product);
-        query = match (caller.admin, product, status) {
-            (false, _, _) => query.index_eq(BY_OWNER, caller.user.as_str()),
-            (true, Some(p), _) => query.index_eq(BY_PRODUCT, p),
-            (true, None, Some(s)) => query.index_eq(BY_STATUS, s.as_str()),
-            (true, None, None) => query,
+        let owner = Self::owner_for(caller, listing.owner)?;
+        query = match (&owner, product, status) {
+            (Some(owner), _, _) => query.index_eq(BY_OWNER, owner.as_str()),
+            (None, Some(p), _) => query.index_eq(BY_PRODUCT, p),
+            (None, None, Some(s)) => query.index_eq(BY_STATUS, s.as_str()),
+            (None, None, None) => query,
         };
         if status.is_some() || product.is_some() {
             query = query.filter(move |r: &Record<Order>| {
@@ -282,7 +364,14 @@ impl OrderService {
                 })
                 .await
             {
-                Ok(changed) => return Ok(changed),
+                Ok(changed) => {
+                    if to == Some(Status::Cancelled) {
+                        self.metrics.cancelled.inc();
+                    } else if to == Some(Status::Fulfilled) {
+                        self.metrics.fulfilled.inc();
+                    }
+                    return Ok(changed);
+                }
                 // Someone changed it meanwhile; without If-Match, recompute on the new version.
                 Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
                 Err(e) => return Err(e.into()),

@@ -59,8 +59,10 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
             )
     };
     let closing = Closing::default();
+    let service = OrderService::new(orders.clone(), products.clone(), archived.clone());
+    service.metrics().register(&metrics);
     let state = web::Data::new(OrdersState {
-        service: OrderService::new(orders.clone(), products.clone(), archived.clone()),
+        service,
         closing: closing.clone(),
     });
     let parts = Parts {
@@ -106,6 +108,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<OrdersState>) {
                 .get(orders::list),
         )
         .service(http::resource("/orders/events", "GET").get(events::feed))
+        .service(http::resource("/orders/stats", "GET").get(orders::stats))
         .service(
             http::resource("/orders/{id}", "GET, PATCH, DELETE")
                 .get(orders::get)

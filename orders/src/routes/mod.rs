@@ -31,6 +31,7 @@ impl From<OrderError> for ApiError {
         match e {
             OrderError::NotFound(_) => ApiError::NotFound(e.to_string()),
             OrderError::Deleted(_) => ApiError::Gone(e.to_string()),
+            OrderError::NotYours => ApiError::Forbidden(e.to_string()),
             OrderError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()),
             OrderError::Refused(_) | OrderError::KeepsChanging => ApiError::Conflict(e.to_string()),
             OrderError::Pricing(e) => pricing_problem(e),

@@ -11,7 +11,9 @@ use service_kit::telemetry::RequestId;
 use service_kit::{ApiError, Operation};
 
 use super::{OrdersState, RESOURCE};
-use crate::api::{self, CreateOrder, ListQuery, OrderBody, OrderPage, UpdateOrder};
+use crate::api::{
+    self, CreateOrder, ListQuery, OrderBody, OrderPage, StatsBody, StatsQuery, UpdateOrder,
+};
 use crate::domain::order::requested_items;
 
 fn request_id(req: &HttpRequest) -> Option<String> {
@@ -169,4 +171,29 @@ pub async fn delete(
     let expected = if_match(&req)?;
     state.service.delete(&caller, id, expected).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Order figures: counts, exact totals and averages per status, over a creation-time range
+/// (your own orders; admins everyone's or one `owner`'s).
+#[utoipa::path(
+    get, path = "/orders/stats", tag = "orders",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The figures", body = StatsBody),
+        (status = 400, description = "Bad parameter", body = Problem),
+        Unauthorized,
+        (status = 403, description = "Token lacks orders:read, or another owner asked for by a non-admin", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stats(
+    req: HttpRequest,
+    state: web::Data<OrdersState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authorize(&req, RESOURCE, Operation::Read)?;
+    let query: StatsQuery = http::query(&req)?;
+    let range = api::range(&query)?;
+    let stats = state.service.stats(&caller, query.owner.clone(), range)?;
+    let owner = query.owner.or((!caller.admin).then(|| caller.user.clone()));
+    Ok(HttpResponse::Ok().json(api::stats_body(owner, &stats)))
 }

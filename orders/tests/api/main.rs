@@ -12,4 +12,5 @@ mod ownership;
 mod products_down;
 mod read;
 mod resync;
+mod stats;
 mod update;
