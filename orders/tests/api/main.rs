@@ -11,6 +11,7 @@ mod ops;
 mod ownership;
 mod products_down;
 mod read;
+mod reserve_client;
 mod resync;
 mod stats;
 mod update;

@@ -26,11 +26,13 @@ use crate::wire::{LookupRequest, LookupResponse};
 mod breaker;
 mod feed;
 mod metrics;
+mod reservations;
 mod retry;
 
 use breaker::Breaker;
 pub use feed::FeedEvent;
 use metrics::ClientMetrics;
+pub use reservations::ReserveOutcome;
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -78,8 +80,10 @@ pub enum ClientError {
     Refused {
         /// The status.
         status: u16,
-        /// The problem's detail, or the body.
+        /// The problem's detail, or the status's reason.
         detail: String,
+        /// The problem+json body, when products sent one (e.g. the short lines of a 409).
+        problem: Option<serde_json::Value>,
     },
     /// The answer could not be read.
     #[error("products sent an unreadable answer: {0}")]
@@ -173,6 +177,7 @@ fn check_status(res: &reqwest::Response) -> Result<(), ClientError> {
         Err(ClientError::Refused {
             status: status.as_u16(),
             detail: status.canonical_reason().unwrap_or("").to_owned(),
+            problem: None,
         })
     }
 }
@@ -395,5 +400,81 @@ mod tests {
         assert!(matches!(err, ClientError::Unavailable(_)), "{err}");
         let err = client.lookup(&[Uuid::nil()], None).await.unwrap_err();
         assert!(err.to_string().contains("circuit open"), "{err}");
+    }
+
+    /// A raw JSON answer with `status`, for the recording fake (leaked: tests only).
+    fn answer(status: &str, content_type: &str, body: &str) -> &'static str {
+        Box::leak(
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        )
+    }
+
+    /// A reservation is a PUT named by the order's id; held, short and unavailable answers
+    /// come back as outcomes, a refused commit as `Refused` with the problem's detail.
+    #[tokio::test]
+    async fn reservations_map_their_answers() {
+        let id = Uuid::from_u128(7);
+        let product = Uuid::from_u128(9);
+        let held = format!(
+            r#"{{"id":"{id}","state":"held","expires_at":"2026-01-01T00:05:00Z","lines":[{{"product_id":"{product}","quantity":2,"name":"Tea","unit_price":"1.50"}}],"version":1}}"#
+        );
+        let short = format!(
+            r#"{{"type":"urn:shop:problem:out-of-stock","status":409,"title":"Out of stock","detail":"short","lines":[{{"product_id":"{product}","requested":2,"available":1}}]}}"#
+        );
+        let unknown = format!(
+            r#"{{"type":"urn:shop:problem:unprocessable","status":422,"title":"Request refused","detail":"unknown","unknown_product_ids":["{product}"]}}"#
+        );
+        let expired = r#"{"type":"urn:shop:problem:conflict","status":409,"title":"Conflict","detail":"reservation was expired"}"#;
+        let problem = "application/problem+json";
+        let (url, heads) = recording_products(vec![
+            answer("201 Created", "application/json", &held),
+            answer("409 Conflict", problem, &short),
+            answer("422 Unprocessable Entity", problem, &unknown),
+            answer("409 Conflict", problem, expired),
+        ]);
+        let client = ProductsClient::new(fast_config(url)).unwrap();
+        let lines = [crate::wire::ReserveLine {
+            product_id: product,
+            quantity: 2,
+        }];
+
+        let ReserveOutcome::Held(body) = client.reserve(id, &lines, None, None).await.unwrap()
+        else {
+            panic!("held")
+        };
+        assert_eq!((body.id, body.lines[0].name.as_str()), (id, "Tea"));
+        assert_eq!(
+            client.reserve(id, &lines, None, None).await.unwrap(),
+            ReserveOutcome::OutOfStock(vec![crate::wire::ShortLine {
+                product_id: product,
+                requested: 2,
+                available: 1
+            }])
+        );
+        assert_eq!(
+            client.reserve(id, &lines, None, None).await.unwrap(),
+            ReserveOutcome::Unavailable {
+                unknown: vec![product],
+                archived: vec![]
+            }
+        );
+        let err = client.commit(id, None).await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Refused { status: 409, detail, .. } if detail == "reservation was expired"),
+            "{err:?}"
+        );
+        let heads = heads.lock().unwrap();
+        assert!(
+            heads[0].starts_with(&format!("PUT /reservations/{id} ")),
+            "{heads:?}"
+        );
+        assert!(
+            heads[3].starts_with(&format!("POST /reservations/{id}/commit ")),
+            "{heads:?}"
+        );
     }
 }

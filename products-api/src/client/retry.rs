@@ -103,6 +103,23 @@ impl ProductsClient {
             .send()
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        if let Err(ClientError::Refused { status, detail, .. }) = check_status(&res) {
+            // A refusal's problem body says why (the short lines of an out-of-stock, say).
+            let problem: Option<serde_json::Value> = res
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let detail = problem
+                .as_ref()
+                .and_then(|p| p["detail"].as_str())
+                .map_or(detail, str::to_owned);
+            return Err(ClientError::Refused {
+                status,
+                detail,
+                problem,
+            });
+        }
         check_status(&res)?;
         let bytes = res
             .bytes()
