@@ -234,6 +234,18 @@ pub enum ReservationState {
     Expired,
 }
 
+impl ReservationState {
+    /// The name used on the wire (and by products' index of reservations).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationState::Held => "held",
+            ReservationState::Committed => "committed",
+            ReservationState::Released => "released",
+            ReservationState::Expired => "expired",
+        }
+    }
+}
+
 /// One line of a reservation, with the product as it is now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReservedLine {

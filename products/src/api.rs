@@ -10,7 +10,7 @@ use service_kit::FieldError;
 use service_kit::http;
 use store_actor::{Event, EventKind, Record};
 
-use crate::domain::{Entry, HeldLine, ReservationState};
+use crate::domain::{Entry, HeldLine};
 use crate::service::{Listing, Reserve, Reserved, Sort};
 
 /// Most lines of one reservation.
@@ -172,12 +172,7 @@ pub fn reservation_body(reserved: &Reserved) -> ReservationBody {
         .collect();
     ReservationBody {
         id: record.id,
-        state: match r.state {
-            ReservationState::Held => products_api::ReservationState::Held,
-            ReservationState::Committed => products_api::ReservationState::Committed,
-            ReservationState::Released => products_api::ReservationState::Released,
-            ReservationState::Expired => products_api::ReservationState::Expired,
-        },
+        state: r.state,
         expires_at: r.expires_at,
         lines,
         version: record.version,

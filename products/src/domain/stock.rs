@@ -91,31 +91,8 @@ impl AdjustStock {
     }
 }
 
-/// Where a reservation is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReservationState {
-    /// Its units are held: counted in each product's `reserved`.
-    Held,
-    /// The hold became a sale: the units left `stock` and `reserved`.
-    Committed,
-    /// Given back by its holder (the order was cancelled or never written).
-    Released,
-    /// Given back by products when its time ran out before a commit.
-    Expired,
-}
-
-impl ReservationState {
-    /// The name used in the API and the index.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationState::Held => "held",
-            ReservationState::Committed => "committed",
-            ReservationState::Released => "released",
-            ReservationState::Expired => "expired",
-        }
-    }
-}
+/// Where a reservation is in its life (the wire type: held, committed, released, expired).
+pub use products_api::ReservationState;
 
 /// One line of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,12 +85,7 @@ pub async fn commit(
     id: web::Path<String>,
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, RESOURCE, Operation::Reserve)?;
-    let reserved = state
-        .service
-        .commit(http::parse_id(&id, "reservation")?)
-        .await?;
-    Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
+    settle(&req, &id, &state, Settle::Commit).await
 }
 
 /// Release a reservation: its units are given back, also after a commit (idempotent).
@@ -109,10 +104,27 @@ pub async fn release(
     id: web::Path<String>,
     state: web::Data<ProductsState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, RESOURCE, Operation::Reserve)?;
-    let reserved = state
-        .service
-        .release(http::parse_id(&id, "reservation")?)
-        .await?;
+    settle(&req, &id, &state, Settle::Release).await
+}
+
+/// What a settling call does to a reservation.
+enum Settle {
+    Commit,
+    Release,
+}
+
+/// The body of commit and release: authorize, parse the id, settle, render.
+async fn settle(
+    req: &HttpRequest,
+    id: &str,
+    state: &ProductsState,
+    action: Settle,
+) -> Result<HttpResponse, ApiError> {
+    authorize(req, RESOURCE, Operation::Reserve)?;
+    let id = http::parse_id(id, "reservation")?;
+    let reserved = match action {
+        Settle::Commit => state.service.commit(id).await?,
+        Settle::Release => state.service.release(id).await?,
+    };
     Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
 }
