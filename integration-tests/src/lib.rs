@@ -274,7 +274,7 @@ pub struct Tokens {
 
 /// Both services, started for one test in one temporary directory:
 /// `keys/` (from `shop keygen`), `orders-products.token` (orders' service token, products:read
-/// only), `products-data/`, `orders-data/`, `products.log`, `orders.log`.
+/// and products:reserve), `products-data/`, `orders-data/`, `products.log`, `orders.log`.
 ///
 /// Dropping it kills both (orders first) and removes the directory, unless the test is
 /// failing: then the logs' tails are printed and the directory is kept.
@@ -310,7 +310,11 @@ impl Shop {
         let service_token = dir.path().join("orders-products.token");
         std::fs::write(
             &service_token,
-            keys.mint("orders-service", &["products:read"], false),
+            keys.mint(
+                "orders-service",
+                &["products:read", "products:reserve"],
+                false,
+            ),
         )
         .expect("writing orders' token file");
         let public_key = keys.public_key.display().to_string();
@@ -398,6 +402,24 @@ impl Shop {
             .await
     }
 
+    /// Waits (10 s at most) until order `id` owes products nothing: its stock confirmed,
+    /// released or expired; returns it then (read as the admin).
+    pub async fn settled(&self, id: &str) -> Value {
+        eventually(
+            &format!("order {id} to settle with products"),
+            Duration::from_secs(10),
+            || async move {
+                let reply = self.get_order(&self.tokens.admin, id).await;
+                let order = reply.expect(200, "GET /orders/{id}").clone();
+                match order["stock"].as_str() {
+                    Some("pending" | "releasing") => Err(order),
+                    _ => Ok(order),
+                }
+            },
+        )
+        .await
+    }
+
     /// `GET /orders?QUERY` as `token` (one page); asserts 200 and returns the items.
     pub async fn list_orders(&self, token: &str, query: &str) -> Vec<Value> {
         let reply = self
@@ -440,7 +462,7 @@ impl Shop {
             within,
             || async move {
                 match self.orders_feed_seq().await {
-                    Some(seq) if seq == target => Ok(target),
+                    Some(seq) if seq >= target => Ok(seq),
                     seen => Err(seen),
                 }
             },

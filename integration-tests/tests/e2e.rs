@@ -71,8 +71,13 @@ async fn happy_path_place_update_fulfil_cancel_and_list() {
     assert_eq!(lines[0]["line_total"], "8.40");
     assert_eq!(lines[1]["product_id"], cup.as_str());
     assert_eq!(lines[1]["line_total"], "12.50");
-    let read = shop.get_order(alice, &order_id).await;
-    assert_eq!(read.expect(200, "GET /orders/{id}"), &order);
+    assert_eq!(order["stock"], "pending");
+    // Products confirms the sale moments later: the order's stock and version say so.
+    let read = shop.settled(&order_id).await;
+    assert_eq!(
+        (&read["stock"], &read["version"], &read["items"]),
+        (&json!("confirmed"), &json!(2), &order["items"])
+    );
 
     // Update quantities, conditionally on the version read.
     let url = shop.orders.url(&format!("/orders/{order_id}"));
@@ -82,7 +87,7 @@ async fn happy_path_place_update_fulfil_cancel_and_list() {
             Method::PATCH,
             &url,
             Some(alice),
-            &[("If-Match", "\"1\"")],
+            &[("If-Match", "\"2\"")],
             Some(&json!({"items": [
                 {"product_id": tea, "quantity": 3},
                 {"product_id": cup, "quantity": 2},
@@ -90,7 +95,7 @@ async fn happy_path_place_update_fulfil_cancel_and_list() {
         )
         .await;
     let changed = changed.expect(200, "PATCH items").clone();
-    assert_eq!(changed["version"], 2);
+    assert_eq!(changed["version"], 3);
     assert_eq!(changed["total"], "37.60");
     assert_eq!(changed["items"][0]["quantity"], 3);
     assert_eq!(changed["items"][1]["quantity"], 2);
@@ -172,19 +177,21 @@ async fn archiving_a_product_puts_its_open_orders_on_hold() {
     let with_tea = shop.place_order(alice, &[(&tea, 2), (&cup, 1)]).await;
     let with_tea = id(with_tea.expect(201, "order with tea"));
     let without_tea = shop.place_order(alice, &[(&cup, 1)]).await;
-    let without_tea = without_tea.expect(201, "order without tea").clone();
+    let without_tea = id(without_tea.expect(201, "order without tea"));
     let done = shop.place_order(bob, &[(&tea, 1)]).await;
     let done = id(done.expect(201, "bob's order with tea"));
-    let done = shop
-        .api
+    shop.api
         .patch(
             &shop.orders.url(&format!("/orders/{done}")),
             Some(bob),
             &json!({"status": "fulfilled"}),
         )
         .await
-        .expect(200, "fulfil bob's order")
-        .clone();
+        .expect(200, "fulfil bob's order");
+    // Each order as it stays once products confirmed its stock.
+    shop.settled(&with_tea).await;
+    let without_tea = shop.settled(&without_tea).await;
+    let done = shop.settled(&done).await;
 
     shop.archive_product(&tea).await;
 
@@ -192,7 +199,7 @@ async fn archiving_a_product_puts_its_open_orders_on_hold() {
     let reason = held["hold_reason"].as_str().expect("a hold_reason");
     assert!(reason.contains(&tea), "{reason:?} names the product id");
     assert!(reason.contains("Green tea"), "{reason:?} names the product");
-    assert_eq!(held["version"], 2);
+    assert_eq!(held["version"], 3, "placed, confirmed, held");
     // Every effect of the archive event is stored once the feed position reaches it.
     shop.wait_feed_caught_up(FEED_DEADLINE).await;
     let reread = shop.get_order(alice, &id(&without_tea)).await;
@@ -394,8 +401,8 @@ async fn users_see_only_their_own_orders_and_admins_see_all() {
     let (alice, bob, admin) = (&shop.tokens.alice, &shop.tokens.bob, &shop.tokens.admin);
     let tea = id(&shop.create_product("Green tea", "4.20").await);
     let alices = shop.place_order(alice, &[(&tea, 1)]).await;
-    let alices = alices.expect(201, "alice's order").clone();
-    let alices_id = id(&alices);
+    let alices_id = id(alices.expect(201, "alice's order"));
+    let alices = shop.settled(&alices_id).await;
     let bobs = shop.place_order(bob, &[(&tea, 2)]).await;
     let bobs_id = id(bobs.expect(201, "bob's order"));
     let url = shop.orders.url(&format!("/orders/{alices_id}"));
@@ -427,8 +434,10 @@ async fn users_see_only_their_own_orders_and_admins_see_all() {
         .api
         .patch(&url, Some(admin), &json!({"status": "cancelled"}))
         .await;
-    let cancelled = cancelled.expect(200, "admin cancels alice's order").clone();
+    cancelled.expect(200, "admin cancels alice's order");
+    let cancelled = shop.settled(&alices_id).await;
     assert_eq!(cancelled["owner"], "alice");
+    assert_eq!(cancelled["stock"], "released");
     let read = shop.get_order(alice, &alices_id).await;
     assert_eq!(read.expect(200, "alice reads her order"), &cancelled);
 

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::order::requested_items;
-use crate::domain::{Change, LineItem, Order, Status};
+use crate::domain::{Change, LineItem, Order, Status, StockState};
 use crate::service::Listing;
 
 /// An order.
@@ -31,6 +31,12 @@ pub struct OrderBody {
     /// Sum of the line totals, exact.
     #[schema(value_type = String, example = "12.60")]
     pub total: Money,
+    /// Where its stock stands at products: `pending` (held, the sale being confirmed; this
+    /// changes to `confirmed` moments later, bumping the version), `confirmed`, `releasing`,
+    /// `released` (cancelled or deleted), or `expired` (the hold ran out before the sale was
+    /// confirmed: the order is on hold). Absent on orders placed before stock was tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<StockState>,
     /// Bumped by every change; the ETag is this number in quotes.
     pub version: u64,
     /// Creation time (RFC 3339).
@@ -55,10 +61,12 @@ impl From<&Record<Order>> for OrderBody {
             hold_reason: r.data.hold_reason.clone(),
             items: r.data.items.clone(),
             total: r.data.total,
+            stock: r.data.stock(),
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
-            archived: r.archived,
+            // A deleted order waiting to give its stock back is already gone to readers.
+            archived: r.archived || r.data.deleting,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The orders service: a library holding the actix-web app, and the `orders` binary.
 //!
 //! - [`domain`]: order lines with product snapshots, exact totals, the status machine.
-//! - [`service`]: the operations and every business rule; products is called with ONE batch
-//!   lookup per order through `products_api::client`.
+//! - [`service`]: the operations and every business rule; an order's stock is reserved at
+//!   products with ONE call per order through `products_api::client`.
+//! - [`settler`]: the outbox worker that commits and releases those reservations.
 //! - [`store`]: the orders store (indexes by owner, status, product) and the feed cursor.
 //! - [`api`], [`routes`], [`openapi`]: the HTTP surface.
 //! - [`follower`]: follows the products change feed and holds orders of archived products.
@@ -19,6 +20,7 @@ pub mod follower;
 pub mod openapi;
 pub mod routes;
 pub mod service;
+pub mod settler;
 pub mod startup;
 pub mod stats;
 pub mod store;

@@ -3,10 +3,18 @@
 //!
 //! - An order belongs to the user who placed it: only they, or an admin, see or change it;
 //!   to anyone else it does not exist.
-//! - Placing prices every line with ONE batch lookup at products (with orders' own service
-//!   token): each line keeps a snapshot of the product's name and unit price, the total is
-//!   exact, and an unknown or archived product refuses the whole order, naming it. If products
-//!   cannot answer within its timeout, nothing is stored and the caller is told to retry.
+//! - Placing reserves every line with ONE call to products (with orders' own service token,
+//!   the reservation named by the new order's id): all lines are held or none is. Products
+//!   answers each product's name and unit price, which the lines keep as a snapshot; the total
+//!   is exact. A short line refuses the order as out of stock, naming each short line; an
+//!   unknown or archived product refuses it, naming it. If products cannot answer within its
+//!   timeout, nothing is stored and the caller is told to retry (a hold products may have made
+//!   expires on its own).
+//! - The order is then stored owing products a commit, and answered; the
+//!   [`settler`](crate::settler) commits in the background. Cancelling, deleting an open
+//!   order, or replacing its lines makes it owe a release of the reservations it no longer
+//!   needs. A commit that comes after the reservation expired puts the order on hold; placing
+//!   it again reserves its lines anew.
 //! - Lines of the same product are merged; at most 100 lines of at most 10,000 units each.
 //! - A placement with an `Idempotency-Key` happens once per caller and key: a retry with the
 //!   same body gets the first answer again (placed, with the lines and total first priced);
@@ -17,11 +25,14 @@
 //! - Status moves: placed → fulfilled | cancelled; on_hold → placed | fulfilled | cancelled;
 //!   fulfilled and cancelled are final. Releasing a hold re-checks that every product is still
 //!   available; any status move clears the hold reason.
-//! - Lines change only while placed or on hold, and are priced again.
+//! - Lines change only while placed or on hold: the new lines are reserved (and priced) under a
+//!   new reservation before the order changes, or the change is refused as out of stock and
+//!   nothing changes; the old reservation is then released.
 //! - A change or a delete may require the version the caller last saw (`If-Match`); without
 //!   it, a change that lost a race with another writer is recomputed on the new version (up to
 //!   3 times).
-//! - Deleting keeps a tombstone: reads say the order is gone.
+//! - Deleting keeps a tombstone: reads say the order is gone at once; an open order's stock is
+//!   given back first (a fulfilled order's stays sold).
 //! - Lists go a page at a time in creation order, filtered by status and product; users see
 //!   their own orders, admins everyone's or one owner's.
 //! - Figures (counts, exact totals and averages per status, over a creation-time range) cover
@@ -30,7 +41,8 @@
 
 use std::sync::Arc;
 
-use products_api::client::{ClientError, ProductsClient};
+use products_api::client::{ClientError, ProductsClient, ReserveOutcome};
+use products_api::{ReserveLine, ShortLine};
 use prometheus_client::metrics::counter::Counter;
 use service_kit::Caller;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
@@ -38,14 +50,17 @@ use service_kit::sse::ChangeFeed;
 use store_actor::{IndexKey, Page, Query, Record, SortKey, StoreError};
 use uuid::Uuid;
 
-use crate::domain::order::{Priced, PricingError, Refusal, price};
+use crate::domain::order::{Priced, PricingError, Refusal, price, price_reserved};
 use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status};
 use crate::follower::ArchivedProducts;
+use crate::settler::Settler;
 use crate::stats::{Range, Stats, figures};
 use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore};
 
 /// Attempts of a change that lost a race (without `If-Match`).
 const ATTEMPTS: usize = 3;
+/// Longest wait for the write that won a race to become readable.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +85,9 @@ pub enum OrderError {
     /// The lines cannot be priced (unknown or archived products, totals too large).
     #[error(transparent)]
     Pricing(#[from] PricingError),
+    /// Some lines are short of stock: nothing was held, nothing stored.
+    #[error("not enough stock for {} of the lines", .0.len())]
+    OutOfStock(Vec<ShortLine>),
     /// Products could not be asked: nothing was stored.
     #[error("products cannot be reached to check the order: {0}")]
     ProductsUnavailable(ClientError),
@@ -157,17 +175,25 @@ pub struct OrderService {
     archived: ArchivedProducts,
     /// Outcomes counted for `/metrics`.
     metrics: OrderMetrics,
+    /// Settles the reservations orders owes products a call for.
+    settler: Settler,
 }
 
 impl OrderService {
     /// The operations over `store`, pricing with `products`.
-    pub fn new(store: OrderStore, products: ProductsClient, archived: ArchivedProducts) -> Self {
+    pub fn new(
+        store: OrderStore,
+        products: ProductsClient,
+        archived: ArchivedProducts,
+        settler: Settler,
+    ) -> Self {
         Self {
             store,
             products,
             in_flight: InFlight::default(),
             archived,
             metrics: OrderMetrics::default(),
+            settler,
         }
     }
 
@@ -199,7 +225,7 @@ impl OrderService {
                 .lookup(BY_OWNER, &IndexKey::from(owner.as_str()))?,
             None => self.store.all().collect(),
         };
-        let live = records.iter().filter(|r| !r.archived);
+        let live = records.iter().filter(|r| !r.archived && !r.data.deleting);
         Ok(figures(live.map(|r| (&r.data, r.created_at)), range))
     }
 
@@ -223,6 +249,37 @@ impl OrderService {
         Ok(price(items, &lookup)?)
     }
 
+    /// Reserves `items` at products under `id` and prices them from its answer.
+    async fn reserve(
+        &self,
+        id: Uuid,
+        items: &[RequestedItem],
+        request_id: Option<&str>,
+    ) -> Result<Priced, OrderError> {
+        let lines: Vec<ReserveLine> = items
+            .iter()
+            .map(|i| ReserveLine {
+                product_id: i.product_id,
+                quantity: i.quantity,
+            })
+            .collect();
+        let outcome = self
+            .products
+            .reserve(id, &lines, None, request_id)
+            .await
+            .map_err(OrderError::ProductsUnavailable)?;
+        match outcome {
+            ReserveOutcome::Held(reservation) => price_reserved(items, &reservation).map_err(|e| {
+                self.settler.release_orphan(id);
+                e.into()
+            }),
+            ReserveOutcome::OutOfStock(short) => Err(OrderError::OutOfStock(short)),
+            ReserveOutcome::Unavailable { unknown, archived } => {
+                Err(PricingError::Unavailable { unknown, archived }.into())
+            }
+        }
+    }
+
     /// Places an order of `items` for `caller`, once per claim.
     pub async fn place(
         &self,
@@ -238,7 +295,8 @@ impl OrderService {
             claim,
             |o: &Order| o.created_by_key.as_ref().map(|k| k.fingerprint.as_str()),
             |claim| async move {
-                let priced = self.price(&items, request_id).await?;
+                let id = Uuid::now_v7();
+                let priced = self.reserve(id, &items, request_id).await?;
                 let created_by_key = claim.map(|c| CreatedByKey {
                     owner: c.owner,
                     key: c.key,
@@ -246,8 +304,17 @@ impl OrderService {
                     items: priced.lines.clone(),
                     total: priced.total,
                 });
-                let order = Order::placed(caller.user.clone(), priced, created_by_key);
-                Ok::<_, OrderError>(self.store.create(order).await?)
+                let order = Order::placed(caller.user.clone(), priced, created_by_key, id);
+                match self.store.create_with_id(id, order).await {
+                    Ok(order) => {
+                        self.settler.wake();
+                        Ok(order)
+                    }
+                    Err(e) => {
+                        self.settler.release_orphan(id);
+                        Err(OrderError::from(e))
+                    }
+                }
             },
         )
         .await?;
@@ -299,7 +366,7 @@ impl OrderService {
         if !order.data.is_visible_to(caller) {
             return Err(OrderError::NotFound(id));
         }
-        if order.archived {
+        if order.archived || order.data.deleting {
             return Err(OrderError::Deleted(id));
         }
         Ok(order)
@@ -320,12 +387,11 @@ impl OrderService {
             (None, None, Some(s)) => query.index_eq(BY_STATUS, s.as_str()),
             (None, None, None) => query,
         };
-        if status.is_some() || product.is_some() {
-            query = query.filter(move |r: &Record<Order>| {
-                status.is_none_or(|s| r.data.status == s)
-                    && product.is_none_or(|p| r.data.items.iter().any(|i| i.product_id == p))
-            });
-        }
+        query = query.filter(move |r: &Record<Order>| {
+            !r.data.deleting
+                && status.is_none_or(|s| r.data.status == s)
+                && product.is_none_or(|p| r.data.items.iter().any(|i| i.product_id == p))
+        });
         Ok(self.store.list(&query)?)
     }
 
@@ -348,15 +414,26 @@ impl OrderService {
             }
             let order = &current.data;
             order.check_items_change(&change)?;
-            let lines = match &change.items {
-                Some(items) => Some(self.price(items, request_id).await?),
+            let to = order.transition(&change)?;
+            // New lines, or a lapsed order placed again, are reserved first under a new id.
+            let releases_hold = order.releases_hold(to, &change);
+            let reserve = match &change.items {
+                Some(items) => Some(items.clone()),
+                None if releases_hold && order.needs_reservation() => Some(order.requested()),
                 None => None,
             };
-            let to = order.transition(&change)?;
-            if order.releases_hold(to, &change) {
+            let (lines, reserved) = match reserve {
+                Some(items) => {
+                    let id = Uuid::now_v7();
+                    (Some(self.reserve(id, &items, request_id).await?), Some(id))
+                }
+                None => (None, None),
+            };
+            if releases_hold && reserved.is_none() {
                 self.price(&order.requested(), request_id).await?;
             }
-            let next = order.changed(lines, to);
+            let next = order.changed(lines, reserved, to);
+            let owes = !next.is_settled();
             match self
                 .store
                 .update(id, Some(current.version), move |_: &Order| {
@@ -365,6 +442,9 @@ impl OrderService {
                 .await
             {
                 Ok(changed) => {
+                    if owes {
+                        self.settler.wake();
+                    }
                     if to == Some(Status::Cancelled) {
                         self.metrics.cancelled.inc();
                     } else if to == Some(Status::Fulfilled) {
@@ -373,14 +453,25 @@ impl OrderService {
                     return Ok(changed);
                 }
                 // Someone changed it meanwhile; without If-Match, recompute on the new version.
-                Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if let Some(id) = reserved {
+                        self.settler.release_orphan(id);
+                    }
+                    match e {
+                        StoreError::Conflict { actual, .. } if expected.is_none() => {
+                            self.caught_up(id, actual).await;
+                            continue;
+                        }
+                        e => return Err(e.into()),
+                    }
+                }
             }
         }
         Err(OrderError::KeepsChanging)
     }
 
-    /// Deletes an order (a tombstone), if it is still at `expected` (when given).
+    /// Deletes an order (a tombstone, once it owes products nothing), if it is still at
+    /// `expected` (when given).
     pub async fn delete(
         &self,
         caller: &Caller,
@@ -389,16 +480,41 @@ impl OrderService {
     ) -> Result<(), OrderError> {
         for _ in 0..ATTEMPTS {
             let current = self.get(caller, id)?;
-            match self
-                .store
-                .archive(id, Some(expected.unwrap_or(current.version)))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
+            let version = Some(expected.unwrap_or(current.version));
+            let deleted = current.data.deleted();
+            let outcome = if deleted.is_settled() {
+                self.store.archive(id, version).await
+            } else {
+                self.store.replace(id, version, deleted).await
+            };
+            match outcome {
+                Ok(r) => {
+                    if !r.archived {
+                        self.settler.wake();
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { actual, .. }) if expected.is_none() => {
+                    self.caught_up(id, actual).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(OrderError::KeepsChanging)
+    }
+
+    /// Waits (briefly) until reads show order `id` at `version` or later: a write that won a
+    /// race may not be durable, hence readable, yet; recomputing on the older state would lose
+    /// the race again.
+    async fn caught_up(&self, id: Uuid, version: u64) {
+        let mut published = self.store.subscribe();
+        let wait = async {
+            while self.store.get(id).is_ok_and(|r| r.version < version) {
+                if published.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CATCH_UP, wait).await;
     }
 }

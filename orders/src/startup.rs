@@ -1,4 +1,5 @@
-//! Building the app: open the stores, start following products, declare the routes, bind.
+//! Building the app: open the stores, start following products and settling reservations,
+//! declare the routes, bind.
 //! Serving and stopping are [`service_kit::server`]'s; after the server stops, the follower
 //! stops and the stores close.
 
@@ -20,6 +21,7 @@ use crate::follower::{ArchivedProducts, FeedMetrics, Follower};
 use crate::openapi::ApiDoc;
 use crate::routes::{OrdersState, events, orders};
 use crate::service::OrderService;
+use crate::settler::Settler;
 use crate::store;
 
 /// Opens the stores, starts following products and binds the address (`:0` picks a port);
@@ -59,7 +61,14 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
             )
     };
     let closing = Closing::default();
-    let service = OrderService::new(orders.clone(), products.clone(), archived.clone());
+    let settler = Settler::new(orders.clone(), products.clone());
+    settler.metrics().register(&metrics);
+    let service = OrderService::new(
+        orders.clone(),
+        products.clone(),
+        archived.clone(),
+        settler.clone(),
+    );
     service.metrics().register(&metrics);
     let state = web::Data::new(OrdersState {
         service,
@@ -85,9 +94,12 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
         }
         .run(),
     );
+    let settling = tokio::spawn(settler.run());
     Ok(bound.on_stop(async move {
-        follower.abort();
-        let _ = follower.await;
+        for task in [follower, settling] {
+            task.abort();
+            let _ = task.await;
+        }
         for (name, closed) in [
             ("orders", orders.close().await),
             ("cursor", cursor.close().await),

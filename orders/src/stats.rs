@@ -107,6 +107,7 @@ mod tests {
                 total: total.parse().unwrap(),
             },
             None,
+            uuid::Uuid::now_v7(),
         );
         o.status = status;
         o

@@ -1,4 +1,5 @@
-//! How orders are kept: `orders.json` with indexes by owner, status and product, and
+//! How orders are kept: `orders.json` with indexes by owner, status, product and what they
+//! still owe products, and
 //! `products-feed.json`, the durable cursor of the products change feed.
 
 use std::path::Path;
@@ -23,6 +24,11 @@ pub const BY_PRODUCT: &str = "product";
 /// Index of `owner \u{1f} key` for idempotent creates.
 pub const BY_IDEMPOTENCY_KEY: &str = "idempotency_key";
 
+/// Index: [`UNSETTLED`] for orders that owe products a call, or wait to become a tombstone.
+pub const BY_UNSETTLED: &str = "unsettled";
+/// The one key of [`BY_UNSETTLED`].
+pub const UNSETTLED: &str = "owing";
+
 /// The id of the one cursor record.
 pub const CURSOR_ID: Uuid = Uuid::from_u128(1);
 
@@ -46,6 +52,13 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
                 .iter()
                 .map(|i| IndexKey::Uuid(i.product_id))
                 .collect()
+        })
+        .index(BY_UNSETTLED, |o: &Order| {
+            if o.deleting || !o.is_settled() {
+                vec![IndexKey::from(UNSETTLED)]
+            } else {
+                Vec::new()
+            }
         })
         .index(BY_IDEMPOTENCY_KEY, |o: &Order| {
             o.created_by_key

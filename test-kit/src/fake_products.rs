@@ -92,3 +92,25 @@ pub fn lookup_of(ids: &[&str]) -> Value {
         .collect();
     json!({"products": products, "unknown": [], "archived": []})
 }
+
+/// Products' answer to `PUT /reservations/{id}` (the id read from the request `head`): every
+/// one of `lines` (product id, quantity) held, each a product named `Tea` at 1.00.
+pub fn reservation_of(head: &str, lines: &[(&str, u32)]) -> Value {
+    let id = head
+        .strip_prefix("PUT /reservations/")
+        .and_then(|rest| rest.split([' ', '?']).next())
+        .unwrap_or_default();
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(product, quantity)| {
+            json!({"product_id": product, "quantity": quantity, "name": "Tea", "unit_price": "1.00"})
+        })
+        .collect();
+    json!({
+        "id": id,
+        "state": "held",
+        "expires_at": "2026-01-01T00:05:00Z",
+        "lines": lines,
+        "version": 1,
+    })
+}

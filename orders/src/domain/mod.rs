@@ -1,5 +1,9 @@
 //! The orders domain: order lines, pricing and the status machine; no HTTP, no storage.
 
+pub mod hold;
 pub mod order;
 
-pub use order::{Change, CreatedByKey, LineItem, Order, Priced, Refusal, RequestedItem, Status};
+pub use hold::{Due, Hold, HoldState, StockState};
+pub use order::{
+    Change, CreatedByKey, LineItem, Order, Priced, Refusal, RequestedItem, Settled, Status,
+};

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use products_api::{LookupResponse, Money};
+use products_api::{LookupResponse, Money, ReservationBody};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::{ApiError, Caller, FieldError};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use super::hold::{Due, Hold, HoldState, StockState};
 
 /// Most units of one product in one order.
 pub const MAX_QUANTITY: u32 = 10_000;
@@ -125,11 +127,33 @@ pub struct Order {
     /// The `Idempotency-Key` that created it, and what the first answer said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_key: Option<CreatedByKey>,
+    /// Its reservations at products, oldest first (none for orders placed before stock).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
+    /// Deleted, waiting for its stock to be given back before it becomes a tombstone: reads
+    /// already treat it as deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
+/// What products answered a call orders owed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The commit or release went through (or had before).
+    Done,
+    /// The commit was refused: the reservation expired before orders could commit it.
+    Lapsed,
 }
 
 impl Order {
-    /// A new order of `owner`, placed with its priced lines.
-    pub fn placed(owner: String, priced: Priced, created_by_key: Option<CreatedByKey>) -> Self {
+    /// A new order of `owner`, placed with its priced lines, held at products by the
+    /// reservation `reservation` (which it now owes a commit).
+    pub fn placed(
+        owner: String,
+        priced: Priced,
+        created_by_key: Option<CreatedByKey>,
+        reservation: Uuid,
+    ) -> Self {
         Order {
             owner,
             status: Status::Placed,
@@ -137,7 +161,78 @@ impl Order {
             items: priced.lines,
             total: priced.total,
             created_by_key,
+            holds: vec![Hold {
+                id: reservation,
+                state: HoldState::Committing,
+            }],
+            deleting: false,
         }
+    }
+
+    /// Where its stock stands (`None` for orders placed before stock was tracked).
+    pub fn stock(&self) -> Option<StockState> {
+        self.holds.last().map(|h| h.state.into())
+    }
+
+    /// The calls this order still owes products.
+    pub fn dues(&self) -> impl Iterator<Item = Due> + '_ {
+        self.holds.iter().filter_map(Hold::due)
+    }
+
+    /// Whether it owes products nothing.
+    pub fn is_settled(&self) -> bool {
+        self.dues().next().is_none()
+    }
+
+    /// Whether its lines are tracked by reservations but none holds them any more (its
+    /// reservation lapsed): releasing a hold on it must reserve them again.
+    pub fn needs_reservation(&self) -> bool {
+        !self.holds.is_empty() && !self.holds.iter().any(|h| h.state.is_live())
+    }
+
+    /// Every live reservation becomes owed a release (its units are no longer wanted).
+    fn release_holds(&mut self) {
+        for h in &mut self.holds {
+            if h.state.is_live() {
+                h.state = HoldState::Releasing;
+            }
+        }
+    }
+
+    /// The order once products answered `due`, or `None` if the order no longer owes it
+    /// (cancelled meanwhile, or recorded already). A lapsed commit puts a placed order on hold.
+    pub fn settled(&self, due: Due, outcome: Settled) -> Option<Order> {
+        let (id, from, to) = match (due, outcome) {
+            (Due::Commit(id), Settled::Done) => (id, HoldState::Committing, HoldState::Committed),
+            (Due::Commit(id), Settled::Lapsed) => (id, HoldState::Committing, HoldState::Lapsed),
+            (Due::Release(id), _) => (id, HoldState::Releasing, HoldState::Released),
+        };
+        let mut next = self.clone();
+        let hold = next
+            .holds
+            .iter_mut()
+            .find(|h| h.id == id && h.state == from)?;
+        hold.state = to;
+        if to == HoldState::Lapsed && next.status == Status::Placed {
+            next.status = Status::OnHold;
+            next.hold_reason = Some(
+                "its reservation expired before products confirmed the sale; \
+                 placing it again reserves the stock anew"
+                    .to_owned(),
+            );
+        }
+        Some(next)
+    }
+
+    /// The order deleted: an open order's stock is given back (a fulfilled one's stays sold).
+    /// It stays readable to the settler until it owes products nothing.
+    pub fn deleted(&self) -> Order {
+        let mut next = self.clone();
+        if next.status.is_open() {
+            next.release_holds();
+        }
+        next.deleting = true;
+        next
     }
 
     /// Whether `caller` may see this order: its owner, or an admin. (Others are told it does
@@ -187,16 +282,33 @@ impl Order {
     }
 
     /// The order after a change checked by [`Self::check_items_change`] and
-    /// [`Self::transition`]: the new lines, if priced, and the new status, which clears any hold.
-    pub fn changed(&self, lines: Option<Priced>, to: Option<Status>) -> Order {
+    /// [`Self::transition`]: new lines, if priced, held by the new reservation `reserved` (the
+    /// ones it replaces are owed a release), and the new status, which clears any hold; a
+    /// cancelled order's reservations are owed a release.
+    pub fn changed(
+        &self,
+        lines: Option<Priced>,
+        reserved: Option<Uuid>,
+        to: Option<Status>,
+    ) -> Order {
         let mut next = self.clone();
         if let Some(priced) = lines {
             next.items = priced.lines;
             next.total = priced.total;
         }
+        if let Some(id) = reserved {
+            next.release_holds();
+            next.holds.push(Hold {
+                id,
+                state: HoldState::Committing,
+            });
+        }
         if let Some(to) = to {
             next.status = to;
             next.hold_reason = None;
+            if to == Status::Cancelled {
+                next.release_holds();
+            }
         }
         next
     }
@@ -221,6 +333,11 @@ impl Order {
         }
         first.status = Status::Placed;
         first.hold_reason = None;
+        first.deleting = false;
+        first.holds.truncate(1);
+        for h in &mut first.holds {
+            h.state = HoldState::Committing;
+        }
         first
     }
 }
@@ -416,15 +533,25 @@ pub fn price(requested: &[RequestedItem], lookup: &LookupResponse) -> Result<Pri
             archived: lookup.archived.clone(),
         });
     }
-    let found: BTreeMap<Uuid, _> = lookup.products.iter().map(|p| (p.id, p)).collect();
+    let found: BTreeMap<Uuid, _> = lookup
+        .products
+        .iter()
+        .map(|p| (p.id, (p.name.as_str(), p.price)))
+        .collect();
+    priced(requested, |id| found.get(&id).copied())
+}
+
+/// Prices each requested line with the name and unit price `product` finds for it.
+fn priced<'a>(
+    requested: &[RequestedItem],
+    product: impl Fn(Uuid) -> Option<(&'a str, Money)>,
+) -> Result<Priced, PricingError> {
     let mut lines = Vec::with_capacity(requested.len());
     let mut total = Money::default();
     for r in requested {
-        let p = found
-            .get(&r.product_id)
-            .ok_or(PricingError::NoAnswer(r.product_id))?;
-        let line_total = p
-            .price
+        let (name, unit_price) =
+            product(r.product_id).ok_or(PricingError::NoAnswer(r.product_id))?;
+        let line_total = unit_price
             .times(r.quantity)
             .ok_or(PricingError::TooLarge("line"))?;
         total = total
@@ -433,12 +560,26 @@ pub fn price(requested: &[RequestedItem], lookup: &LookupResponse) -> Result<Pri
         lines.push(LineItem {
             product_id: r.product_id,
             quantity: r.quantity,
-            product_name: p.name.clone(),
-            unit_price: p.price,
+            product_name: name.to_owned(),
+            unit_price,
             line_total,
         });
     }
     Ok(Priced { lines, total })
+}
+
+/// Prices requested items from products' answer to their reservation (each line with the
+/// product's name and unit price as products holds it).
+pub fn price_reserved(
+    requested: &[RequestedItem],
+    reservation: &ReservationBody,
+) -> Result<Priced, PricingError> {
+    let found: BTreeMap<Uuid, _> = reservation
+        .lines
+        .iter()
+        .map(|l| (l.product_id, (l.name.as_str(), l.unit_price)))
+        .collect();
+    priced(requested, |id| found.get(&id).copied())
 }
 
 fn join(ids: &[Uuid]) -> String {
@@ -596,7 +737,12 @@ mod tests {
             product_id: a,
             quantity: 2,
         }];
-        let mut order = Order::placed("alice".into(), price(&requested, &lookup).unwrap(), None);
+        let mut order = Order::placed(
+            "alice".into(),
+            price(&requested, &lookup).unwrap(),
+            None,
+            Uuid::now_v7(),
+        );
         order.status = status;
         if status == Status::OnHold {
             order.hold_reason = Some("review".into());
@@ -672,7 +818,7 @@ mod tests {
         assert!(held.releases_hold(to, &release));
         assert!(!held.releases_hold(to, &change(true, Some(Placed))));
         assert!(!order(Placed).releases_hold(Some(Fulfilled), &change(false, Some(Fulfilled))));
-        let released = held.changed(None, to);
+        let released = held.changed(None, None, to);
         assert_eq!((released.status, released.hold_reason), (Placed, None));
         assert_eq!(released.items, held.items, "lines unchanged");
         assert_eq!(held.requested()[0].quantity, 2);
@@ -695,7 +841,7 @@ mod tests {
             &lookup,
         )
         .unwrap();
-        let next = placed.changed(Some(priced), None);
+        let next = placed.changed(Some(priced), None, None);
         assert_eq!(next.items[0].product_id, b);
         assert_eq!(next.total.to_string(), "9.99");
         assert_eq!(next.status, Status::Placed);
@@ -720,12 +866,81 @@ mod tests {
             items: first.items.clone(),
             total: first.total,
         });
-        let mut later = first.changed(None, Some(Cancelled));
+        let mut later = first.changed(None, None, Some(Cancelled));
         later.items.clear();
         let shown = later.as_first_answered();
         assert_eq!(shown.status, Placed);
         assert_eq!(shown.items, first.items);
         assert_eq!(shown.total.to_string(), "3.00");
+    }
+
+    fn states(o: &Order) -> Vec<HoldState> {
+        o.holds.iter().map(|h| h.state).collect()
+    }
+
+    #[test]
+    fn a_placed_order_owes_a_commit_until_products_confirms() {
+        use HoldState::*;
+        let placed = order(Status::Placed);
+        let id = placed.holds[0].id;
+        assert_eq!(placed.dues().collect::<Vec<_>>(), [Due::Commit(id)]);
+        let committed = placed.settled(Due::Commit(id), Settled::Done).unwrap();
+        assert_eq!(states(&committed), [Committed]);
+        assert!(committed.is_settled() && !committed.needs_reservation());
+        assert_eq!(
+            committed.settled(Due::Commit(id), Settled::Done),
+            None,
+            "an answer recorded twice changes nothing"
+        );
+        assert_eq!(placed.settled(Due::Release(id), Settled::Done), None);
+    }
+
+    #[test]
+    fn cancelling_or_deleting_owes_a_release_but_a_fulfilled_sale_stays() {
+        use HoldState::*;
+        let placed = order(Status::Placed);
+        let id = placed.holds[0].id;
+        for gone in [
+            placed.changed(None, None, Some(Status::Cancelled)),
+            placed.deleted(),
+        ] {
+            assert_eq!(gone.dues().collect::<Vec<_>>(), [Due::Release(id)]);
+            let released = gone.settled(Due::Release(id), Settled::Done).unwrap();
+            assert_eq!(states(&released), [Released]);
+        }
+        let fulfilled = placed
+            .settled(Due::Commit(id), Settled::Done)
+            .unwrap()
+            .changed(None, None, Some(Status::Fulfilled));
+        let deleted = fulfilled.deleted();
+        assert!(deleted.deleting && deleted.is_settled());
+        assert_eq!(states(&deleted), [Committed]);
+    }
+
+    #[test]
+    fn new_lines_owe_a_commit_and_a_release_of_the_old_reservation() {
+        use HoldState::*;
+        let placed = order(Status::Placed);
+        let (old, new) = (placed.holds[0].id, Uuid::now_v7());
+        let next = placed.changed(None, Some(new), None);
+        assert_eq!(states(&next), [Releasing, Committing]);
+        assert_eq!(
+            next.dues().collect::<Vec<_>>(),
+            [Due::Release(old), Due::Commit(new)]
+        );
+    }
+
+    #[test]
+    fn a_lapsed_commit_holds_the_order_until_it_is_reserved_again() {
+        let placed = order(Status::Placed);
+        let id = placed.holds[0].id;
+        let lapsed = placed.settled(Due::Commit(id), Settled::Lapsed).unwrap();
+        assert_eq!(lapsed.status, Status::OnHold);
+        assert!(lapsed.hold_reason.as_deref().unwrap().contains("expired"));
+        assert!(lapsed.needs_reservation() && lapsed.is_settled());
+        let again = lapsed.changed(None, Some(Uuid::now_v7()), Some(Status::Placed));
+        assert!(!again.needs_reservation());
+        assert_eq!(states(&again), [HoldState::Lapsed, HoldState::Committing]);
     }
 
     #[test]

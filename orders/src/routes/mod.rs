@@ -35,6 +35,14 @@ impl From<OrderError> for ApiError {
             OrderError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()),
             OrderError::Refused(_) | OrderError::KeepsChanging => ApiError::Conflict(e.to_string()),
             OrderError::Pricing(e) => pricing_problem(e),
+            OrderError::OutOfStock(ref lines) => {
+                let mut extensions = serde_json::Map::new();
+                extensions.insert("lines".into(), serde_json::json!(lines));
+                ApiError::OutOfStock {
+                    detail: e.to_string(),
+                    extensions,
+                }
+            }
             OrderError::ProductsUnavailable(ref cause) => {
                 if !matches!(cause, ClientError::Unavailable(_)) {
                     // Our own token or request is wrong: an operator must look, the client can

@@ -458,16 +458,16 @@ fn counter(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-/// A 3-item order is priced with ONE lookup call to products: orders' client counts one
-/// lookup call and products serves one `POST /products/lookup`.
+/// A 3-item order is reserved and priced with ONE call to products (no lookup): orders' client
+/// counts one reserve call and products serves one `PUT /reservations/{id}`.
 #[actix_web::test]
-async fn a_three_item_order_makes_one_lookup_call() {
+async fn a_three_item_order_makes_one_reserve_call() {
     // Arrange
     let app = spawn_apps().await;
     let tea = app.product("Tea", "1.00").await;
     let cup = app.product("Cup", "3.33").await;
     let pot = app.product("Pot", "20.00").await;
-    let lookups = || async {
+    let calls = || async {
         let orders = app.anonymous("/metrics").await.text().await.unwrap();
         let products = app
             .products_request(Method::GET, "/metrics")
@@ -477,36 +477,35 @@ async fn a_three_item_order_makes_one_lookup_call() {
             .text()
             .await
             .unwrap();
-        (
+        [
+            counter(
+                &orders,
+                "products_client_requests_total",
+                &["call=\"reserve\""],
+            ),
+            counter(
+                &products,
+                "http_requests_total",
+                &["method=\"PUT\"", "route=\"/reservations/{id}\""],
+            ),
             counter(
                 &orders,
                 "products_client_requests_total",
                 &["call=\"lookup\""],
             ),
-            counter(
-                &products,
-                "http_requests_total",
-                &["route=\"/products/lookup\""],
-            ),
-        )
+        ]
     };
-    let before = lookups().await;
+    let before = calls().await;
 
     // Act
-    app.place_ok(&app.alice, &[(&tea, 1), (&cup, 2), (&pot, 3)])
+    let placed = app
+        .place_ok(&app.alice, &[(&tea, 1), (&cup, 2), (&pot, 3)])
         .await;
 
     // Assert
-    let after = lookups().await;
-    assert_eq!(
-        after.0 - before.0,
-        1.0,
-        "client lookup calls: {before:?} → {after:?}"
-    );
-    assert_eq!(
-        after.1 - before.1,
-        1.0,
-        "lookups products served: {before:?} → {after:?}"
-    );
+    let after = calls().await;
+    let made: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(made, [1.0, 1.0, 0.0], "reserve calls made, served; lookups");
+    assert_eq!(placed["total"], "67.66");
     app.stop().await;
 }

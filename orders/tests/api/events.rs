@@ -53,14 +53,18 @@ async fn each_user_sees_only_their_own_events_and_the_admin_all() {
     let mut alice = open(&app, &app.alice).await;
     let mut admin = open(&app, &app.admin).await;
 
-    // Assert
+    // Assert: each placement is created, then updated when products confirms its stock.
     let created = assert_frame(alice.next().await, "created", &alices, "alice");
-    assert_eq!(created["seq"], 2);
+    assert_eq!(created["seq"], 3);
     assert_eq!(created["order"]["status"], "placed");
     assert_eq!(created["order"]["total"], "2.00");
     redactions().bind(|| insta::assert_json_snapshot!("sse_event_data", created));
+    let confirmed = assert_frame(alice.next().await, "updated", &alices, "alice");
+    assert_eq!(confirmed["order"]["stock"], "confirmed");
     let updated = assert_frame(alice.next().await, "updated", &alices, "alice");
     assert_eq!(updated["order"]["status"], "cancelled");
+    let released = assert_frame(alice.next().await, "updated", &alices, "alice");
+    assert_eq!(released["order"]["stock"], "released");
     let archived = assert_frame(alice.next().await, "archived", &alices, "alice");
     assert_eq!(archived["order"]["archived"], true);
     assert_frame(alice.next().await, "created", &last, "alice");
@@ -76,12 +80,12 @@ async fn each_user_sees_only_their_own_events_and_the_admin_all() {
     assert_eq!(
         seen,
         [
-            (1, bobs_first),
-            (2, alices.clone()),
-            (3, bobs_second),
-            (4, alices.clone()),
-            (5, alices),
-            (6, last),
+            (1, bobs_first.clone()),
+            (2, bobs_first),
+            (3, alices.clone()),
+            (4, alices),
+            (5, bobs_second.clone()),
+            (6, bobs_second),
         ]
     );
     app.stop().await;
@@ -97,6 +101,8 @@ async fn holds_are_streamed_live() {
     let id = id_of(&app.place_ok(&app.alice, &[(&tea, 1)]).await);
     let mut alice = open(&app, &app.alice).await;
     assert_frame(alice.next().await, "created", &id, "alice");
+    let confirmed = assert_frame(alice.next().await, "updated", &id, "alice");
+    assert_eq!(confirmed["order"]["stock"], "confirmed");
 
     // Act
     app.archive_product(&tea).await;
@@ -125,7 +131,7 @@ async fn last_event_id_resumes_the_feed() {
     // Act
     let res = app
         .request(Method::GET, "/orders/events?after=0", Some(&app.alice))
-        .header("Last-Event-ID", "1")
+        .header("Last-Event-ID", "2")
         .send()
         .await
         .unwrap();
@@ -135,7 +141,10 @@ async fn last_event_id_resumes_the_feed() {
     let frame = Events::new(res).next().await;
     assert_ne!(frame.data["order"]["id"], first.as_str());
     let data = assert_frame(frame, "created", &second, "alice");
-    assert_eq!(data["seq"], 2);
+    assert_eq!(
+        data["seq"], 3,
+        "after the first order's creation (1) and confirmation (2)"
+    );
     app.stop().await;
 }
 

@@ -1,7 +1,7 @@
 //! `spawn_apps()`: a real orders service in-process on a free loopback port, and the real
 //! `products` binary as a child process (orders' tests do not build the products crate), each
 //! with its own data directory, sharing one generated root key pair; orders calls products with
-//! its own service token (products:read only). Plus typed requests of this API. What every
+//! its own service token (products:read and products:reserve). Plus typed requests of this API. What every
 //! suite shares is in `test_kit`.
 
 #![allow(dead_code)] // each test module uses its own subset
@@ -17,7 +17,7 @@ use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
 use store_actor::Durability;
-pub use test_kit::fake_products::{FakeProducts, http_json, lookup_of};
+pub use test_kit::fake_products::{FakeProducts, http_json, lookup_of, reservation_of};
 use test_kit::process::Service;
 use test_kit::tokens::mint;
 pub use test_kit::{
@@ -107,7 +107,12 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
     let token_file = dir.path().join("orders-products.token");
     std::fs::write(
         &token_file,
-        mint(&root, "orders-service", &["products:read"], false),
+        mint(
+            &root,
+            "orders-service",
+            &["products:read", "products:reserve"],
+            false,
+        ),
     )
     .unwrap();
     let orders = orders::startup::build(orders::configuration::Config {
@@ -168,7 +173,9 @@ impl TestApps {
             .unwrap()
     }
 
-    /// Places an order of `lines` (product id, quantity), asserting 201; returns its body.
+    /// Places an order of `lines` (product id, quantity), asserting 201, and waits until
+    /// products confirmed its stock (so its version no longer moves on its own); returns it
+    /// as it is then.
     pub async fn place_ok(&self, token: &str, lines: &[(&str, u32)]) -> Value {
         let items: Vec<Value> = lines
             .iter()
@@ -176,7 +183,18 @@ impl TestApps {
             .collect();
         let res = self.place(token, &json!({ "items": items })).await;
         assert_eq!(res.status(), 201, "placing {lines:?}");
-        res.json().await.unwrap()
+        let placed: Value = res.json().await.unwrap();
+        assert_eq!(placed["stock"], "pending", "{placed}");
+        self.settled(&id_of(&placed)).await
+    }
+
+    /// Waits until order `id` owes products nothing (its stock confirmed, released or
+    /// expired); returns it then.
+    pub async fn settled(&self, id: &str) -> Value {
+        self.wait_for_order(id, |o| {
+            !matches!(o["stock"].as_str(), Some("pending" | "releasing"))
+        })
+        .await
     }
 
     /// `GET path` on orders with `token`.
@@ -216,11 +234,12 @@ impl TestApps {
         req.send().await.unwrap()
     }
 
-    /// `PATCH /orders/{id}` asserting 200; returns the new body.
+    /// `PATCH /orders/{id}` asserting 200; returns the new body once the order owes products
+    /// nothing (a cancel's release, new lines' commit), as [`Self::settled`].
     pub async fn patch_ok(&self, token: &str, id: &str, body: &Value) -> Value {
         let res = self.patch(token, id, body, None).await;
         assert_eq!(res.status(), 200, "PATCH {id} with {body}");
-        res.json().await.unwrap()
+        self.settled(id).await
     }
 
     /// `DELETE /orders/{id}` with `token`.
@@ -265,6 +284,49 @@ impl TestApps {
             .unwrap();
         assert_eq!(res.status(), 201, "create product {name}");
         id_of(&res.json().await.unwrap())
+    }
+
+    /// Creates a product tracking `stock` units through products' API; returns its id.
+    pub async fn stocked(&self, name: &str, price: &str, stock: u64) -> String {
+        let res = self
+            .products_request(Method::POST, "/products")
+            .json(&json!({"name": name, "price": price, "stock": stock}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "create product {name}");
+        id_of(&res.json().await.unwrap())
+    }
+
+    /// `(stock, reserved, available)` of a product, as products shows it.
+    pub async fn stock_of(&self, id: &str) -> (Value, Value, Value) {
+        let res = self
+            .products_request(Method::GET, &format!("/products/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "get product {id}");
+        let p: Value = res.json().await.unwrap();
+        (
+            p["stock"].clone(),
+            p["reserved"].clone(),
+            p["available"].clone(),
+        )
+    }
+
+    /// The reservation `id` at products (as the products writer, an admin of nothing: it needs
+    /// products:reserve, so this uses orders' own rights).
+    pub async fn reservation(&self, id: &str) -> Value {
+        let token = self.token("orders-service", &["products:read", "products:reserve"]);
+        let res = self
+            .client
+            .get(format!("{}/reservations/{id}", self.products_address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "get reservation {id}");
+        res.json().await.unwrap()
     }
 
     /// Changes a product's price through products' API.

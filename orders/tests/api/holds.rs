@@ -43,7 +43,7 @@ async fn archiving_a_product_holds_its_placed_orders() {
         let reason = held["hold_reason"].as_str().unwrap_or_default();
         assert!(reason.contains(&a), "{held}");
         assert!(!reason.contains(&b), "{held}");
-        assert_eq!(held["version"], 2, "{held}");
+        assert_eq!(held["version"], 3, "placed, confirmed, held: {held}");
         assert_eq!(
             held["items"].as_array().unwrap().len(),
             if *id == bobs_ab { 2 } else { 1 }

@@ -4,7 +4,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    FakeProducts, TestApps, assert_problem, eventually, header, http_json, id_of, lookup_of,
+    FakeProducts, TestApps, assert_problem, eventually, header, http_json, id_of, reservation_of,
     spawn_apps, spawn_orders_with_products,
 };
 
@@ -243,7 +243,7 @@ async fn replay_returns_the_first_result_after_a_change_or_delete() {
     app.stop().await;
 }
 
-/// A retry with the same key while the first request is still in flight (its products lookup
+/// A retry with the same key while the first request is still in flight (its reservation
 /// held by a fake products) answers 409 conflict and stores nothing; the first then completes
 /// as the one order.
 #[actix_web::test]
@@ -253,11 +253,11 @@ async fn retry_while_the_first_is_in_flight_is_a_conflict() {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let held = std::sync::Mutex::new(held);
     let products = FakeProducts::start(move |head| {
-        if !head.starts_with("POST /products/lookup ") {
+        if !head.starts_with("PUT /reservations/") {
             return None;
         }
         let _ = held.lock().unwrap().recv();
-        Some(http_json("200 OK", &lookup_of(&[tea])))
+        Some(http_json("200 OK", &reservation_of(head, &[(tea, 1)])))
     });
     let app = spawn_orders_with_products(&products.url, 10_000).await;
     let body = json!({"product_id": tea, "quantity": 1});
@@ -268,7 +268,7 @@ async fn retry_while_the_first_is_in_flight_is_a_conflict() {
             .json(&body);
         actix_web::rt::spawn(async move { request.send().await.unwrap() })
     };
-    let in_flight = eventually(|| async { products.requests("POST /products/lookup ") == 1 }).await;
+    let in_flight = eventually(|| async { products.requests("PUT /reservations/") == 1 }).await;
     assert!(in_flight, "the first request never reached products");
 
     // Act
@@ -282,7 +282,7 @@ async fn retry_while_the_first_is_in_flight_is_a_conflict() {
     );
     insta::assert_json_snapshot!("problem_conflict_in_flight", problem);
     assert_eq!(app.count().await, 0);
-    assert_eq!(products.requests("POST /products/lookup "), 1);
+    assert_eq!(products.requests("PUT /reservations/"), 1);
     release.send(()).unwrap();
     let first = first.await.unwrap();
     assert_eq!(first.status(), 201);

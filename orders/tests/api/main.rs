@@ -14,4 +14,5 @@ mod read;
 mod reserve_client;
 mod resync;
 mod stats;
+mod stock;
 mod update;

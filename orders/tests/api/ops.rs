@@ -41,15 +41,17 @@ async fn readyz_checks_store_cursor_and_products() {
     app.stop().await;
 }
 
-/// `/metrics` has the products client's call counter (a lookup counted as ok), the feed's
-/// last handled sequence and its lag in milliseconds.
+/// `/metrics` has the products client's call counters (a reserve and a commit counted as ok),
+/// the settlements, the feed's last handled sequence and its lag in milliseconds.
 #[actix_web::test]
 async fn metrics_show_the_products_client_and_the_feed() {
     // Arrange
     let app = spawn_apps().await;
     let tea = app.product("Tea", "1.00").await;
     app.place_ok(&app.alice, &[(&tea, 1)]).await;
-    app.wait_for_feed(1).await;
+    // Products' events: the product, then the reservation with the product's counters, then
+    // the commit with them again.
+    app.wait_for_feed(5).await;
 
     // Act
     let res = app.anonymous("/metrics").await;
@@ -63,20 +65,27 @@ async fn metrics_show_the_products_client_and_the_feed() {
             .starts_with("text/plain")
     );
     let text = res.text().await.unwrap();
-    let lookups = text
+    for call in ["reserve", "commit"] {
+        let calls = text
+            .lines()
+            .find(|l| {
+                l.starts_with("products_client_requests_total{")
+                    && l.contains(&format!("call=\"{call}\""))
+                    && l.contains("outcome=\"ok\"")
+            })
+            .unwrap_or_else(|| panic!("no {call} counter in\n{text}"));
+        assert!(calls.ends_with(" 1"), "{calls}");
+    }
+    let settled = text
         .lines()
-        .find(|l| {
-            l.starts_with("products_client_requests_total{")
-                && l.contains("call=\"lookup\"")
-                && l.contains("outcome=\"ok\"")
-        })
-        .unwrap_or_else(|| panic!("no lookup counter in\n{text}"));
-    assert!(lookups.ends_with(" 1"), "{lookups}");
+        .find(|l| l.starts_with("orders_settlements_total{outcome=\"committed\"}"))
+        .unwrap_or_else(|| panic!("no settlement counter in\n{text}"));
+    assert!(settled.ends_with(" 1"), "{settled}");
     let last_seq = text
         .lines()
         .find_map(|l| l.strip_prefix("products_feed_last_seq "))
         .unwrap_or_else(|| panic!("no products_feed_last_seq in\n{text}"));
-    assert_eq!(last_seq, "1");
+    assert_eq!(last_seq, "5");
     // The feed lag is exported in milliseconds, under a name that says so.
     let lag = text
         .lines()

@@ -84,7 +84,7 @@ async fn a_hung_products_is_unavailable_within_the_timeout_and_stores_nothing() 
     // Assert
     assert_eq!(header(&res, "retry-after").as_deref(), Some("5"));
     assert_problem(res, 503, "unavailable").await;
-    assert!(products.requests("POST /products/lookup") >= 1);
+    assert!(products.requests("PUT /reservations/") >= 1);
     // Within the 1 s timeout, with slack (three attempts of 1 s each would take over 3 s).
     assert!(took < Duration::from_secs(2), "the 503 took {took:?}");
     assert_eq!(app.all(&app.admin).await, Vec::<Value>::new());
@@ -125,6 +125,12 @@ async fn products_down_blocks_only_what_needs_products() {
     assert_problem(items, 503, "unavailable").await;
     assert_eq!(app.order(&app.alice, &id_of(&order)).await, order);
     assert_eq!(status.status(), 200);
+    let cancelled: Value = status.json().await.unwrap();
+    assert_eq!(
+        (&cancelled["status"], &cancelled["stock"]),
+        (&json!("cancelled"), &json!("releasing")),
+        "the release waits for products: {cancelled}"
+    );
     app.stop().await;
 }
 

@@ -35,9 +35,14 @@ async fn get_returns_the_order_with_its_etag() {
 
     // Assert
     assert_eq!(res.status(), 200);
-    assert_eq!(header(&res, "etag").as_deref(), Some("\"1\""));
+    assert_eq!(
+        header(&res, "etag").as_deref(),
+        Some("\"2\""),
+        "placed (1), then its stock confirmed (2)"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, placed);
+    assert_eq!(body["stock"], "confirmed");
     redactions().bind(|| insta::assert_json_snapshot!("order", body));
     app.stop().await;
 }
@@ -98,17 +103,20 @@ async fn if_none_match_answers_not_modified() {
     let tea = app.product("Tea", "1.00").await;
     let id = id_of(&app.place_ok(&app.alice, &[(&tea, 1)]).await);
     let path = format!("/orders/{id}");
-    app.patch_ok(
-        &app.alice,
-        &id,
-        &json!({"items": [{"product_id": tea, "quantity": 2}]}),
-    )
-    .await;
+    let changed = app
+        .patch_ok(
+            &app.alice,
+            &id,
+            &json!({"items": [{"product_id": tea, "quantity": 2}]}),
+        )
+        .await;
+    // Placed, confirmed, new lines, their reservations settled.
+    assert_eq!(changed["version"], 4);
 
     // Act
     let current = app
         .request(Method::GET, &path, Some(&app.alice))
-        .header("If-None-Match", "\"2\"")
+        .header("If-None-Match", "\"4\"")
         .send()
         .await
         .unwrap();
@@ -121,10 +129,10 @@ async fn if_none_match_answers_not_modified() {
 
     // Assert
     assert_eq!(current.status(), 304);
-    assert_eq!(header(&current, "etag").as_deref(), Some("\"2\""));
+    assert_eq!(header(&current, "etag").as_deref(), Some("\"4\""));
     assert!(current.bytes().await.unwrap().is_empty());
     assert_eq!(stale.status(), 200);
-    assert_eq!(stale.json::<Value>().await.unwrap()["version"], 2);
+    assert_eq!(stale.json::<Value>().await.unwrap()["version"], 4);
     app.stop().await;
 }
 

@@ -27,6 +27,8 @@ fn order(product: Uuid, status: Status) -> Order {
         items: vec![line],
         total: "1.00".parse().unwrap(),
         created_by_key: None,
+        holds: Vec::new(),
+        deleting: false,
     }
 }
 

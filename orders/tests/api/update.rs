@@ -39,15 +39,16 @@ async fn new_items_are_repriced_at_current_prices() {
             &app.alice,
             &id,
             &json!({"items": [{"product_id": tea, "quantity": 4}, {"product_id": cup, "quantity": 1}]}),
-            Some("\"1\""),
+            Some("\"2\""),
         )
         .await;
 
-    // Assert
+    // Assert: placed (1), confirmed (2), new lines (3), reserved anew at products.
     assert_eq!(res.status(), 200);
-    assert_eq!(header(&res, "etag").as_deref(), Some("\"2\""));
+    assert_eq!(header(&res, "etag").as_deref(), Some("\"3\""));
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["version"], 2);
+    assert_eq!(body["version"], 3);
+    assert_eq!(body["stock"], "pending");
     assert_eq!(body["status"], "placed");
     assert_eq!(
         body["items"],
@@ -81,7 +82,7 @@ async fn status_change_keeps_the_snapshot() {
     assert_eq!(fulfilled["status"], "fulfilled");
     assert_eq!(fulfilled["items"], order["items"]);
     assert_eq!(fulfilled["total"], "3.00");
-    assert_eq!(fulfilled["version"], 2);
+    assert_eq!(fulfilled["version"], 3, "placed, confirmed, fulfilled");
     app.stop().await;
 }
 
@@ -313,18 +314,19 @@ async fn stale_if_match_is_precondition_failed() {
             &app.alice,
             &id,
             &json!({"status": "cancelled"}),
-            Some("\"2\""),
+            Some("\"4\""),
         )
         .await;
 
     // Assert
     let problem = assert_problem(stale, 412, "precondition-failed").await;
     insta::assert_json_snapshot!("problem_precondition_failed", problem);
-    assert_eq!(v2["version"], 2);
+    // Placed, confirmed, new lines, their reservations settled.
+    assert_eq!(v2["version"], 4);
     assert_eq!(current.status(), 200);
     let current: Value = current.json().await.unwrap();
     assert_eq!(current["status"], "cancelled");
-    assert_eq!(current["version"], 3);
+    assert_eq!(current["version"], 5);
     app.stop().await;
 }
 

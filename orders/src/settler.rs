@@ -1,0 +1,245 @@
+//! Settles what orders owes products: the outbox worker.
+//!
+//! Every order records its reservations and whether each still needs a commit or a release
+//! ([`Hold`](crate::domain::Hold)). The settler finds those orders through an index, calls
+//! products (both calls are idempotent there), and records each answer in the order. It runs
+//! in the background, so no client answer waits on products confirming:
+//!
+//! - woken as soon as an order owes something, and on its own every few seconds;
+//! - when products cannot be reached, it retries with a doubling backoff (capped), so a crash or
+//!   an outage of either service only delays settling, never loses it: the debt is in the order,
+//!   written in the same journal entry as the change that created it;
+//! - a commit products refuses (the reservation expired first) is recorded as lapsed and the
+//!   order put on hold; a deleted order becomes a tombstone once it owes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use products_api::client::{ClientError, ProductsClient};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use store_actor::{IndexKey, Record};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::domain::{Due, Order, Settled};
+use crate::store::{BY_UNSETTLED, OrderStore, UNSETTLED};
+
+/// First wait after a failed round; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between rounds while products is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A round runs this often even when nothing woke the settler.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Orders settled at once (each is one or two calls to products).
+const CONCURRENCY: usize = 32;
+
+/// Labels of `orders_settlements_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    /// `committed`, `released`, `lapsed` or `failed`.
+    outcome: &'static str,
+}
+
+/// Settling counted for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct SettlerMetrics {
+    settlements: Family<Outcome, Counter>,
+    unsettled: Gauge,
+}
+
+impl SettlerMetrics {
+    /// Registers `orders_settlements_total{outcome}` and `orders_unsettled`.
+    pub fn register(&self, metrics: &service_kit::metrics::Metrics) {
+        metrics.register(
+            "orders_settlements",
+            "Calls orders owed products for reservations, by outcome",
+            self.settlements.clone(),
+        );
+        metrics.register(
+            "orders_unsettled",
+            "Orders that owed products a commit or a release at the last round",
+            self.unsettled.clone(),
+        );
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.settlements.get_or_create(&Outcome { outcome }).inc();
+    }
+}
+
+/// The settler and the handle that wakes it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Settler {
+    store: OrderStore,
+    products: ProductsClient,
+    wake: Arc<Notify>,
+    metrics: SettlerMetrics,
+}
+
+/// Why one due call did not go through (it is tried again next round).
+#[derive(Debug)]
+struct Failed;
+
+impl Settler {
+    /// A settler of `store`'s orders at `products`.
+    pub fn new(store: OrderStore, products: ProductsClient) -> Self {
+        Self {
+            store,
+            products,
+            wake: Arc::new(Notify::new()),
+            metrics: SettlerMetrics::default(),
+        }
+    }
+
+    /// The counters (to register in the app's registry).
+    pub fn metrics(&self) -> &SettlerMetrics {
+        &self.metrics
+    }
+
+    /// Asks for a round now: an order owes products something.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Releases a reservation no order was stored for (best effort, in the background: if it
+    /// fails, products lets the reservation expire).
+    pub fn release_orphan(&self, id: Uuid) {
+        let products = self.products.clone();
+        tokio::spawn(async move {
+            if let Err(e) = products.release(id, None).await {
+                tracing::info!(reservation = %id, error = %e, "an unused reservation will expire instead");
+            }
+        });
+    }
+
+    /// Settles rounds until the task is aborted.
+    pub async fn run(self) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if self.round().await {
+                backoff = MIN_BACKOFF;
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(SWEEP_EVERY) => {}
+                }
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    /// One pass over every order that owes something; `false` if any call failed.
+    pub async fn round(&self) -> bool {
+        let owing = match self.store.lookup(BY_UNSETTLED, &IndexKey::from(UNSETTLED)) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the orders that owe products");
+                return false;
+            }
+        };
+        let owing: Vec<_> = owing.into_iter().filter(|r| !r.archived).collect();
+        self.metrics.unsettled.set(owing.len() as i64);
+        let mut all_done = true;
+        let mut running = JoinSet::new();
+        for order in owing {
+            if running.len() >= CONCURRENCY {
+                all_done &= running
+                    .join_next()
+                    .await
+                    .is_some_and(|r| r.unwrap_or(false));
+            }
+            let settler = self.clone();
+            running.spawn(async move { settler.settle(&order).await.is_ok() });
+        }
+        while let Some(done) = running.join_next().await {
+            all_done &= done.unwrap_or(false);
+        }
+        all_done
+    }
+
+    /// Makes every call `order` owes and records the answers in one change; a deleted order
+    /// that owes nothing more becomes a tombstone.
+    async fn settle(&self, order: &Record<Order>) -> Result<(), Failed> {
+        let mut answers = Vec::new();
+        let mut result = Ok(());
+        for due in order.data.dues() {
+            match self.call(due).await {
+                Ok(outcome) => answers.push((due, outcome)),
+                Err(failed) => result = Err(failed),
+            }
+        }
+        if !answers.is_empty() {
+            self.record(order.id, answers).await;
+        }
+        if result.is_ok() && order.data.deleting {
+            let current = self.store.get(order.id).map_err(|_| Failed)?;
+            if current.data.is_settled() && !current.archived {
+                self.store
+                    .archive(order.id, Some(current.version))
+                    .await
+                    .map_err(|_| Failed)?;
+            }
+        }
+        result
+    }
+
+    /// Asks products to do what `due` says.
+    async fn call(&self, due: Due) -> Result<Settled, Failed> {
+        let (id, answer) = match due {
+            Due::Commit(id) => (id, self.products.commit(id, None).await),
+            Due::Release(id) => (id, self.products.release(id, None).await),
+        };
+        let outcome = match (due, answer) {
+            (_, Ok(_)) => Settled::Done,
+            // Nothing held any more: a commit comes too late, a release has nothing to do.
+            (
+                Due::Commit(_),
+                Err(ClientError::Refused {
+                    status: 404 | 409, ..
+                }),
+            ) => Settled::Lapsed,
+            (Due::Release(_), Err(ClientError::Refused { status: 404, .. })) => Settled::Done,
+            (_, Err(e)) => {
+                self.metrics.count("failed");
+                if matches!(e, ClientError::Unavailable(_)) {
+                    tracing::warn!(reservation = %id, error = %e, "settling waits for products");
+                } else {
+                    tracing::error!(reservation = %id, error = %e, "products refused a settlement");
+                }
+                return Err(Failed);
+            }
+        };
+        self.metrics.count(match (due, outcome) {
+            (Due::Commit(_), Settled::Done) => "committed",
+            (Due::Commit(_), Settled::Lapsed) => "lapsed",
+            (Due::Release(_), _) => "released",
+        });
+        Ok(outcome)
+    }
+
+    /// Records products' answers in the order (those it still owes).
+    async fn record(&self, order: Uuid, answers: Vec<(Due, Settled)>) {
+        let recorded = self
+            .store
+            .update(order, None, move |o: &Order| {
+                let mut next: Option<Order> = None;
+                for (due, outcome) in &answers {
+                    if let Some(settled) = next.as_ref().unwrap_or(o).settled(*due, *outcome) {
+                        next = Some(settled);
+                    }
+                }
+                next.ok_or("nothing owed any more")
+            })
+            .await;
+        if let Err(e) = recorded
+            && !matches!(e, store_actor::StoreError::Rejected(_))
+        {
+            tracing::warn!(order = %order, error = %e, "recording a settlement failed; it is retried");
+        }
+    }
+}
