@@ -296,6 +296,11 @@ pub struct Shop {
 impl Shop {
     /// Makes keys and tokens with `shop`, starts products, then orders pointed at it.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`Shop::start`], with extra flags for products (e.g. `--reservation-ttl 10s`).
+    pub async fn start_with(products_flags: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("shop-e2e-")
             .tempdir()
@@ -328,7 +333,9 @@ impl Shop {
             args.extend_from_slice(extra);
             args
         };
-        let products = Service::start("products", "products", dir.path(), common(&[])).await;
+        let products_flags: Vec<String> = products_flags.iter().map(|f| f.to_string()).collect();
+        let products =
+            Service::start("products", "products", dir.path(), common(&products_flags)).await;
         let orders = Service::start(
             "orders",
             "orders",

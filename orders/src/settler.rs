@@ -6,7 +6,8 @@
 //! in the background, so no client answer waits on products confirming:
 //!
 //! - woken as soon as an order owes something, and on its own every few seconds;
-//! - when products cannot be reached, it retries with a doubling backoff (capped), so a crash or
+//! - when products cannot be reached, it retries with a doubling backoff (capped at 2 s, and
+//!   cut short when a new order shows products answers again), so a crash or
 //!   an outage of either service only delays settling, never loses it: the debt is in the order,
 //!   written in the same journal entry as the change that created it;
 //! - a commit products refuses (the reservation expired first) is recorded as lapsed and the
@@ -30,8 +31,9 @@ use crate::store::{BY_UNSETTLED, OrderStore, UNSETTLED};
 
 /// First wait after a failed round; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between rounds while products is failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest wait between rounds while products is failing: far below any sensible reservation
+/// time to live, so a commit is retried many times before its hold could expire.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// A round runs this often even when nothing woke the settler.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Orders settled at once (each is one or two calls to products).
@@ -127,7 +129,11 @@ impl Settler {
                     () = tokio::time::sleep(SWEEP_EVERY) => {}
                 }
             } else {
-                tokio::time::sleep(backoff).await;
+                // A new debt (an order just placed: products answers again) cuts the wait short.
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(backoff) => {}
+                }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
