@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Orders benchmarks with wrk on loopback against real products: POST /orders with 3 items
-# (64 connections) beside products' own batch lookup of 3 ids, and the feed lag under a burst of
+# Orders benchmarks with wrk on loopback against real products (seeded with 10,000 products that
+# track stock): POST /orders of 3 stock-tracked lines (64 connections; one reservation at
+# products, the durable order, then the commit in the background) beside products' own
+# POST /products and batch lookup of 3 ids in the same run, and the feed lag under a burst of
 # 10,000 product updates. Every load is bounded in time. Usage: scripts/bench-orders.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +23,11 @@ trap cleanup EXIT
 "$BIN/shop" keygen --out "$WORK/keys" >/dev/null
 mint() { "$BIN/shop" token mint --private-key "$WORK/keys/private.key" --ttl 1h "$@"; }
 TOKEN=$(mint --user bench --right orders:read --right orders:write --right products:read --right products:write)
-mint --user orders-service --right products:read > "$WORK/service.token"
+mint --user orders-service --right products:read --right products:reserve > "$WORK/service.token"
 export TOKEN
 
-"$BIN/examples/seed" "$WORK/products" 10000 "$WORK/ids.txt" 2>/dev/null
+# Enough stock that no order of the run is refused.
+"$BIN/examples/seed" "$WORK/products" 10000 "$WORK/ids.txt" 1000000000 2>/dev/null
 export IDS_FILE="$WORK/ids.txt"
 RUST_LOG=warn "$BIN/products" --listen 127.0.0.1:18181 --data-dir "$WORK/products" --workers "$WORKERS" \
   --public-key-file "$WORK/keys/public.key" >"$WORK/products.log" 2>&1 &
@@ -49,6 +52,12 @@ request = function()
   local body = string.format('{"items":[{"product_id":"%s","quantity":1},{"product_id":"%s","quantity":2},{"product_id":"%s","quantity":3}]}', pick(), pick(), pick())
   return wrk.format(nil, nil, nil, body)
 end
+LUA
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name":"bench product","price":"9.99"}'
 LUA
 cat > "$WORK/lookup.lua" <<'LUA'
 local ids, token = {}, os.getenv("TOKEN")
@@ -78,6 +87,7 @@ response = function()
 end
 LUA
 
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '!done && $1 ~ "^"m {print $2; done = 1}'; }
 run() { # name, url, script
   local out rps p50 p99 non2xx
   out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$3" "$2")
@@ -87,10 +97,16 @@ run() { # name, url, script
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   printf '%-38s %10s req/s   p50 %8s   p99 %8s   non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
+run "products POST /products (durable)" http://127.0.0.1:18181/products "$WORK/post.lua"
 run "products POST /products/lookup (3 ids)" http://127.0.0.1:18181/products/lookup "$WORK/lookup.lua"
-run "orders POST /orders (3 items, durable)" http://127.0.0.1:18182/orders "$WORK/order.lua"
+run "orders POST /orders (3 stocked lines)" http://127.0.0.1:18182/orders "$WORK/order.lua"
+# The settler commits in the background: report how long the backlog took to drain.
+DRAIN_START=$(date +%s.%N)
+for _ in $(seq 6000); do
+  [ "$(metric 18182 'orders_unsettled' | cut -d. -f1)" = "0" ] && break; sleep 0.01
+done
+echo "settler: backlog drained $(echo "$(date +%s.%N) - $DRAIN_START" | bc) s after the load ended"
 
-metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v m="$2" '!done && $1 ~ "^"m {print $2; done = 1}'; }
 BEFORE=$(metric 18181 'store_last_sequence')
 TARGET=$(( ${BEFORE%.*} + 10000 ))
 # Poll both sides while the burst runs: when products has stored the 10,000th update, and when

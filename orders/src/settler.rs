@@ -63,7 +63,7 @@ impl SettlerMetrics {
         );
         metrics.register(
             "orders_unsettled",
-            "Orders that owed products a commit or a release at the last round",
+            "Orders that owe products a commit or a release (as of the settler's last round, less those settled since)",
             self.unsettled.clone(),
         );
     }
@@ -160,7 +160,13 @@ impl Settler {
                     .is_some_and(|r| r.unwrap_or(false));
             }
             let settler = self.clone();
-            running.spawn(async move { settler.settle(&order).await.is_ok() });
+            running.spawn(async move {
+                let settled = settler.settle(&order).await.is_ok();
+                if settled {
+                    settler.metrics.unsettled.dec();
+                }
+                settled
+            });
         }
         while let Some(done) = running.join_next().await {
             all_done &= done.unwrap_or(false);

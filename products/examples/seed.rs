@@ -2,8 +2,10 @@
 //! end) and writes the ids to a file: the setup of the HTTP benchmarks.
 //!
 //! ```sh
-//! cargo run --release -p products --example seed -- DATA_DIR COUNT IDS_FILE
+//! cargo run --release -p products --example seed -- DATA_DIR COUNT IDS_FILE [STOCK]
 //! ```
+//!
+//! With `STOCK`, every product tracks that many units.
 
 use std::io::Write;
 
@@ -16,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.next().ok_or("usage: seed DATA_DIR COUNT IDS_FILE")?;
     let count: usize = args.next().ok_or("COUNT")?.parse()?;
     let ids_file = args.next().ok_or("IDS_FILE")?;
+    let stock: Option<u64> = args.next().map(|s| s.parse()).transpose()?;
     let store = Store::open(products::store::options(dir.as_ref(), Durability::Never)).await?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(ids_file)?);
     let mut pending = Vec::with_capacity(512);
@@ -27,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     name: ProductName::parse(&format!("product {i:07}")).expect("valid name"),
                     price: Money::from_cents((i as i64 * 37) % 100_000).expect("valid price"),
                     created_by_key: None,
-                    stock: None,
+                    stock,
                     reserved: 0,
                 }))
                 .await

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
-use service_kit::docs::responses::{BadBody, ById, InFlight, NotModified, Stale, Unauthorized};
+use service_kit::docs::responses::{BadBody, ById, NotModified, Stale, Unauthorized};
 use service_kit::http::{self, authorize, idempotency_key, if_match};
 use service_kit::idempotency::Claim;
 use service_kit::json::Body;
@@ -28,7 +28,8 @@ fn request_id(req: &HttpRequest) -> Option<String> {
     responses(
         (status = 201, description = "Placed", body = OrderBody, headers(("Location" = String), ("ETag" = String))),
         BadBody, Unauthorized,
-        (status = 403, description = "Token lacks orders:write", body = Problem), InFlight,
+        (status = 403, description = "Token lacks orders:write", body = Problem),
+        (status = 409, description = "Out of stock (`urn:shop:problem:out-of-stock`: `lines` names each short line with `requested` and `available`; nothing held, nothing stored), or the same Idempotency-Key still in flight", body = Problem),
         (status = 422, description = "Invalid items, unknown or archived products (named), or Idempotency-Key reused", body = Problem),
         (status = 503, description = "Products unavailable: nothing stored; see Retry-After", body = Problem),
     ),
@@ -127,7 +128,7 @@ pub async fn list(
         (status = 200, description = "Changed", body = OrderBody, headers(("ETag" = String))),
         ById, BadBody, Unauthorized,
         (status = 403, description = "Token lacks orders:write", body = Problem), Stale,
-        (status = 409, description = "Not allowed in the order's status", body = Problem),
+        (status = 409, description = "Not allowed in the order's status, or the new lines are out of stock (`urn:shop:problem:out-of-stock`, short lines named; nothing changed)", body = Problem),
         (status = 422, description = "Invalid fields, unknown or archived products", body = Problem),
         (status = 503, description = "Products unavailable; see Retry-After", body = Problem),
     ),
