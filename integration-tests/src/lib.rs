@@ -376,6 +376,19 @@ impl Shop {
             .clone()
     }
 
+    /// `POST /products` of a product tracking `stock` units; asserts 201 and returns it.
+    pub async fn create_stocked(&self, name: &str, price: &str, stock: u64) -> Value {
+        self.api
+            .post(
+                &self.products.url("/products"),
+                Some(&self.tokens.catalog),
+                &serde_json::json!({ "name": name, "price": price, "stock": stock }),
+            )
+            .await
+            .expect(201, "POST /products")
+            .clone()
+    }
+
     /// `DELETE /products/{id}` with the catalog token; asserts 204.
     pub async fn archive_product(&self, id: &str) {
         self.api

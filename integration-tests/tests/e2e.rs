@@ -222,16 +222,15 @@ async fn archiving_a_product_puts_its_open_orders_on_hold() {
 
 /// With products killed, placing an order answers 503 with Retry-After within a few seconds and
 /// stores nothing; once products is back (same data, same port) orders succeed again without
-/// restarting orders.
+/// restarting orders; the refused orders held no stock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_down_gives_fast_503s_and_orders_recover_by_themselves() {
     let mut shop = Shop::start().await;
     let (alice, admin) = (shop.tokens.alice.clone(), shop.tokens.admin.clone());
     let (alice, admin) = (alice.as_str(), admin.as_str());
-    let tea = id(&shop.create_product("Green tea", "4.20").await);
-    shop.place_order(alice, &[(&tea, 1)])
-        .await
-        .expect(201, "order while products is up");
+    let tea = id(&shop.create_stocked("Green tea", "4.20", 10).await);
+    let first = shop.place_order(alice, &[(&tea, 1)]).await;
+    let first = id(first.expect(201, "order while products is up"));
     assert_eq!(shop.list_orders(admin, "limit=100").await.len(), 1);
 
     let orders_pid = shop.orders.pid();
@@ -308,6 +307,22 @@ async fn products_down_gives_fast_503s_and_orders_recover_by_themselves() {
     assert_eq!(placed["total"], "8.40");
     assert_eq!(shop.list_orders(admin, "limit=100").await.len(), 2);
     assert_eq!(shop.orders.pid(), orders_pid, "orders was not restarted");
+    // Nothing was held for the refused orders: only the two placed ones took stock.
+    for order in [first, id(&placed)] {
+        assert_eq!(shop.settled(&order).await["stock"], "confirmed");
+    }
+    let product = shop
+        .api
+        .get(
+            &shop.products.url(&format!("/products/{tea}")),
+            Some(&shop.tokens.catalog),
+        )
+        .await;
+    let product = product.expect(200, "GET /products/{id}");
+    assert_eq!(
+        (&product["stock"], &product["reserved"]),
+        (&json!(7), &json!(0))
+    );
 }
 
 /// After a graceful restart of orders, the products feed resumes at its durable cursor: a new

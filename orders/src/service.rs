@@ -25,9 +25,10 @@
 //! - Status moves: placed → fulfilled | cancelled; on_hold → placed | fulfilled | cancelled;
 //!   fulfilled and cancelled are final. Releasing a hold re-checks that every product is still
 //!   available; any status move clears the hold reason.
-//! - Lines change only while placed or on hold: the new lines are reserved (and priced) under a
-//!   new reservation before the order changes, or the change is refused as out of stock and
-//!   nothing changes; the old reservation is then released.
+//! - Lines change only while placed or on hold, priced again (one lookup): only the units the
+//!   new lines need beyond what the order holds are reserved, under a new reservation, before
+//!   the order changes (or the change is refused as out of stock and nothing changes); units no
+//!   longer needed are given back afterwards by shrinking, or releasing, its reservations.
 //! - A change or a delete may require the version the caller last saw (`If-Match`); without
 //!   it, a change that lost a race with another writer is recomputed on the new version (up to
 //!   3 times).
@@ -42,7 +43,7 @@
 use std::sync::Arc;
 
 use products_api::client::{ClientError, ProductsClient, ReserveOutcome};
-use products_api::{ReserveLine, ShortLine};
+use products_api::{ReservationBody, ReserveLine, ShortLine};
 use prometheus_client::metrics::counter::Counter;
 use service_kit::Caller;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
@@ -51,7 +52,7 @@ use store_actor::{IndexKey, Page, Query, Record, SortKey, StoreError};
 use uuid::Uuid;
 
 use crate::domain::order::{Priced, PricingError, Refusal, price, price_reserved};
-use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status};
+use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status, Units};
 use crate::follower::ArchivedProducts;
 use crate::settler::Settler;
 use crate::stats::{Range, Stats, figures};
@@ -249,6 +250,27 @@ impl OrderService {
         Ok(price(items, &lookup)?)
     }
 
+    /// Holds `lines` at products under the new reservation `id`.
+    async fn hold(
+        &self,
+        id: Uuid,
+        lines: Vec<ReserveLine>,
+        request_id: Option<&str>,
+    ) -> Result<ReservationBody, OrderError> {
+        let outcome = self
+            .products
+            .reserve(id, &lines, None, request_id)
+            .await
+            .map_err(OrderError::ProductsUnavailable)?;
+        match outcome {
+            ReserveOutcome::Held(reservation) => Ok(reservation),
+            ReserveOutcome::OutOfStock(short) => Err(OrderError::OutOfStock(short)),
+            ReserveOutcome::Unavailable { unknown, archived } => {
+                Err(PricingError::Unavailable { unknown, archived }.into())
+            }
+        }
+    }
+
     /// Reserves `items` at products under `id` and prices them from its answer.
     async fn reserve(
         &self,
@@ -256,28 +278,39 @@ impl OrderService {
         items: &[RequestedItem],
         request_id: Option<&str>,
     ) -> Result<Priced, OrderError> {
-        let lines: Vec<ReserveLine> = items
+        let lines = items
             .iter()
             .map(|i| ReserveLine {
                 product_id: i.product_id,
                 quantity: i.quantity,
             })
             .collect();
-        let outcome = self
-            .products
-            .reserve(id, &lines, None, request_id)
-            .await
-            .map_err(OrderError::ProductsUnavailable)?;
-        match outcome {
-            ReserveOutcome::Held(reservation) => price_reserved(items, &reservation).map_err(|e| {
-                self.settler.release_orphan(id);
-                e.into()
-            }),
-            ReserveOutcome::OutOfStock(short) => Err(OrderError::OutOfStock(short)),
-            ReserveOutcome::Unavailable { unknown, archived } => {
-                Err(PricingError::Unavailable { unknown, archived }.into())
-            }
+        let reservation = self.hold(id, lines, request_id).await?;
+        price_reserved(items, &reservation).map_err(|e| {
+            self.settler.release_orphan(id);
+            e.into()
+        })
+    }
+
+    /// Reserves `missing` units (if any) under a new reservation; returns its id with them.
+    async fn reserve_missing(
+        &self,
+        missing: Vec<Units>,
+        request_id: Option<&str>,
+    ) -> Result<Option<(Uuid, Vec<Units>)>, OrderError> {
+        if missing.is_empty() {
+            return Ok(None);
         }
+        let id = Uuid::now_v7();
+        let lines = missing
+            .iter()
+            .map(|u| ReserveLine {
+                product_id: u.product_id,
+                quantity: u.quantity,
+            })
+            .collect();
+        self.hold(id, lines, request_id).await?;
+        Ok(Some((id, missing)))
     }
 
     /// Places an order of `items` for `caller`, once per claim.
@@ -415,23 +448,24 @@ impl OrderService {
             let order = &current.data;
             order.check_items_change(&change)?;
             let to = order.transition(&change)?;
-            // New lines, or a lapsed order placed again, are reserved first under a new id.
             let releases_hold = order.releases_hold(to, &change);
-            let reserve = match &change.items {
-                Some(items) => Some(items.clone()),
-                None if releases_hold && order.needs_reservation() => Some(order.requested()),
+            let lines = match &change.items {
+                Some(items) => Some(self.price(items, request_id).await?),
                 None => None,
             };
-            let (lines, reserved) = match reserve {
-                Some(items) => {
-                    let id = Uuid::now_v7();
-                    (Some(self.reserve(id, &items, request_id).await?), Some(id))
-                }
-                None => (None, None),
+            // Units the lines need beyond what the order holds (more of a product, a new
+            // product, or all of them after a lapsed hold) are reserved first, under a new id;
+            // units no longer needed are given back by the settler once the order is stored.
+            let missing = match &change.items {
+                Some(items) => order.missing(items),
+                None if releases_hold => order.missing(&order.requested()),
+                None => Vec::new(),
             };
-            if releases_hold && reserved.is_none() {
+            if releases_hold && change.items.is_none() && missing.is_empty() {
                 self.price(&order.requested(), request_id).await?;
             }
+            let reserved = self.reserve_missing(missing, request_id).await?;
+            let reservation = reserved.as_ref().map(|(id, _)| *id);
             let next = order.changed(lines, reserved, to);
             let owes = !next.is_settled();
             match self
@@ -454,7 +488,7 @@ impl OrderService {
                 }
                 // Someone changed it meanwhile; without If-Match, recompute on the new version.
                 Err(e) => {
-                    if let Some(id) = reserved {
+                    if let Some(id) = reservation {
                         self.settler.release_orphan(id);
                     }
                     match e {

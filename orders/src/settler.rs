@@ -1,7 +1,7 @@
 //! Settles what orders owes products: the outbox worker.
 //!
 //! Every order records its reservations and whether each still needs a commit or a release
-//! ([`Hold`](crate::domain::Hold)). The settler finds those orders through an index, calls
+//! ([`Hold`](crate::domain::Hold)), or a shrink when its lines went down. The settler finds those orders through an index, calls
 //! products (both calls are idempotent there), and records each answer in the order. It runs
 //! in the background, so no client answer waits on products confirming:
 //!
@@ -16,7 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use products_api::client::{ClientError, ProductsClient};
+use products_api::ReserveLine;
+use products_api::client::{ClientError, ProductsClient, ReserveOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,7 +43,7 @@ const CONCURRENCY: usize = 32;
 /// Labels of `orders_settlements_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
-    /// `committed`, `released`, `lapsed` or `failed`.
+    /// `committed`, `released`, `shrunk`, `lapsed` or `failed`.
     outcome: &'static str,
 }
 
@@ -180,7 +181,7 @@ impl Settler {
         let mut answers = Vec::new();
         let mut result = Ok(());
         for due in order.data.dues() {
-            match self.call(due).await {
+            match self.call(&due).await {
                 Ok(outcome) => answers.push((due, outcome)),
                 Err(failed) => result = Err(failed),
             }
@@ -201,21 +202,44 @@ impl Settler {
     }
 
     /// Asks products to do what `due` says.
-    async fn call(&self, due: Due) -> Result<Settled, Failed> {
+    async fn call(&self, due: &Due) -> Result<Settled, Failed> {
         let (id, answer) = match due {
-            Due::Commit(id) => (id, self.products.commit(id, None).await),
-            Due::Release(id) => (id, self.products.release(id, None).await),
+            Due::Commit(id) => (*id, self.products.commit(*id, None).await),
+            Due::Release(id) => (*id, self.products.release(*id, None).await),
+            Due::Shrink(id, to) => {
+                let lines: Vec<ReserveLine> = to
+                    .iter()
+                    .map(|u| ReserveLine {
+                        product_id: u.product_id,
+                        quantity: u.quantity,
+                    })
+                    .collect();
+                let answer = match self.products.reserve(*id, &lines, None, None).await {
+                    Ok(ReserveOutcome::Held(body)) => Ok(body),
+                    Ok(other) => Err(ClientError::Decode(format!(
+                        "a shrink cannot be short: {other:?}"
+                    ))),
+                    Err(e) => Err(e),
+                };
+                (*id, answer)
+            }
         };
         let outcome = match (due, answer) {
             (_, Ok(_)) => Settled::Done,
-            // Nothing held any more: a commit comes too late, a release has nothing to do.
+            // Nothing held any more: a commit comes too late; a release or a shrink has
+            // nothing left to give back.
             (
                 Due::Commit(_),
                 Err(ClientError::Refused {
                     status: 404 | 409, ..
                 }),
             ) => Settled::Lapsed,
-            (Due::Release(_), Err(ClientError::Refused { status: 404, .. })) => Settled::Done,
+            (
+                _,
+                Err(ClientError::Refused {
+                    status: 404 | 409, ..
+                }),
+            ) => Settled::Done,
             (_, Err(e)) => {
                 self.metrics.count("failed");
                 if matches!(e, ClientError::Unavailable(_)) {
@@ -230,6 +254,7 @@ impl Settler {
             (Due::Commit(_), Settled::Done) => "committed",
             (Due::Commit(_), Settled::Lapsed) => "lapsed",
             (Due::Release(_), _) => "released",
+            (Due::Shrink(..), _) => "shrunk",
         });
         Ok(outcome)
     }
@@ -241,7 +266,7 @@ impl Settler {
             .update(order, None, move |o: &Order| {
                 let mut next: Option<Order> = None;
                 for (due, outcome) in &answers {
-                    if let Some(settled) = next.as_ref().unwrap_or(o).settled(*due, *outcome) {
+                    if let Some(settled) = next.as_ref().unwrap_or(o).settled(due, *outcome) {
                         next = Some(settled);
                     }
                 }

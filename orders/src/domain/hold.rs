@@ -39,11 +39,11 @@ impl HoldState {
     }
 }
 
-/// Where an order's stock stands, as clients see it (its newest reservation).
+/// Where an order's stock stands, as clients see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StockState {
-    /// Held at products; the sale is being confirmed.
+    /// Held at products; the sale (or a change of it) is being confirmed.
     Pending,
     /// Sold: products confirmed.
     Confirmed,
@@ -55,44 +55,73 @@ pub enum StockState {
     Expired,
 }
 
-impl From<HoldState> for StockState {
-    fn from(state: HoldState) -> Self {
-        match state {
-            HoldState::Committing => StockState::Pending,
-            HoldState::Committed => StockState::Confirmed,
-            HoldState::Releasing => StockState::Releasing,
-            HoldState::Released => StockState::Released,
-            HoldState::Lapsed => StockState::Expired,
-        }
-    }
+/// Units of one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Units {
+    /// The product.
+    pub product_id: Uuid,
+    /// How many.
+    pub quantity: u32,
 }
 
 /// One reservation of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     /// The reservation's id at products.
     pub id: Uuid,
     /// Where it stands.
     pub state: HoldState,
+    /// The units it holds at products.
+    #[serde(default)]
+    pub lines: Vec<Units>,
+    /// The fewer units it is owed a shrink to (the order's lines went down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrink_to: Option<Vec<Units>>,
 }
 
 /// What orders owes products for one reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
     /// Commit it.
     Commit(Uuid),
     /// Release it.
     Release(Uuid),
+    /// Shrink it to these units (giving the rest back).
+    Shrink(Uuid, Vec<Units>),
 }
 
 impl Hold {
-    /// The call this hold waits for, if any.
-    pub fn due(&self) -> Option<Due> {
-        match self.state {
+    /// A new reservation of `lines`, owed a commit.
+    pub fn committing(id: Uuid, lines: Vec<Units>) -> Self {
+        Hold {
+            id,
+            state: HoldState::Committing,
+            lines,
+            shrink_to: None,
+        }
+    }
+
+    /// The units it will hold once what it is owed is done (none once released).
+    pub fn target(&self) -> &[Units] {
+        if !self.state.is_live() {
+            return &[];
+        }
+        self.shrink_to.as_deref().unwrap_or(&self.lines)
+    }
+
+    /// The calls this hold waits for: a commit or a release, and a shrink of a live one.
+    pub fn dues(&self) -> impl Iterator<Item = Due> + '_ {
+        let settle = match self.state {
             HoldState::Committing => Some(Due::Commit(self.id)),
             HoldState::Releasing => Some(Due::Release(self.id)),
             _ => None,
-        }
+        };
+        let shrink = self
+            .shrink_to
+            .as_ref()
+            .filter(|_| self.state.is_live())
+            .map(|to| Due::Shrink(self.id, to.clone()));
+        settle.into_iter().chain(shrink)
     }
 }
 
@@ -101,13 +130,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_committing_and_releasing_are_owed() {
+    fn only_committing_releasing_and_shrinking_are_owed() {
         let id = Uuid::now_v7();
-        let due = |state| Hold { id, state }.due();
-        assert_eq!(due(HoldState::Committing), Some(Due::Commit(id)));
-        assert_eq!(due(HoldState::Releasing), Some(Due::Release(id)));
+        let units = vec![Units {
+            product_id: id,
+            quantity: 1,
+        }];
+        let dues = |state, shrink: bool| {
+            let mut hold = Hold::committing(id, units.clone());
+            hold.state = state;
+            hold.shrink_to = shrink.then(Vec::new);
+            hold.dues().collect::<Vec<_>>()
+        };
+        assert_eq!(dues(HoldState::Committing, false), [Due::Commit(id)]);
+        assert_eq!(dues(HoldState::Releasing, false), [Due::Release(id)]);
+        assert_eq!(
+            dues(HoldState::Committing, true),
+            [Due::Commit(id), Due::Shrink(id, Vec::new())]
+        );
+        assert_eq!(
+            dues(HoldState::Committed, true),
+            [Due::Shrink(id, Vec::new())]
+        );
+        assert_eq!(
+            dues(HoldState::Releasing, true),
+            [Due::Release(id)],
+            "a release covers a shrink"
+        );
         for settled in [HoldState::Committed, HoldState::Released, HoldState::Lapsed] {
-            assert_eq!(due(settled), None);
+            assert_eq!(dues(settled, false), []);
             assert!(!settled.is_unsettled());
         }
         assert!(HoldState::Committing.is_live() && HoldState::Committed.is_live());

@@ -3,7 +3,7 @@
 pub mod hold;
 pub mod order;
 
-pub use hold::{Due, Hold, HoldState, StockState};
+pub use hold::{Due, Hold, HoldState, StockState, Units};
 pub use order::{
     Change, CreatedByKey, LineItem, Order, Priced, Refusal, RequestedItem, Settled, Status,
 };

@@ -11,7 +11,7 @@ use service_kit::{ApiError, Caller, FieldError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::hold::{Due, Hold, HoldState, StockState};
+use super::hold::{Due, Hold, HoldState, StockState, Units};
 
 /// Most units of one product in one order.
 pub const MAX_QUANTITY: u32 = 10_000;
@@ -154,6 +154,7 @@ impl Order {
         created_by_key: Option<CreatedByKey>,
         reservation: Uuid,
     ) -> Self {
+        let held = Hold::committing(reservation, units_of(&priced.lines));
         Order {
             owner,
             status: Status::Placed,
@@ -161,22 +162,27 @@ impl Order {
             items: priced.lines,
             total: priced.total,
             created_by_key,
-            holds: vec![Hold {
-                id: reservation,
-                state: HoldState::Committing,
-            }],
+            holds: vec![held],
             deleting: false,
         }
     }
 
     /// Where its stock stands (`None` for orders placed before stock was tracked).
     pub fn stock(&self) -> Option<StockState> {
-        self.holds.last().map(|h| h.state.into())
+        let newest = self.holds.last()?;
+        let live = self.holds.iter().any(|h| h.state.is_live());
+        Some(match (live, self.is_settled()) {
+            (true, false) => StockState::Pending,
+            (true, true) => StockState::Confirmed,
+            (false, false) => StockState::Releasing,
+            (false, true) if newest.state == HoldState::Lapsed => StockState::Expired,
+            (false, true) => StockState::Released,
+        })
     }
 
     /// The calls this order still owes products.
     pub fn dues(&self) -> impl Iterator<Item = Due> + '_ {
-        self.holds.iter().filter_map(Hold::due)
+        self.holds.iter().flat_map(Hold::dues)
     }
 
     /// Whether it owes products nothing.
@@ -184,10 +190,29 @@ impl Order {
         self.dues().next().is_none()
     }
 
-    /// Whether its lines are tracked by reservations but none holds them any more (its
-    /// reservation lapsed): releasing a hold on it must reserve them again.
-    pub fn needs_reservation(&self) -> bool {
-        !self.holds.is_empty() && !self.holds.iter().any(|h| h.state.is_live())
+    /// Units per product its live reservations hold (once what they are owed is done).
+    fn units_held(&self) -> BTreeMap<Uuid, u32> {
+        let mut held = BTreeMap::new();
+        for u in self.holds.iter().flat_map(Hold::target) {
+            *held.entry(u.product_id).or_default() += u.quantity;
+        }
+        held
+    }
+
+    /// The units `items` need beyond what its reservations hold: what a new reservation must
+    /// take (all of them for an order placed before stock was tracked, or whose hold lapsed).
+    pub fn missing(&self, items: &[RequestedItem]) -> Vec<Units> {
+        let held = self.units_held();
+        items
+            .iter()
+            .filter_map(|i| {
+                let have = held.get(&i.product_id).copied().unwrap_or(0);
+                (i.quantity > have).then(|| Units {
+                    product_id: i.product_id,
+                    quantity: i.quantity - have,
+                })
+            })
+            .collect()
     }
 
     /// Every live reservation becomes owed a release (its units are no longer wanted).
@@ -195,25 +220,73 @@ impl Order {
         for h in &mut self.holds {
             if h.state.is_live() {
                 h.state = HoldState::Releasing;
+                h.shrink_to = None;
             }
+        }
+    }
+
+    /// Rebalances the reservations to `items`: `reserved` (a new reservation of the missing
+    /// units) joins them, and units no longer needed are owed back, from the newest reservation
+    /// first: a shrink, or a release of a reservation left with nothing.
+    fn rebalance(&mut self, items: &[RequestedItem], reserved: Option<(Uuid, Vec<Units>)>) {
+        let wanted: BTreeMap<Uuid, u32> =
+            items.iter().map(|i| (i.product_id, i.quantity)).collect();
+        let mut surplus: BTreeMap<Uuid, u32> = self
+            .units_held()
+            .into_iter()
+            .filter_map(|(p, have)| {
+                let want = wanted.get(&p).copied().unwrap_or(0);
+                (have > want).then(|| (p, have - want))
+            })
+            .collect();
+        for hold in self.holds.iter_mut().rev().filter(|h| h.state.is_live()) {
+            let mut target = hold.target().to_vec();
+            for u in &mut target {
+                if let Some(extra) = surplus.get_mut(&u.product_id) {
+                    let back = (*extra).min(u.quantity);
+                    u.quantity -= back;
+                    *extra -= back;
+                }
+            }
+            target.retain(|u| u.quantity > 0);
+            if target.is_empty() {
+                hold.state = HoldState::Releasing;
+                hold.shrink_to = None;
+            } else if target != hold.lines {
+                hold.shrink_to = Some(target);
+            } else {
+                hold.shrink_to = None;
+            }
+        }
+        if let Some((id, lines)) = reserved {
+            self.holds.push(Hold::committing(id, lines));
         }
     }
 
     /// The order once products answered `due`, or `None` if the order no longer owes it
     /// (cancelled meanwhile, or recorded already). A lapsed commit puts a placed order on hold.
-    pub fn settled(&self, due: Due, outcome: Settled) -> Option<Order> {
-        let (id, from, to) = match (due, outcome) {
-            (Due::Commit(id), Settled::Done) => (id, HoldState::Committing, HoldState::Committed),
-            (Due::Commit(id), Settled::Lapsed) => (id, HoldState::Committing, HoldState::Lapsed),
-            (Due::Release(id), _) => (id, HoldState::Releasing, HoldState::Released),
-        };
+    pub fn settled(&self, due: &Due, outcome: Settled) -> Option<Order> {
         let mut next = self.clone();
-        let hold = next
-            .holds
-            .iter_mut()
-            .find(|h| h.id == id && h.state == from)?;
-        hold.state = to;
-        if to == HoldState::Lapsed && next.status == Status::Placed {
+        let id = match due {
+            Due::Commit(id) | Due::Release(id) | Due::Shrink(id, _) => *id,
+        };
+        let hold = next.holds.iter_mut().find(|h| h.id == id)?;
+        match (due, outcome) {
+            (Due::Commit(_), _) if hold.state != HoldState::Committing => return None,
+            (Due::Commit(_), Settled::Done) => hold.state = HoldState::Committed,
+            (Due::Commit(_), Settled::Lapsed) => {
+                hold.state = HoldState::Lapsed;
+                hold.shrink_to = None;
+            }
+            (Due::Release(_), _) if hold.state != HoldState::Releasing => return None,
+            (Due::Release(_), _) => hold.state = HoldState::Released,
+            (Due::Shrink(_, to), _) if hold.shrink_to.as_ref() != Some(to) => return None,
+            (Due::Shrink(_, to), _) => {
+                hold.lines = to.clone();
+                hold.shrink_to = None;
+            }
+        }
+        if hold.state == HoldState::Lapsed && next.status == Status::Placed {
             next.status = Status::OnHold;
             next.hold_reason = Some(
                 "its reservation expired before products confirmed the sale; \
@@ -282,26 +355,23 @@ impl Order {
     }
 
     /// The order after a change checked by [`Self::check_items_change`] and
-    /// [`Self::transition`]: new lines, if priced, held by the new reservation `reserved` (the
-    /// ones it replaces are owed a release), and the new status, which clears any hold; a
-    /// cancelled order's reservations are owed a release.
+    /// [`Self::transition`]: new lines, if priced, with its reservations rebalanced to them
+    /// (`reserved`: the new reservation of the [`Self::missing`] units, if any; units no longer
+    /// needed are owed back), and the new status, which clears any hold; a cancelled order's
+    /// reservations are owed a release.
     pub fn changed(
         &self,
         lines: Option<Priced>,
-        reserved: Option<Uuid>,
+        reserved: Option<(Uuid, Vec<Units>)>,
         to: Option<Status>,
     ) -> Order {
         let mut next = self.clone();
         if let Some(priced) = lines {
             next.items = priced.lines;
             next.total = priced.total;
-        }
-        if let Some(id) = reserved {
-            next.release_holds();
-            next.holds.push(Hold {
-                id,
-                state: HoldState::Committing,
-            });
+            next.rebalance(&next.requested(), reserved);
+        } else if reserved.is_some() {
+            next.rebalance(&next.requested(), reserved);
         }
         if let Some(to) = to {
             next.status = to;
@@ -580,6 +650,17 @@ pub fn price_reserved(
         .map(|l| (l.product_id, (l.name.as_str(), l.unit_price)))
         .collect();
     priced(requested, |id| found.get(&id).copied())
+}
+
+/// The units of priced lines.
+fn units_of(lines: &[LineItem]) -> Vec<Units> {
+    lines
+        .iter()
+        .map(|l| Units {
+            product_id: l.product_id,
+            quantity: l.quantity,
+        })
+        .collect()
 }
 
 fn join(ids: &[Uuid]) -> String {
@@ -878,21 +959,71 @@ mod tests {
         o.holds.iter().map(|h| h.state).collect()
     }
 
+    fn items(lines: &[(Uuid, u32)]) -> Vec<RequestedItem> {
+        lines
+            .iter()
+            .map(|&(product_id, quantity)| RequestedItem {
+                product_id,
+                quantity,
+            })
+            .collect()
+    }
+
+    fn units(lines: &[(Uuid, u32)]) -> Vec<Units> {
+        lines
+            .iter()
+            .map(|&(product_id, quantity)| Units {
+                product_id,
+                quantity,
+            })
+            .collect()
+    }
+
+    /// Settles every due of `o` as done.
+    fn settle_all(o: &Order) -> Order {
+        let dues: Vec<Due> = o.dues().collect();
+        dues.iter()
+            .fold(o.clone(), |o, d| o.settled(d, Settled::Done).unwrap_or(o))
+    }
+
+    /// The order with its lines replaced by `lines` (free: only units matter here), the
+    /// missing units reserved under `reserved`.
+    fn relined(o: &Order, lines: &[(Uuid, u32)], reserved: Option<Uuid>) -> Order {
+        let wanted = items(lines);
+        let priced = Priced {
+            lines: wanted
+                .iter()
+                .map(|i| LineItem {
+                    product_id: i.product_id,
+                    quantity: i.quantity,
+                    product_name: "x".into(),
+                    unit_price: Money::default(),
+                    line_total: Money::default(),
+                })
+                .collect(),
+            total: Money::default(),
+        };
+        let missing = o.missing(&wanted);
+        o.changed(Some(priced), reserved.map(|id| (id, missing)), None)
+    }
+
     #[test]
     fn a_placed_order_owes_a_commit_until_products_confirms() {
         use HoldState::*;
         let placed = order(Status::Placed);
         let id = placed.holds[0].id;
+        assert_eq!(placed.stock(), Some(StockState::Pending));
         assert_eq!(placed.dues().collect::<Vec<_>>(), [Due::Commit(id)]);
-        let committed = placed.settled(Due::Commit(id), Settled::Done).unwrap();
+        let committed = placed.settled(&Due::Commit(id), Settled::Done).unwrap();
         assert_eq!(states(&committed), [Committed]);
-        assert!(committed.is_settled() && !committed.needs_reservation());
+        assert_eq!(committed.stock(), Some(StockState::Confirmed));
+        assert!(committed.is_settled() && committed.missing(&committed.requested()).is_empty());
         assert_eq!(
-            committed.settled(Due::Commit(id), Settled::Done),
+            committed.settled(&Due::Commit(id), Settled::Done),
             None,
             "an answer recorded twice changes nothing"
         );
-        assert_eq!(placed.settled(Due::Release(id), Settled::Done), None);
+        assert_eq!(placed.settled(&Due::Release(id), Settled::Done), None);
     }
 
     #[test]
@@ -905,11 +1036,13 @@ mod tests {
             placed.deleted(),
         ] {
             assert_eq!(gone.dues().collect::<Vec<_>>(), [Due::Release(id)]);
-            let released = gone.settled(Due::Release(id), Settled::Done).unwrap();
+            assert_eq!(gone.stock(), Some(StockState::Releasing));
+            let released = gone.settled(&Due::Release(id), Settled::Done).unwrap();
             assert_eq!(states(&released), [Released]);
+            assert_eq!(released.stock(), Some(StockState::Released));
         }
         let fulfilled = placed
-            .settled(Due::Commit(id), Settled::Done)
+            .settled(&Due::Commit(id), Settled::Done)
             .unwrap()
             .changed(None, None, Some(Status::Fulfilled));
         let deleted = fulfilled.deleted();
@@ -918,28 +1051,47 @@ mod tests {
     }
 
     #[test]
-    fn new_lines_owe_a_commit_and_a_release_of_the_old_reservation() {
+    fn more_units_reserve_only_the_difference_and_fewer_give_some_back() {
         use HoldState::*;
-        let placed = order(Status::Placed);
-        let (old, new) = (placed.holds[0].id, Uuid::now_v7());
-        let next = placed.changed(None, Some(new), None);
-        assert_eq!(states(&next), [Releasing, Committing]);
+        let placed = settle_all(&order(Status::Placed));
+        let (tea, cup) = (placed.items[0].product_id, Uuid::now_v7());
+        let first = placed.holds[0].id;
+        // 2 teas held; 5 teas and a cup need 3 teas and a cup more, in a new reservation.
         assert_eq!(
-            next.dues().collect::<Vec<_>>(),
-            [Due::Release(old), Due::Commit(new)]
+            placed.missing(&items(&[(tea, 5), (cup, 1)])),
+            units(&[(tea, 3), (cup, 1)])
         );
+        let second = Uuid::now_v7();
+        let more = settle_all(&relined(&placed, &[(tea, 5), (cup, 1)], Some(second)));
+        assert_eq!(states(&more), [Committed, Committed]);
+        assert_eq!(more.holds[1].lines, units(&[(tea, 3), (cup, 1)]));
+        // Down to 1 tea: the newest reservation gives back all it has (released), the first
+        // shrinks from 2 teas to 1.
+        let fewer = relined(&more, &[(tea, 1)], None);
+        assert_eq!(
+            fewer.dues().collect::<Vec<_>>(),
+            [Due::Shrink(first, units(&[(tea, 1)])), Due::Release(second)]
+        );
+        assert_eq!(fewer.stock(), Some(StockState::Pending));
+        let done = settle_all(&fewer);
+        assert_eq!(states(&done), [Committed, Released]);
+        assert_eq!(done.holds[0].lines, units(&[(tea, 1)]));
+        assert_eq!(done.stock(), Some(StockState::Confirmed));
+        assert!(done.missing(&items(&[(tea, 1)])).is_empty());
     }
 
     #[test]
     fn a_lapsed_commit_holds_the_order_until_it_is_reserved_again() {
         let placed = order(Status::Placed);
         let id = placed.holds[0].id;
-        let lapsed = placed.settled(Due::Commit(id), Settled::Lapsed).unwrap();
+        let lapsed = placed.settled(&Due::Commit(id), Settled::Lapsed).unwrap();
         assert_eq!(lapsed.status, Status::OnHold);
+        assert_eq!(lapsed.stock(), Some(StockState::Expired));
         assert!(lapsed.hold_reason.as_deref().unwrap().contains("expired"));
-        assert!(lapsed.needs_reservation() && lapsed.is_settled());
-        let again = lapsed.changed(None, Some(Uuid::now_v7()), Some(Status::Placed));
-        assert!(!again.needs_reservation());
+        let missing = lapsed.missing(&lapsed.requested());
+        assert_eq!(missing, units(&[(placed.items[0].product_id, 2)]));
+        let again = lapsed.changed(None, Some((Uuid::now_v7(), missing)), Some(Status::Placed));
+        assert!(again.missing(&again.requested()).is_empty());
         assert_eq!(states(&again), [HoldState::Lapsed, HoldState::Committing]);
     }
 

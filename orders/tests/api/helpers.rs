@@ -17,7 +17,7 @@ use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
 use store_actor::Durability;
-pub use test_kit::fake_products::{FakeProducts, http_json, lookup_of, reservation_of};
+pub use test_kit::fake_products::{FakeProducts, http_json, reservation_of};
 use test_kit::process::Service;
 use test_kit::tokens::mint;
 pub use test_kit::{

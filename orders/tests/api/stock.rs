@@ -113,13 +113,15 @@ async fn cancelling_or_deleting_an_open_order_gives_the_stock_back() {
     app.stop().await;
 }
 
-/// New lines are reserved anew: more units take more stock, fewer give some back; lines that
-/// do not fit are refused with 409 out-of-stock and the order and the stock stay as they were.
+/// Changing the lines reserves only the units they need beyond what the order holds (so the
+/// last units of a product can be added to an order that holds the others); fewer units give
+/// the difference back; lines that do not fit are refused with 409 out-of-stock naming the
+/// missing units, and the order and the stock stay as they were.
 #[actix_web::test]
-async fn changing_the_lines_reserves_them_anew_or_changes_nothing() {
-    // Arrange
+async fn changing_the_lines_reserves_only_the_difference_or_changes_nothing() {
+    // Arrange: 4 of 5 teas ordered, one cup in stock.
     let app = spawn_apps().await;
-    let tea = app.stocked("Tea", "1.00", 10).await;
+    let tea = app.stocked("Tea", "1.00", 5).await;
     let cup = app.stocked("Cup", "2.00", 1).await;
     let id = id_of(&app.place_ok(&app.alice, &[(&tea, 4)]).await);
 
@@ -128,7 +130,7 @@ async fn changing_the_lines_reserves_them_anew_or_changes_nothing() {
         .patch_ok(
             &app.alice,
             &id,
-            &json!({"items": [{"product_id": tea, "quantity": 6}, {"product_id": cup, "quantity": 1}]}),
+            &json!({"items": [{"product_id": tea, "quantity": 5}, {"product_id": cup, "quantity": 1}]}),
         )
         .await;
     let after_more = (app.stock_of(&tea).await, app.stock_of(&cup).await);
@@ -136,10 +138,11 @@ async fn changing_the_lines_reserves_them_anew_or_changes_nothing() {
         .patch(
             &app.alice,
             &id,
-            &json!({"items": [{"product_id": cup, "quantity": 2}]}),
+            &json!({"items": [{"product_id": tea, "quantity": 5}, {"product_id": cup, "quantity": 2}]}),
             None,
         )
         .await;
+    let unchanged = app.order(&app.alice, &id).await;
     let fewer = app
         .patch_ok(
             &app.alice,
@@ -149,19 +152,31 @@ async fn changing_the_lines_reserves_them_anew_or_changes_nothing() {
         .await;
 
     // Assert
-    assert_eq!(more["total"], "8.00");
+    assert_eq!(more["total"], "7.00");
     assert_eq!(more["stock"], "confirmed");
-    assert_eq!(after_more.0, (units(4), units(0), units(4)));
+    assert_eq!(
+        after_more.0,
+        (units(0), units(0), units(0)),
+        "the fifth tea taken"
+    );
     assert_eq!(after_more.1, (units(0), units(0), units(0)));
     let problem = assert_problem(too_many, 409, "out-of-stock").await;
     assert_eq!(
         problem["lines"],
-        json!([{"product_id": cup, "requested": 2, "available": 0}])
+        json!([{"product_id": cup, "requested": 1, "available": 0}]),
+        "only the missing cup is asked for"
     );
+    assert_eq!(unchanged, more);
     assert_eq!(fewer["total"], "1.00");
-    assert_eq!(app.stock_of(&tea).await, (units(9), units(0), units(9)));
+    assert_eq!(fewer["stock"], "confirmed");
+    assert_eq!(app.stock_of(&tea).await, (units(4), units(0), units(4)));
     assert_eq!(app.stock_of(&cup).await, (units(1), units(0), units(1)));
-    assert_eq!(app.reservation(&id).await["state"], "released");
+    let first = app.reservation(&id).await;
+    assert_eq!(first["state"], "committed");
+    assert_eq!(
+        first["lines"][0]["quantity"], 1,
+        "shrunk to one tea: {first}"
+    );
     app.stop().await;
 }
 

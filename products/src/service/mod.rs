@@ -26,7 +26,9 @@
 //!   or nothing: either every line fits in its product's available units and all are held in
 //!   one atomic batch with the reservation record, or nothing is held and every short line is
 //!   named with what was requested and what is available (unknown and archived products are
-//!   refused as such). The same reservation asked again answers the same; other lines under the
+//!   refused as such). The same reservation asked again answers the same; fewer units of the
+//!   same products under the same id shrink it (held or committed: the difference goes back, in
+//!   one batch, and asking again for the smaller lines answers the same); other lines under the
 //!   same id are refused. Committing turns the hold into a sale (the units leave stock);
 //!   releasing gives the units back (also after a commit: the order was cancelled); both are
 //!   idempotent. A reservation still held when its time to live runs out is released by
@@ -186,7 +188,7 @@ impl ProductService {
     pub fn register_metrics(&self, metrics: &service_kit::metrics::Metrics) {
         metrics.register(
             "reservations",
-            "Reservations by outcome: held, committed, released, expired, refused (out of stock)",
+            "Reservations by outcome: held, committed, released, expired, shrunk, refused (out of stock)",
             self.reservations.clone(),
         );
     }

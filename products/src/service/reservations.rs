@@ -40,6 +40,26 @@ pub struct Reserved {
     pub created: bool,
 }
 
+/// What a repeated reservation call is, besides the same call again.
+enum Repeat {
+    /// Fewer units of the same products: shrink the reservation.
+    Shrink(EntryRecord),
+    /// Refused.
+    Refused(ProductError),
+}
+
+/// Whether `to` keeps only some of `from`'s units: no new product, no line larger, at least
+/// one unit fewer.
+fn shrinks(from: &[HeldLine], to: &[HeldLine]) -> bool {
+    let held: BTreeMap<Uuid, u32> = from.iter().map(|l| (l.product_id, l.quantity)).collect();
+    let fits = to
+        .iter()
+        .all(|l| held.get(&l.product_id).is_some_and(|q| l.quantity <= *q));
+    let kept: u64 = to.iter().map(|l| u64::from(l.quantity)).sum();
+    let had: u64 = from.iter().map(|l| u64::from(l.quantity)).sum();
+    fits && kept < had
+}
+
 fn same_lines(a: &[HeldLine], b: &[HeldLine]) -> bool {
     let key = |lines: &[HeldLine]| -> BTreeMap<Uuid, u32> {
         lines.iter().map(|l| (l.product_id, l.quantity)).collect()
@@ -59,9 +79,23 @@ impl ProductService {
             .ttl
             .unwrap_or(self.reservation_ttl)
             .min(self.reservation_ttl);
-        loop {
+        for _ in 0..ATTEMPTS {
             if let Some(existing) = self.existing_reservation(id)? {
-                return self.answer_repeat(existing, &reserve.lines);
+                match self.answer_repeat(existing, &reserve.lines) {
+                    Err(Repeat::Shrink(existing)) => {
+                        match self.shrink(existing, &reserve.lines).await {
+                            // Changed meanwhile (committed, released): look again.
+                            Err(ProductError::Storage(StoreError::BatchFailed {
+                                source, ..
+                            })) if matches!(*source, StoreError::Conflict { .. }) => {
+                                continue;
+                            }
+                            shrunk => return shrunk,
+                        }
+                    }
+                    Err(Repeat::Refused(e)) => return Err(e),
+                    Ok(same) => return Ok(same),
+                }
             }
             if let Err(e) = self.check_available(&reserve.lines) {
                 if matches!(e, ProductError::OutOfStock(_)) {
@@ -108,6 +142,9 @@ impl ProductService {
                 Err(e) => return Err(e.into()),
             }
         }
+        Err(ProductError::ReservationConflict(format!(
+            "reservation {id} keeps changing; try again"
+        )))
     }
 
     /// A reservation, with its products.
@@ -263,33 +300,79 @@ impl ProductService {
         }
     }
 
-    /// A reservation asked for again: the same lines answer it (unless it has ended); other
-    /// lines are refused.
-    fn answer_repeat(
+    /// A reservation asked for again: the same lines answer it (unless it has ended); fewer
+    /// units of the same products (none new) shrink it; other lines are refused.
+    fn answer_repeat(&self, existing: EntryRecord, lines: &[HeldLine]) -> Result<Reserved, Repeat> {
+        let Some(r) = existing.data.as_reservation() else {
+            return Err(Repeat::Refused(ProductError::NoReservation(existing.id)));
+        };
+        let ended = matches!(
+            r.state,
+            ReservationState::Released | ReservationState::Expired
+        );
+        if ended {
+            return Err(Repeat::Refused(ProductError::ReservationConflict(format!(
+                "reservation {} was {}",
+                existing.id,
+                r.state.as_str()
+            ))));
+        }
+        if same_lines(&r.lines, lines) {
+            return Ok(self.with_products(existing, false));
+        }
+        if shrinks(&r.lines, lines) {
+            return Err(Repeat::Shrink(existing));
+        }
+        Err(Repeat::Refused(ProductError::ReservationConflict(format!(
+            "reservation {} already holds other lines (it can only shrink)",
+            existing.id
+        ))))
+    }
+
+    /// Shrinks a held or committed reservation to `lines` (fewer units of some of its
+    /// products), giving the difference back in the same batch: held units stop being
+    /// reserved, sold units return to stock.
+    async fn shrink(
         &self,
         existing: EntryRecord,
         lines: &[HeldLine],
     ) -> Result<Reserved, ProductError> {
-        let Some(r) = existing.data.as_reservation() else {
+        let Some(current) = existing.data.as_reservation().cloned() else {
             return Err(ProductError::NoReservation(existing.id));
         };
-        if !same_lines(&r.lines, lines) {
-            return Err(ProductError::ReservationConflict(format!(
-                "reservation {} already holds other lines",
-                existing.id
-            )));
+        let kept: BTreeMap<Uuid, u32> = lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        let mut batch = vec![Op::replace(
+            existing.id,
+            Some(existing.version),
+            Entry::Reservation(Reservation {
+                lines: lines.to_vec(),
+                ..current.clone()
+            }),
+        )];
+        for line in &current.lines {
+            let given_back = line.quantity - kept.get(&line.product_id).copied().unwrap_or(0);
+            let live = self
+                .store
+                .get(line.product_id)
+                .is_ok_and(|p| !p.archived && p.data.as_product().is_some());
+            if given_back == 0 || !live {
+                continue;
+            }
+            let sold = current.state == ReservationState::Committed;
+            batch.push(Op::update(
+                line.product_id,
+                None,
+                move |e: &Entry| match e {
+                    Entry::Product(p) if sold => Ok(Entry::Product(p.restocking(given_back))),
+                    Entry::Product(p) => Ok(Entry::Product(p.settling(given_back, false))),
+                    _ => Err(StoreError::Rejected("not a product".into())),
+                },
+            ));
         }
-        if matches!(
-            r.state,
-            ReservationState::Released | ReservationState::Expired
-        ) {
-            return Err(ProductError::ReservationConflict(format!(
-                "reservation {} was {}",
-                existing.id,
-                r.state.as_str()
-            )));
-        }
-        Ok(self.with_products(existing, false))
+        let written = self.store.batch(batch).await?;
+        self.count("shrunk");
+        // A change of an existing reservation: answered 200, like a repeat.
+        Ok(self.with_products(written[0].clone(), false))
     }
 
     /// Refuses lines of unknown or archived products, then lines that do not fit (all named).

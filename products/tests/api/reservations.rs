@@ -127,6 +127,70 @@ async fn reserve_commit_and_release() {
     app.stop().await;
 }
 
+/// Fewer units of the same products under the same id shrink a reservation, held or
+/// committed, giving the difference back; asking again answers the same; growing one, or adding
+/// a product, is refused and changes nothing.
+#[actix_web::test]
+async fn reservations_shrink_but_never_grow() {
+    // Arrange
+    let app = spawn_app().await;
+    let token = service_token(&app);
+    let (tea, cup) = (
+        stocked(&app, "Tea", 10).await,
+        stocked(&app, "Cup", 5).await,
+    );
+    let (held, sold) = (Uuid::new_v4(), Uuid::new_v4());
+    let lines = [(tea.as_str(), 4), (cup.as_str(), 2)];
+    assert_eq!(reserve(&app, &token, held, &lines).await.status(), 201);
+    assert_eq!(reserve(&app, &token, sold, &lines).await.status(), 201);
+    assert_eq!(settle(&app, &token, sold, "commit").await.status(), 200);
+    assert_eq!(counts(&app, &tea).await, (json!(6), json!(4), json!(2)));
+
+    // Act
+    let shrunk = reserve(&app, &token, held, &[(tea.as_str(), 1)]).await;
+    let again = reserve(&app, &token, held, &[(tea.as_str(), 1)]).await;
+    let sold_shrunk = reserve(&app, &token, sold, &[(tea.as_str(), 3), (cup.as_str(), 1)]).await;
+    let grown = reserve(&app, &token, held, &[(tea.as_str(), 2)]).await;
+    let added = reserve(
+        &app,
+        &token,
+        sold,
+        &[(tea.as_str(), 1), (free_of(&app).await.as_str(), 1)],
+    )
+    .await;
+
+    // Assert
+    assert_eq!(shrunk.status(), 200);
+    let shrunk: Value = shrunk.json().await.unwrap();
+    assert_eq!(
+        (&shrunk["state"], shrunk["lines"].as_array().unwrap().len()),
+        (&json!("held"), 1)
+    );
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap(), shrunk);
+    assert_eq!(sold_shrunk.status(), 200);
+    assert_eq!(
+        sold_shrunk.json::<Value>().await.unwrap()["state"],
+        "committed"
+    );
+    // Tea: 1 held, 3 sold of 10; cup: 0 held, 1 sold of 5.
+    assert_eq!(counts(&app, &tea).await, (json!(7), json!(1), json!(6)));
+    assert_eq!(counts(&app, &cup).await, (json!(4), json!(0), json!(4)));
+    for refused in [grown, added] {
+        let problem = assert_problem(refused, 409, "conflict").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("only shrink"),
+            "{problem}"
+        );
+    }
+    assert_eq!(counts(&app, &tea).await, (json!(7), json!(1), json!(6)));
+    app.stop().await;
+}
+
+async fn free_of(app: &TestApp) -> String {
+    id_of(&app.create_ok("Spoon", "0.50").await)
+}
+
 /// Out of stock holds nothing and names every short line with requested and available;
 /// unknown and archived products are named too; other lines under a used id are refused.
 #[actix_web::test]
