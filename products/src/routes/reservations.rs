@@ -12,17 +12,18 @@ use service_kit::{ApiError, Operation};
 use super::{ProductsState, RESOURCE};
 use crate::api::{reservation_body, reserve_request};
 
-/// Hold units of several products under the order's id, all or nothing.
+/// Hold units of several products under the order's id, all or nothing (or shrink a
+/// reservation to fewer of them).
 #[utoipa::path(
     put, path = "/reservations/{id}", tag = "reservations",
     request_body = ReserveRequest,
     params(("id" = String, Path, description = "Reservation id (the order's UUID)")),
     responses(
         (status = 201, description = "Held", body = ReservationBody),
-        (status = 200, description = "The same reservation, asked again", body = ReservationBody),
+        (status = 200, description = "The same reservation, asked again; or shrunk to fewer units of the same products (the rest given back)", body = ReservationBody),
         BadBody, Unauthorized,
         (status = 403, description = "Token lacks products:reserve", body = Problem),
-        (status = 409, description = "Out of stock (`lines` names each short line), or the id holds other lines or has ended", body = Problem),
+        (status = 409, description = "Out of stock (`lines` names each short line), or the id holds other lines (a reservation only shrinks) or has ended", body = Problem),
         (status = 422, description = "Invalid lines, or unknown or archived products (named)", body = Problem),
     ),
     security(("bearer" = []))
