@@ -179,7 +179,7 @@ impl prometheus_client::collector::Collector for StoreCollector {
         let labels = StoreLabels {
             store: self.name.clone(),
         };
-        let gauges: [(&str, &str, f64); 7] = [
+        let gauges: [(&str, &str, f64); 9] = [
             (
                 "store_records",
                 "Records, archived ones included",
@@ -210,6 +210,16 @@ impl prometheus_client::collector::Collector for StoreCollector {
                 "store_writable",
                 "1 while the store accepts writes",
                 f64::from(u8::from(s.writable)),
+            ),
+            (
+                "store_torn_tail_dropped",
+                "1 if a torn last journal line (never acknowledged) was dropped at open",
+                f64::from(u8::from(s.torn_line_dropped)),
+            ),
+            (
+                "store_damaged_tail_dropped",
+                "1 if a whole last journal line failing its checksum (possibly an acknowledged write) was dropped at open; its bytes are kept in NAME.journal.broken.N",
+                f64::from(u8::from(s.damaged_line_dropped)),
             ),
         ];
         for (name, help, value) in gauges {

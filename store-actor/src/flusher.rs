@@ -66,11 +66,20 @@ pub(crate) struct Shared<T> {
     pub closed: watch::Sender<bool>,
     /// Counters for [`Status`](crate::Status).
     pub stats: Stats,
+    /// Whether a damaged last journal line was dropped at open: `Some(true)` for a whole line
+    /// failing its checksum, `Some(false)` for a torn one.
+    pub dropped_at_open: Option<bool>,
 }
 
 impl<T> Shared<T> {
-    /// Publishes `state` as loaded from disk, with the sizes of the files it came from.
-    pub fn new(state: State<T>, snapshot_bytes: u64, journal_bytes: u64) -> Self {
+    /// Publishes `state` as loaded from disk, with the sizes of the files it came from and what
+    /// was dropped from the journal's tail.
+    pub fn new(
+        state: State<T>,
+        snapshot_bytes: u64,
+        journal_bytes: u64,
+        dropped_at_open: Option<bool>,
+    ) -> Self {
         let (seq, _) = watch::channel(state.seq);
         let (closed, _) = watch::channel(false);
         let stats = Stats::default();
@@ -84,6 +93,7 @@ impl<T> Shared<T> {
             poison: Mutex::new(None),
             closed,
             stats,
+            dropped_at_open,
         }
     }
 }

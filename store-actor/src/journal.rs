@@ -206,8 +206,9 @@ pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
     offset
 }
 
-/// A damaged last line: safe to drop, because the mutation (or the whole atomic batch) it held was
-/// never acknowledged.
+/// A damaged last line. Dropped at open: a torn write (no newline) was never acknowledged; a
+/// whole line failing its checksum most likely was not either, but may have been (see
+/// [`TornTail::complete`]), so it is logged as an error, counted, and kept as evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     /// 1-based line number of the damaged line.
@@ -216,6 +217,10 @@ pub struct TornTail {
     pub reason: String,
     /// Length of the journal up to (not including) the damaged line.
     pub valid_len: u64,
+    /// The damaged line ends with a newline: it was written whole, so it may have been an
+    /// acknowledged write damaged on disk since (the store cannot tell it from a torn write
+    /// whose last bytes happened to arrive). A line without its newline is surely torn.
+    pub complete: bool,
 }
 
 /// What reading a journal found.
@@ -316,6 +321,7 @@ pub(crate) fn replay<T: DeserializeOwned>(
                     line: line_no,
                     reason,
                     valid_len: offset,
+                    complete,
                 });
                 if !complete {
                     // That was the end of the file as it was then. A reader without the lock

@@ -19,8 +19,12 @@
 //!
 //! With [`Durability::Always`], a write resolves only after its journal line is fsynced. After
 //! a crash or power loss at any instant, every acknowledged write is present; a torn last
-//! journal line (an unacknowledged write) is dropped with a warning and a `.broken` copy; any
-//! other damage refuses to open with the file and line, and nothing is overwritten. An atomic
+//! journal line (an unacknowledged write) is dropped with a warning, its bytes kept in
+//! `NAME.journal.broken.N`; any other damage refuses to open with the file and line, and
+//! nothing is overwritten. The one case the store cannot tell apart: a last line written whole
+//! that fails its checksum (a torn write whose last bytes arrived, or an acknowledged write
+//! damaged on disk since). It is dropped too, but logged at ERROR, flagged in
+//! [`Status::damaged_line_dropped`] and `verify`, and its bytes kept. An atomic
 //! [`Store::batch`] is one journal line, so all of the above holds for it as a whole.
 
 #![forbid(unsafe_code)]
@@ -49,7 +53,7 @@ pub use options::{Durability, StoreOptions};
 pub use query::{Filter, Page, Query, SortKey};
 pub use record::{Event, EventKind, IndexKey, Record};
 pub use recovery::{VerifyReport, read_all, verify};
-pub use snapshot::FORMAT;
+pub use snapshot::{FORMAT, trailer as snapshot_trailer};
 pub use state::IndexFn;
 pub use store::{Status, Store};
 

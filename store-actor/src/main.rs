@@ -64,10 +64,13 @@ enum Command {
     /// Check a store's snapshot and journal without changing or locking anything.
     ///
     /// Prints the record count, the live (not archived) count, the last sequence number, the
-    /// sequence number the snapshot covers and the number of journal lines. A torn last
-    /// journal line (an unacknowledged write, which opening the store drops, keeping a
-    /// `.journal.broken` copy) is reported as a warning and still exits 0. Any other damage
-    /// prints FILE:LINE: REASON on stderr and exits 2. A missing store is an error.
+    /// sequence number the snapshot covers, the number of journal lines, and the evidence kept
+    /// from earlier drops (`.journal.broken.N`). A damaged last journal line, which opening the
+    /// store drops (keeping its bytes as evidence), is reported on stderr and still exits 0: as
+    /// a warning when it is torn (no newline: never acknowledged), as an error when it was
+    /// written whole but fails its checksum (possibly an acknowledged write damaged on disk).
+    /// Any other damage prints FILE:LINE: REASON on stderr and exits 2. A missing store is an
+    /// error.
     #[command(after_help = EXIT_CODES)]
     Verify {
         /// The store's snapshot path (`DIR/NAME.json`; the `.json` may be left out).
@@ -76,8 +79,8 @@ enum Command {
     /// Write a fresh snapshot of a store and cut its journal.
     ///
     /// Opens the store, which takes its lock: it fails if another process (such as the
-    /// service) uses the store. Opening drops a torn last journal line, keeping a
-    /// `.journal.broken` copy. Prints what the compaction did. A missing store is an error: none
+    /// service) uses the store. Opening drops a damaged last journal line, keeping its bytes in
+    /// `.journal.broken.N`. Prints what the compaction did. A missing store is an error: none
     /// is created.
     #[command(after_help = EXIT_CODES)]
     Compact {
@@ -237,8 +240,14 @@ fn verify_store(path: &Path) -> Outcome {
     let journal = options.journal_path();
     let torn = match &report.torn_tail {
         None => "none".to_owned(),
+        Some(t) if t.complete => format!("line {} ({}; a whole line)", t.line, t.reason),
         Some(t) => format!("line {} ({})", t.line, t.reason),
     };
+    let evidence: Vec<String> = report
+        .evidence
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let mut out = io::stdout().lock();
     stdout_written((|| {
         writeln!(
@@ -252,17 +261,31 @@ fn verify_store(path: &Path) -> Outcome {
         writeln!(out, "snapshot sequence: {}", report.snapshot_seq)?;
         writeln!(out, "journal lines:     {}", report.journal_lines)?;
         writeln!(out, "torn tail:         {torn}")?;
+        writeln!(
+            out,
+            "dropped evidence:  {}",
+            if evidence.is_empty() {
+                "none".to_owned()
+            } else {
+                evidence.join(", ")
+            }
+        )?;
         out.flush()
     })())?;
     if let Some(t) = &report.torn_tail {
-        eprintln!(
-            "warning: {}:{}: torn last line ({}): an unacknowledged write; opening the store \
-             will drop it and keep a copy of the journal as {}.broken",
-            journal.display(),
-            t.line,
-            t.reason,
-            journal.display()
-        );
+        let (j, line, reason) = (journal.display(), t.line, &t.reason);
+        if t.complete {
+            eprintln!(
+                "error: {j}:{line}: the last line fails its checksum although it was written \
+                 whole ({reason}): it may be an acknowledged write damaged on disk (the store \
+                 cannot tell); opening the store will drop it and keep its bytes in {j}.broken.N"
+            );
+        } else {
+            eprintln!(
+                "warning: {j}:{line}: torn last line ({reason}): an unacknowledged write; \
+                 opening the store will drop it and keep its bytes in {j}.broken.N"
+            );
+        }
     }
     Ok(())
 }

@@ -53,28 +53,68 @@ pub(crate) fn load<T: DeserializeOwned + Send + Sync>(
     })
 }
 
-/// Drops a torn last journal line: keeps a copy of the damaged journal as `NAME.journal.broken`,
-/// then atomically replaces the journal by its intact prefix.
-pub(crate) fn drop_torn_tail<T>(options: &StoreOptions<T>, torn: &TornTail) -> Result<()> {
+/// Drops a torn last journal line: keeps the dropped bytes as evidence in the first free
+/// `NAME.journal.broken.N` (N = 1, 2, ...: an earlier drop's evidence is never overwritten),
+/// then atomically replaces the journal by its intact prefix. Returns the evidence's path.
+pub(crate) fn drop_torn_tail<T>(
+    options: &StoreOptions<T>,
+    torn: &TornTail,
+) -> Result<std::path::PathBuf> {
     let fs: &dyn Fs = &*options.fs;
     let path = options.journal_path();
-    tracing::warn!(
-        journal = %path.display(),
-        line = torn.line,
-        reason = %torn.reason,
-        "dropping a torn last journal line (an unacknowledged write); a copy of the journal is kept as .broken"
-    );
     let all = fs
         .read_from(&path, 0)
         .map_err(|e| StoreError::io("read", &path, e))?;
-    let broken = path.with_extension("journal.broken");
-    write_synced(fs, &broken, &all)?;
+    let broken = free_broken_path(fs, &path)?;
+    if torn.complete {
+        tracing::error!(
+            journal = %path.display(),
+            line = torn.line,
+            reason = %torn.reason,
+            evidence = %broken.display(),
+            "dropping the last journal line: it was written whole but fails its checksum, so it \
+             may have been an acknowledged write damaged on disk (the store cannot tell); its \
+             bytes are kept as evidence"
+        );
+    } else {
+        tracing::warn!(
+            journal = %path.display(),
+            line = torn.line,
+            reason = %torn.reason,
+            evidence = %broken.display(),
+            "dropping a torn last journal line (an unacknowledged write); its bytes are kept"
+        );
+    }
+    write_synced(fs, &broken, &all[torn.valid_len as usize..])?;
     let tmp = path.with_extension("journal.tmp");
     write_synced(fs, &tmp, &all[..torn.valid_len as usize])?;
     fs.rename(&tmp, &path)
         .map_err(|e| StoreError::io("rename", &tmp, e))?;
     fs.sync_dir(&options.dir)
-        .map_err(|e| StoreError::io("fsync", &options.dir, e))
+        .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
+    Ok(broken)
+}
+
+/// The first `JOURNAL.broken.N` that does not exist yet.
+fn free_broken_path(fs: &dyn Fs, journal: &std::path::Path) -> Result<std::path::PathBuf> {
+    for n in 1u32.. {
+        let candidate = broken_path(journal, n);
+        let taken = fs
+            .open_read(&candidate)
+            .map_err(|e| StoreError::io("open", &candidate, e))?
+            .is_some();
+        if !taken {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("fewer than 2^32 earlier drops")
+}
+
+/// `JOURNAL.broken.N`: the evidence of the `N`th torn tail dropped from `journal`.
+pub fn broken_path(journal: &std::path::Path, n: u32) -> std::path::PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(format!(".broken.{n}"));
+    name.into()
 }
 
 fn write_synced(fs: &dyn Fs, path: &std::path::Path, data: &[u8]) -> Result<()> {
@@ -101,6 +141,9 @@ pub struct VerifyReport {
     pub journal_lines: u64,
     /// A damaged last journal line, which opening the store would drop.
     pub torn_tail: Option<TornTail>,
+    /// Evidence kept from earlier drops: `NAME.journal.broken.1`, `.2`, ... (up to the first
+    /// missing number), and a `NAME.journal.broken` of older versions.
+    pub evidence: Vec<std::path::PathBuf>,
 }
 
 /// Checks a store's snapshot and journal without changing or locking anything.
@@ -111,7 +154,28 @@ pub fn verify<T: DeserializeOwned + Send + Sync>(
     options: &StoreOptions<T>,
 ) -> Result<VerifyReport> {
     let loaded = load(options)?;
+    let fs = &*options.fs;
+    let journal = options.journal_path();
+    let exists = |p: &std::path::Path| -> Result<bool> {
+        Ok(fs
+            .open_read(p)
+            .map_err(|e| StoreError::io("open", p, e))?
+            .is_some())
+    };
+    let mut evidence = Vec::new();
+    let legacy = journal.with_extension("journal.broken");
+    if exists(&legacy)? {
+        evidence.push(legacy);
+    }
+    for n in 1u32.. {
+        let p = broken_path(&journal, n);
+        if !exists(&p)? {
+            break;
+        }
+        evidence.push(p);
+    }
     Ok(VerifyReport {
+        evidence,
         records: loaded.state.records.len() as u64,
         live: loaded.state.live,
         last_seq: loaded.state.seq,

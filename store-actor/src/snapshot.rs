@@ -1,16 +1,20 @@
 //! The snapshot: `NAME.json`, a valid JSON document with one record per line.
 //!
 //! ```text
-//! {"format":"store-actor/1","seq":42,"count":2,"records":[
+//! {"format":"store-actor/2","seq":42,"count":2,"records":[
 //! {"id":"…","version":3,…,"data":{…}},
 //! {"id":"…","version":1,…,"data":{…}}
-//! ]}
+//! ],"crc":1234567890}
 //! ```
 //!
 //! The first line is a header (format, the last sequence number the snapshot covers, the record
 //! count); appending `]}` to it makes it a complete JSON document, which is how it is parsed.
 //! Records follow one per line, so any JSON tool reads the file and a future index can point
-//! at byte offsets. A snapshot is only ever replaced atomically (see [`write_atomic`]).
+//! at byte offsets. The last line carries the CRC-32 (IEEE, `crc32fast`) of every record line's
+//! bytes, newlines and separators included: a flipped bit anywhere in a record is refused at
+//! open (and by `store-actor verify`), even where the JSON still parses. Snapshots of format
+//! `store-actor/1` (the same, ending `]}` without a checksum) are still read. A snapshot is only
+//! ever replaced atomically (see [`write_atomic`]).
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -23,7 +27,26 @@ use crate::fs::{Fs, WriteFile};
 use crate::record::Record;
 
 /// The format tag written in every snapshot header.
-pub const FORMAT: &str = "store-actor/1";
+pub const FORMAT: &str = "store-actor/2";
+/// The format before snapshots had a checksum (read, never written).
+const FORMAT_V1: &str = "store-actor/1";
+
+/// The last line of a snapshot of [`FORMAT`]: `],"crc":C}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trailer {
+    crc: u32,
+}
+
+fn checksum() -> crc32fast::Hasher {
+    crc32fast::Hasher::new()
+}
+
+/// The last line of a snapshot whose record lines (each with its `,` and newline) hash to
+/// `crc` with `crc32fast`, newline included: for tools that write a snapshot themselves.
+pub fn trailer(crc: u32) -> String {
+    format!("],\"crc\":{crc}}}\n")
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -71,12 +94,14 @@ pub(crate) fn read<T: DeserializeOwned>(
     header_doc.extend_from_slice(b"]}");
     let header: Header = serde_json::from_slice(&header_doc)
         .map_err(|e| corrupt(1, format!("bad snapshot header: {e}")))?;
-    if header.format != FORMAT {
-        return Err(corrupt(
-            1,
-            format!("unknown snapshot format {:?}", header.format),
-        ));
-    }
+    let checked = match header.format.as_str() {
+        FORMAT => true,
+        FORMAT_V1 => false,
+        other => {
+            return Err(corrupt(1, format!("unknown snapshot format {other:?}")));
+        }
+    };
+    let mut crc = checksum();
     let mut line_no = 1u64;
     let mut count = 0u64;
     let mut closed = false;
@@ -94,10 +119,12 @@ pub(crate) fn read<T: DeserializeOwned>(
             ));
         }
         let line = buf.trim_ascii_end();
-        if line == b"]}" {
+        if line.starts_with(b"]") {
             closed = true;
+            close(line, checked, &crc).map_err(|reason| corrupt(line_no, reason))?;
             continue;
         }
+        crc.update(&buf);
         let last_record = count + 1 == header.count;
         let body = match (line.strip_suffix(b","), last_record) {
             (Some(b), false) => b,
@@ -131,6 +158,32 @@ pub(crate) fn read<T: DeserializeOwned>(
         count,
         bytes,
     })
+}
+
+/// Checks the closing line: `]}` for [`FORMAT_V1`]; for [`FORMAT`], `],"crc":C}` with `C` the
+/// checksum of the record lines read.
+fn close(line: &[u8], checked: bool, crc: &crc32fast::Hasher) -> std::result::Result<(), String> {
+    if !checked {
+        return if line == b"]}" {
+            Ok(())
+        } else {
+            Err("the snapshot does not end with `]}`".into())
+        };
+    }
+    let trailer: Trailer = line
+        .strip_prefix(b"],")
+        .map(|rest| [b"{".as_slice(), rest].concat())
+        .and_then(|doc| serde_json::from_slice(&doc).ok())
+        .ok_or("the snapshot's last line is not `],\"crc\":N}`")?;
+    let computed = crc.clone().finalize();
+    if trailer.crc != computed {
+        return Err(format!(
+            "checksum mismatch: the records hash to {computed}, the snapshot says {}; a record \
+             was altered",
+            trailer.crc
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a snapshot of `records` covering `seq` to `path`, atomically: temporary file, fsync,
@@ -169,12 +222,15 @@ pub(crate) fn write_atomic<'a, T: Serialize + 'a>(
         )
         .map_err(io)?;
         let mut written = 0u64;
+        let mut crc = checksum();
         for r in records {
+            let start = w.buf.len();
             serde_json::to_writer(&mut w.buf, r)
                 .map_err(|e| StoreError::io("serialize", &tmp, e.into()))?;
             written += 1;
             w.buf
                 .extend_from_slice(if written == count { b"\n" } else { b",\n" });
+            crc.update(&w.buf[start..]);
             if w.buf.len() >= 1 << 16 {
                 w.flush().map_err(io)?;
             }
@@ -183,7 +239,7 @@ pub(crate) fn write_atomic<'a, T: Serialize + 'a>(
             written, count,
             "snapshot record count must match the header"
         );
-        w.buf.extend_from_slice(b"]}\n");
+        w.buf.extend_from_slice(trailer(crc.finalize()).as_bytes());
         w.flush().map_err(io)?;
         // IMPORTANT: the data must be durable before the rename makes it the snapshot.
         w.file

@@ -78,11 +78,16 @@ pub struct Status {
     pub compactions: u64,
     /// How long writes waited during the last journal cut.
     pub last_compaction_pause: Duration,
+    /// A torn last journal line (no newline: never acknowledged) was dropped at open.
+    pub torn_line_dropped: bool,
+    /// A whole last journal line failing its checksum was dropped at open: it may have been an
+    /// acknowledged write damaged on disk (its bytes are in `NAME.journal.broken.N`).
+    pub damaged_line_dropped: bool,
 }
 
 impl<T: Data> Store<T> {
     /// Opens (or creates) the store: takes the file lock, loads the snapshot, replays the
-    /// journal, drops a torn last journal line (keeping `NAME.journal.broken`), and starts the
+    /// journal, drops a torn last journal line (keeping its bytes in `NAME.journal.broken.N`), and starts the
     /// actor and the flusher on their own threads.
     ///
     /// Fails with [`StoreError::Locked`] if another store holds the files and with
@@ -296,6 +301,8 @@ impl<T: Data> Store<T> {
             batches: load(&s.batches),
             compactions: load(&s.compactions),
             last_compaction_pause: Duration::from_nanos(load(&s.last_rotation_pause_nanos)),
+            torn_line_dropped: self.shared.dropped_at_open == Some(false),
+            damaged_line_dropped: self.shared.dropped_at_open == Some(true),
         }
     }
 
@@ -381,6 +388,7 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     if let Some(torn) = &loaded.replay.torn_tail {
         recovery::drop_torn_tail(&options, torn)?;
     }
+    let dropped = loaded.replay.torn_tail.as_ref().map(|t| t.complete);
     let journal_path = options.journal_path();
     let (file, len) = fs
         .open_append(&journal_path)
@@ -391,7 +399,12 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
     let state = loaded.state;
     let seq = state.seq;
-    let shared = Arc::new(Shared::new(state.clone(), loaded.snapshot.bytes, len));
+    let shared = Arc::new(Shared::new(
+        state.clone(),
+        loaded.snapshot.bytes,
+        len,
+        dropped,
+    ));
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let addr = StoreActor::create(|ctx| {
         let me = ctx.address().downgrade();

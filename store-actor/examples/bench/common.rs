@@ -111,6 +111,8 @@ pub fn prefill_ordered(dir: &Path, count: u64, two_pass: bool) -> Res<Vec<Uuid>>
         "{{\"format\":\"{FORMAT}\",\"seq\":{count},\"count\":{count},\"records\":["
     )?;
     let base = OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    let mut crc = crc32fast::Hasher::new();
+    let mut line = Vec::with_capacity(512);
     for (written, i) in order.into_iter().enumerate() {
         let at = base + Duration::from_micros(i);
         let rec = Record {
@@ -121,14 +123,17 @@ pub fn prefill_ordered(dir: &Path, count: u64, two_pass: bool) -> Res<Vec<Uuid>>
             archived: false,
             data: product(i),
         };
-        serde_json::to_writer(&mut w, &rec)?;
-        w.write_all(if written as u64 + 1 == count {
+        line.clear();
+        serde_json::to_writer(&mut line, &rec)?;
+        line.extend_from_slice(if written as u64 + 1 == count {
             b"\n"
         } else {
             b",\n"
-        })?;
+        });
+        crc.update(&line);
+        w.write_all(&line)?;
     }
-    w.write_all(b"]}\n")?;
+    w.write_all(store_actor::snapshot_trailer(crc.finalize()).as_bytes())?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     eprintln!(
         "  (prefilled {count} records, {} MB, in {:.2} s)",

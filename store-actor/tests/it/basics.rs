@@ -292,7 +292,8 @@ async fn reopen_restores_state_and_files_are_json() {
 
     let snapshot = std::fs::read_to_string(dir.path().join("items.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
-    assert_eq!(doc["format"], "store-actor/1");
+    assert_eq!(doc["format"], "store-actor/2");
+    assert!(doc["crc"].is_u64(), "{doc}");
     assert_eq!(doc["seq"], 3);
     assert_eq!(doc["records"].as_array().unwrap().len(), 2);
     assert_eq!(

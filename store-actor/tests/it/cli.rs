@@ -121,7 +121,7 @@ async fn verify_on_a_torn_tail_warns_and_exits_0() {
     assert!(err.contains("warning"), "{err}");
     assert!(err.contains(&format!("{}:3", journal.display())), "{err}");
     assert_eq!(std::fs::read(&journal).unwrap(), &full[..full.len() - 10]);
-    assert!(!dir.path().join("items.journal.broken").exists());
+    assert!(!dir.path().join("items.journal.broken.1").exists());
 }
 
 /// export prints a JSON array of full records, one per line, that import reads back into a new

@@ -237,8 +237,11 @@ async fn reads_do_not_wait_for_a_slow_flush() {
     }
     assert_eq!(store.count(), 9);
     let status = store.status();
+    // Nine writes in fewer group commits: some shared an fsync. (How many share depends on how
+    // many of the spawned writes reached the actor before the release, which a loaded machine
+    // decides: a tighter bound failed under parallel tests with 5.)
     assert!(
-        status.batches <= 4,
+        status.batches < 9,
         "the held writes shared fsyncs: {status:?}"
     );
 }
