@@ -179,7 +179,7 @@ impl prometheus_client::collector::Collector for StoreCollector {
         let labels = StoreLabels {
             store: self.name.clone(),
         };
-        let gauges: [(&str, &str, f64); 9] = [
+        let gauges: [(&str, &str, f64); 10] = [
             (
                 "store_records",
                 "Records, archived ones included",
@@ -212,6 +212,15 @@ impl prometheus_client::collector::Collector for StoreCollector {
                 f64::from(u8::from(s.writable)),
             ),
             (
+                "store_compaction_disk_full",
+                "1 while the last compaction failed for a full disk (or quota)",
+                f64::from(u8::from(
+                    s.last_compaction_failure
+                        .as_ref()
+                        .is_some_and(|f| f.disk_full),
+                )),
+            ),
+            (
                 "store_torn_tail_dropped",
                 "1 if a torn last journal line (never acknowledged) was dropped at open",
                 f64::from(u8::from(s.torn_line_dropped)),
@@ -227,7 +236,7 @@ impl prometheus_client::collector::Collector for StoreCollector {
             let mut metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric.encode_family(&labels)?)?;
         }
-        let counters: [(&str, &str, f64); 4] = [
+        let counters: [(&str, &str, f64); 5] = [
             ("store_fsyncs", "Journal fsyncs", s.fsyncs as f64),
             (
                 "store_fsync_seconds",
@@ -243,6 +252,11 @@ impl prometheus_client::collector::Collector for StoreCollector {
                 "store_compactions",
                 "Compactions completed",
                 s.compactions as f64,
+            ),
+            (
+                "store_compaction_failures",
+                "Compactions that failed (automatic ones are retried with a backoff)",
+                s.compaction_failures as f64,
             ),
         ];
         for (name, help, value) in counters {

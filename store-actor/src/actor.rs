@@ -64,7 +64,14 @@ pub(crate) struct Flushed;
 /// From a compaction: it finished (or failed).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CompactionDone(Result<CompactionReport, String>);
+struct CompactionDone(Result<CompactionReport, (String, Option<std::io::ErrorKind>)>);
+
+/// First wait before an automatic compaction is tried again after one failed; doubled after each
+/// failure up to [`MAX_COMPACTION_BACKOFF`], reset by a success. (A full disk would otherwise
+/// have every write start a compaction that fills it again.)
+const MIN_COMPACTION_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between automatic compaction attempts.
+const MAX_COMPACTION_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The store's single writer; its fields are touched only by its handlers, one message at a time.
 pub(crate) struct StoreActor<T: Data> {
@@ -94,6 +101,10 @@ pub(crate) struct StoreActor<T: Data> {
     compacting: bool,
     /// `Compact` callers waiting for the running compaction; all get its outcome.
     compact_waiters: Vec<oneshot::Sender<Result<CompactionReport>>>,
+    /// After a failed compaction: no automatic one before this instant (requested ones run).
+    compaction_retry_at: Option<std::time::Instant>,
+    /// The wait after the next failure.
+    compaction_backoff: std::time::Duration,
     /// Set by [`Close`], never cleared: writes and compactions are refused from then on, and
     /// `jobs` is dropped once nothing is pending, in flight or compacting.
     closing: bool,
@@ -134,6 +145,8 @@ impl<T: Data> StoreActor<T> {
             in_flight: false,
             compacting: false,
             compact_waiters: Vec::new(),
+            compaction_retry_at: None,
+            compaction_backoff: MIN_COMPACTION_BACKOFF,
             closing: false,
         }
     }
@@ -250,6 +263,12 @@ impl<T: Data> StoreActor<T> {
     }
 
     fn needs_compaction(&self) -> bool {
+        if self
+            .compaction_retry_at
+            .is_some_and(|at| std::time::Instant::now() < at)
+        {
+            return false;
+        }
         let stats = &self.shared.stats;
         let journal = stats.journal_bytes.load(Ordering::Relaxed);
         let snapshot = stats.snapshot_bytes.load(Ordering::Relaxed);
@@ -276,7 +295,7 @@ impl<T: Data> StoreActor<T> {
         let me = ctx.address().downgrade();
         let notify = move |r: Result<CompactionReport>| {
             if let Some(addr) = me.upgrade() {
-                addr.do_send(CompactionDone(r.map_err(|e| e.to_string())));
+                addr.do_send(CompactionDone(r.map_err(|e| (e.to_string(), e.io_kind()))));
             }
         };
         let spawned = std::thread::Builder::new()
@@ -370,6 +389,9 @@ impl<T: Data> Handler<CompactionDone> for StoreActor<T> {
                     .snapshot_bytes
                     .store(report.snapshot_bytes, Ordering::Relaxed);
                 stats.compactions.fetch_add(1, Ordering::Relaxed);
+                self.compaction_retry_at = None;
+                self.compaction_backoff = MIN_COMPACTION_BACKOFF;
+                *self.shared.last_compaction_failure.lock().unwrap() = None;
                 tracing::info!(
                     seq = report.seq,
                     records = report.records,
@@ -379,13 +401,29 @@ impl<T: Data> Handler<CompactionDone> for StoreActor<T> {
                     "compacted"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "compaction failed; the old files are in use"),
+            Err((reason, kind)) => {
+                let wait = self.compaction_backoff;
+                self.compaction_retry_at = Some(std::time::Instant::now() + wait);
+                self.compaction_backoff = (wait * 2).min(MAX_COMPACTION_BACKOFF);
+                self.shared
+                    .stats
+                    .compaction_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                *self.shared.last_compaction_failure.lock().unwrap() =
+                    Some((reason.clone(), *kind));
+                tracing::error!(
+                    error = %reason,
+                    kind = ?kind,
+                    retry_in_s = wait.as_secs(),
+                    "compaction failed; the old files are in use"
+                );
+            }
         }
         for w in self.compact_waiters.drain(..) {
             let _ = w.send(
                 msg.0
                     .clone()
-                    .map_err(|reason| StoreError::CompactionFailed { reason }),
+                    .map_err(|(reason, kind)| StoreError::CompactionFailed { reason, kind }),
             );
         }
         self.finish_close_if_idle();

@@ -93,6 +93,9 @@ pub enum StoreError {
         /// The failed step's error, as text: one failure is reported to every caller waiting
         /// on that compaction.
         reason: String,
+        /// The kind of the I/O error behind it, if any ([`io::ErrorKind::StorageFull`] for a
+        /// full disk: see [`StoreError::is_disk_full`]).
+        kind: Option<io::ErrorKind>,
     },
     /// A list cursor was not produced by this store for this sort order.
     #[error("the cursor is malformed or belongs to another sort order")]
@@ -137,7 +140,7 @@ impl StoreError {
     pub(crate) fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
             StoreError::Io { source, .. } => Some(source.kind()),
-            StoreError::ReadOnly { kind, .. } => *kind,
+            StoreError::ReadOnly { kind, .. } | StoreError::CompactionFailed { kind, .. } => *kind,
             _ => None,
         }
     }

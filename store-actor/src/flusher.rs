@@ -69,6 +69,8 @@ pub(crate) struct Shared<T> {
     /// Whether a damaged last journal line was dropped at open: `Some(true)` for a whole line
     /// failing its checksum, `Some(false)` for a torn one.
     pub dropped_at_open: Option<bool>,
+    /// Why the last compaction failed (cleared by a success), with the I/O error's kind.
+    pub last_compaction_failure: Mutex<Option<(String, Option<io::ErrorKind>)>>,
 }
 
 impl<T> Shared<T> {
@@ -94,6 +96,7 @@ impl<T> Shared<T> {
             closed,
             stats,
             dropped_at_open,
+            last_compaction_failure: Mutex::new(None),
         }
     }
 }
@@ -114,6 +117,8 @@ pub(crate) struct Stats {
     /// Batches handled, failed ones included.
     pub batches: AtomicU64,
     pub compactions: AtomicU64,
+    /// Compactions that failed.
+    pub compaction_failures: AtomicU64,
     /// How long the last successful journal switch made writes wait.
     pub last_rotation_pause_nanos: AtomicU64,
 }

@@ -142,6 +142,9 @@ struct SimState {
     ops_left: Option<u64>,
     /// The kind of the injected errors (`None`: [`io::ErrorKind::Other`]).
     fail_kind: Option<io::ErrorKind>,
+    /// Creating a file whose name ends with this fails with this kind (see
+    /// [`SimFs::refuse_creates`]).
+    refused_creates: Option<(String, io::ErrorKind)>,
     ops_done: u64,
 }
 
@@ -245,6 +248,14 @@ impl SimFs {
         let mut s = self.inner.lock().unwrap();
         s.ops_left = None;
         s.fail_kind = None;
+        s.refused_creates = None;
+    }
+
+    /// Makes every creation of a file whose name ends with `suffix` fail with `kind` (e.g.
+    /// `".json.tmp"` and [`io::ErrorKind::StorageFull`]: compactions fail, journal writes do
+    /// not), until [`SimFs::heal`].
+    pub fn refuse_creates(&self, suffix: &str, kind: io::ErrorKind) {
+        self.inner.lock().unwrap().refused_creates = Some((suffix.to_owned(), kind));
     }
 
     /// How many write-side operations ran so far (to aim [`SimFs::fail_after`] at each step).
@@ -350,6 +361,11 @@ impl Fs for SimFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let mut s = self.inner.lock().unwrap();
         s.tick()?;
+        if let Some((suffix, kind)) = &s.refused_creates
+            && path.to_string_lossy().ends_with(suffix.as_str())
+        {
+            return Err(io::Error::new(*kind, "simulated refused creation"));
+        }
         // A new inode: like O_TRUNC on a fresh file, the old content stays with the old inode
         // only if it was renamed away; truncating in place is what create does.
         let inode = match s.names.get(path) {

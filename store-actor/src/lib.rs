@@ -55,7 +55,7 @@ pub use record::{Event, EventKind, IndexKey, Record};
 pub use recovery::{VerifyReport, read_all, verify};
 pub use snapshot::{FORMAT, trailer as snapshot_trailer};
 pub use state::IndexFn;
-pub use store::{Status, Store};
+pub use store::{CompactionFailure, Status, Store};
 
 /// What a store can hold: any serde type that can be shared between threads.
 pub trait Data:

@@ -78,11 +78,25 @@ pub struct Status {
     pub compactions: u64,
     /// How long writes waited during the last journal cut.
     pub last_compaction_pause: Duration,
+    /// Compactions that failed since open (automatic ones are then retried with a backoff
+    /// from 1 s to 60 s; writes go on with the old files).
+    pub compaction_failures: u64,
+    /// Why the last compaction failed, if the last one did, and whether it was a full disk.
+    pub last_compaction_failure: Option<CompactionFailure>,
     /// A torn last journal line (no newline: never acknowledged) was dropped at open.
     pub torn_line_dropped: bool,
     /// A whole last journal line failing its checksum was dropped at open: it may have been an
     /// acknowledged write damaged on disk (its bytes are in `NAME.journal.broken.N`).
     pub damaged_line_dropped: bool,
+}
+
+/// Why a compaction failed (see [`Status::last_compaction_failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionFailure {
+    /// The error.
+    pub reason: String,
+    /// Whether it was a full disk (or quota).
+    pub disk_full: bool,
 }
 
 impl<T: Data> Store<T> {
@@ -301,6 +315,20 @@ impl<T: Data> Store<T> {
             batches: load(&s.batches),
             compactions: load(&s.compactions),
             last_compaction_pause: Duration::from_nanos(load(&s.last_rotation_pause_nanos)),
+            compaction_failures: load(&s.compaction_failures),
+            last_compaction_failure: self
+                .shared
+                .last_compaction_failure
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|(reason, kind)| CompactionFailure {
+                    reason: reason.clone(),
+                    disk_full: matches!(
+                        kind,
+                        Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+                    ),
+                }),
             torn_line_dropped: self.shared.dropped_at_open == Some(false),
             damaged_line_dropped: self.shared.dropped_at_open == Some(true),
         }

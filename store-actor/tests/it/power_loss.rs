@@ -501,3 +501,54 @@ async fn batch_power_loss_after_every_step() {
     }
     assert!(torn > 0, "no step tore a batch");
 }
+
+/// A compaction that cannot write its snapshot (the disk is full) does not make every later
+/// write start another one: automatic compactions back off (one failure in a burst of writes
+/// that would each trigger one), writes go on, and the failure's kind reaches the caller of
+/// `compact`, the status and its metrics; once there is room, a compaction succeeds and clears it.
+#[tokio::test]
+async fn a_full_disk_does_not_start_a_compaction_storm() {
+    let disk = SimFs::new();
+    let store = Store::open(sim_options(&disk).compaction(1, 0.0))
+        .await
+        .unwrap();
+    disk.refuse_creates(".json.tmp", std::io::ErrorKind::StorageFull);
+
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        store.create(item("w", i)).await.unwrap();
+    }
+    let took = started.elapsed().as_secs();
+
+    let status = store.status();
+    assert_eq!(status.compactions, 0);
+    // Each failure waits at least 1 s before the next automatic attempt (without the backoff,
+    // each of the 200 writes started one).
+    assert!(
+        (1..=1 + took).contains(&status.compaction_failures),
+        "{} failures in {took} s: {status:?}",
+        status.compaction_failures
+    );
+    let failure = status.last_compaction_failure.expect("the failure is kept");
+    assert!(failure.disk_full, "{failure:?}");
+    let asked = store.compact().await.unwrap_err();
+    assert!(
+        matches!(
+            asked,
+            StoreError::CompactionFailed {
+                kind: Some(std::io::ErrorKind::StorageFull),
+                ..
+            }
+        ),
+        "{asked:?}"
+    );
+    assert!(asked.is_disk_full());
+    assert!(store.status().writable, "writes go on with the old files");
+
+    disk.heal();
+    store.compact().await.unwrap();
+    let status = store.status();
+    assert_eq!(status.compactions, 1);
+    assert_eq!(status.last_compaction_failure, None);
+    assert_eq!(store.count(), 200);
+}
