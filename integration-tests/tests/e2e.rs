@@ -556,3 +556,60 @@ async fn products_with_a_feed_consumer_exits_on_sigterm_and_orders_reconnect() {
     wait_on_hold(&shop, &with_cup).await;
     assert_eq!(shop.orders.pid(), orders_pid, "orders was not restarted");
 }
+
+/// Sends `raw` bytes to `port` and returns what comes back before the server closes.
+fn raw_exchange(port: u16, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(raw).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Requests the HTTP layer refuses by itself (garbage request line, both Content-Length and
+/// Transfer-Encoding, a head over the limit) get their 4xx, are counted by kind in `/metrics`,
+/// and leave no ERROR line in the log (any client could otherwise fill it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_are_counted_not_logged_as_errors() {
+    let shop = Shop::start().await;
+    let port = shop.products.port();
+    let garbage = raw_exchange(port, b"GARBAGE\r\n\r\n");
+    let smuggled = raw_exchange(
+        port,
+        b"POST /products HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    let mut huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 300_000));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let too_large = raw_exchange(port, &huge);
+
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    assert!(smuggled.starts_with("HTTP/1.1 400"), "{smuggled}");
+    assert!(too_large.starts_with("HTTP/1.1 431"), "{too_large}");
+    let metrics = shop.products.url("/metrics");
+    let malformed = shop
+        .api
+        .metric(&metrics, "http_protocol_errors_total{kind=\"malformed\"}")
+        .await;
+    let head = shop
+        .api
+        .metric(
+            &metrics,
+            "http_protocol_errors_total{kind=\"head_too_large\"}",
+        )
+        .await;
+    assert_eq!((malformed, head), (Some(2.0), Some(1.0)));
+    let log = shop.products.log_tail(200);
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("actix_http")),
+        "{log}"
+    );
+    // The service still answers.
+    shop.api
+        .get(&shop.products.url("/healthz"), None)
+        .await
+        .expect(200, "GET /healthz after protocol errors");
+}

@@ -72,6 +72,7 @@ impl Metrics {
             "HTTP request latency by method, route and status",
             latency.clone(),
         );
+        registry.register_collector(Box::new(ProtocolErrorCollector));
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -263,6 +264,31 @@ impl prometheus_client::collector::Collector for StoreCollector {
             let counter = ConstCounter::new(value);
             let mut metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `http_protocol_errors_total{kind}`: requests the HTTP layer refused before any handler (see
+/// [`crate::protocol_errors`]).
+#[derive(Debug)]
+struct ProtocolErrorCollector;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+impl prometheus_client::collector::Collector for ProtocolErrorCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "http_protocol_errors",
+            "Requests refused by the HTTP layer before any handler (malformed, head too large), by kind",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, n) in crate::protocol_errors::counts() {
+            ConstCounter::new(n as f64).encode(metric.encode_family(&KindLabels { kind })?)?;
         }
         Ok(())
     }

@@ -9,6 +9,11 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::protocol_errors;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -21,17 +26,27 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber (once per process; later calls are no-ops). `RUST_LOG`
-/// overrides `default_filter`.
+/// overrides `default_filter`. Protocol errors that actix-http logs at ERROR (any client can
+/// cause them) are counted for `/metrics` and left out of the log, unless `RUST_LOG` names
+/// `actix_http` (see [`protocol_errors`](crate::protocol_errors)).
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let env = std::env::var("RUST_LOG").ok();
+    let show_protocol_errors = env.as_deref().is_some_and(|f| f.contains("actix_http"));
+    let filter = env
+        .as_deref()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
+    let quiet =
+        filter_fn(move |meta| show_protocol_errors || !protocol_errors::is_protocol_error(meta));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Pretty => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(protocol_errors::ProtocolErrors)
+        .with(fmt.with_filter(filter.and(quiet)))
+        .try_init();
 }
 
 /// The request id header, accepted from the client or generated, and returned.
