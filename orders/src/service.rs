@@ -46,6 +46,7 @@ use products_api::client::{ClientError, ProductsClient, ReserveOutcome};
 use products_api::{ReservationBody, ReserveLine, ShortLine};
 use prometheus_client::metrics::counter::Counter;
 use service_kit::Caller;
+use service_kit::http::IfMatch;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
 use service_kit::sse::ChangeFeed;
 use store_actor::{IndexKey, Page, Query, Record, SortKey, StoreError};
@@ -73,12 +74,14 @@ pub enum OrderError {
     #[error("order {0} was deleted")]
     Deleted(Uuid),
     /// `If-Match` names another version than the current one.
-    #[error("the order is at version {current}, not {expected}")]
+    #[error(
+        "the order is at version {current} (ETag \"{current}\"); If-Match asked for {expected}"
+    )]
     Stale {
         /// The current version.
         current: u64,
-        /// The version the caller based the change on.
-        expected: u64,
+        /// The `If-Match` the caller sent.
+        expected: String,
     },
     /// The order refuses the change in its status.
     #[error(transparent)]
@@ -433,18 +436,13 @@ impl OrderService {
         &self,
         caller: &Caller,
         id: Uuid,
-        expected: Option<u64>,
+        expected: Option<IfMatch>,
         change: Change,
         request_id: Option<&str>,
     ) -> Result<Arc<Record<Order>>, OrderError> {
         for _ in 0..ATTEMPTS {
             let current = self.get(caller, id)?;
-            if let Some(expected) = expected.filter(|v| *v != current.version) {
-                return Err(OrderError::Stale {
-                    current: current.version,
-                    expected,
-                });
-            }
+            Self::check(expected.as_ref(), current.version)?;
             let order = &current.data;
             order.check_items_change(&change)?;
             let to = order.transition(&change)?;
@@ -510,11 +508,12 @@ impl OrderService {
         &self,
         caller: &Caller,
         id: Uuid,
-        expected: Option<u64>,
+        expected: Option<IfMatch>,
     ) -> Result<(), OrderError> {
         for _ in 0..ATTEMPTS {
             let current = self.get(caller, id)?;
-            let version = Some(expected.unwrap_or(current.version));
+            Self::check(expected.as_ref(), current.version)?;
+            let version = Some(current.version);
             let deleted = current.data.deleted();
             let outcome = if deleted.is_settled() {
                 self.store.archive(id, version).await
@@ -535,6 +534,17 @@ impl OrderService {
             }
         }
         Err(OrderError::KeepsChanging)
+    }
+
+    /// Refuses a change whose `If-Match` does not name the order's current `version`.
+    fn check(expected: Option<&IfMatch>, version: u64) -> Result<(), OrderError> {
+        match expected {
+            Some(cond) if !cond.matches(version) => Err(OrderError::Stale {
+                current: version,
+                expected: cond.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Waits (briefly) until reads show order `id` at `version` or later: a write that won a

@@ -134,7 +134,8 @@ pub mod params {
     #[derive(Debug, IntoParams)]
     #[into_params(parameter_in = Header)]
     pub struct IfNoneMatch {
-        /// An ETag: 304 if unchanged.
+        /// An ETag, a list of them, or `*`: 304 if one names the current version (weak
+        /// comparison).
         #[param(rename = "If-None-Match")]
         pub if_none_match: Option<String>,
     }
@@ -143,7 +144,8 @@ pub mod params {
     #[derive(Debug, IntoParams)]
     #[into_params(parameter_in = Header)]
     pub struct IfMatch {
-        /// The ETag the change is based on: refused with 412 if the record moved on.
+        /// The ETag the change is based on (`"3"`), a list of them, or `*`: refused with 412 if
+        /// none names the current version (compared strongly: a weak `W/"3"` never matches).
         #[param(rename = "If-Match")]
         pub if_match: Option<String>,
     }

@@ -16,40 +16,115 @@ pub fn etag(version: u64) -> String {
     format!("\"{version}\"")
 }
 
-fn parse_etag(value: &str) -> Option<u64> {
-    value
-        .trim()
-        .trim_start_matches("W/")
-        .strip_prefix('"')?
-        .strip_suffix('"')?
-        .parse()
-        .ok()
+/// An entity tag of a conditional header: `"7"` or, weak, `W/"7"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityTag {
+    /// `W/` in front: only weak comparison (`If-None-Match`) may match it.
+    pub weak: bool,
+    /// Between the quotes.
+    pub opaque: String,
 }
 
-/// The version an `If-Match` header requires: `None` without the header or with `*`.
-pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?;
-    if value.trim() == "*" {
+/// Parses a list of entity tags (`"1", W/"2"`), or `None` if it is not one (RFC 9110 §8.8.3).
+fn parse_tags(value: &str) -> Option<Vec<EntityTag>> {
+    let mut tags = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (weak, quoted) = match item.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, item),
+        };
+        let opaque = quoted.strip_prefix('"')?.strip_suffix('"')?;
+        // etagc: visible ASCII but the double quote.
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
+        }
+        tags.push(EntityTag {
+            weak,
+            opaque: opaque.to_owned(),
+        });
+    }
+    (!tags.is_empty()).then_some(tags)
+}
+
+/// An `If-Match` precondition (RFC 9110 §13.1.1): `*`, or a list of entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version (the record exists).
+    Any,
+    /// Any of these tags.
+    Tags(Vec<EntityTag>),
+}
+
+impl IfMatch {
+    /// Whether a record at `version` passes: `*` always; otherwise one of the tags names it,
+    /// compared strongly (a weak tag never matches, nor does a tag this API never issued).
+    pub fn matches(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => {
+                let current = version.to_string();
+                tags.iter().any(|t| !t.weak && t.opaque == current)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for IfMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IfMatch::Any => f.write_str("*"),
+            IfMatch::Tags(tags) => {
+                let shown: Vec<String> = tags
+                    .iter()
+                    .map(|t| format!("{}\"{}\"", if t.weak { "W/" } else { "" }, t.opaque))
+                    .collect();
+                f.write_str(&shown.join(", "))
+            }
+        }
+    }
+}
+
+/// The `If-Match` precondition of a request, if any (all its header lines together). Only a
+/// value that is not a list of entity tags is refused (400); a tag that does not match is the
+/// caller's to check with [`IfMatch::matches`] once the record is found (412).
+pub fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+    let mut values = Vec::new();
+    for value in req.headers().get_all(header::IF_MATCH) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?;
+        values.push(value.trim().to_owned());
+    }
+    if values.is_empty() {
         return Ok(None);
     }
-    parse_etag(value).map(Some).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "If-Match {value:?} is not an ETag of this API (e.g. \"3\")"
-        ))
-    })
+    if values.iter().any(|v| v == "*") {
+        return Ok(Some(IfMatch::Any));
+    }
+    let joined = values.join(", ");
+    parse_tags(&joined)
+        .map(|t| Some(IfMatch::Tags(t)))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "If-Match {joined:?} is not a list of entity tags (e.g. \"3\", with the quotes)"
+            ))
+        })
 }
 
-/// Whether `If-None-Match` names the current version (or `*`): then answer 304.
+/// Whether `If-None-Match` names the current version (weak comparison, any tag of the list)
+/// or is `*`: then a read answers 304. A value that is not a list of tags matches nothing.
 pub fn if_none_match(req: &HttpRequest, version: u64) -> bool {
+    let current = version.to_string();
     req.headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| parse_etag(t) == Some(version)))
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.trim() == "*"
+                || parse_tags(v).is_some_and(|tags| tags.iter().any(|t| t.opaque == current))
+        })
 }
 
 /// `200 OK` with the ETag of `version` and a JSON body.
@@ -273,25 +348,50 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
+    fn with(name: header::HeaderName, values: &[&str]) -> HttpRequest {
+        let mut req = TestRequest::default();
+        for v in values {
+            req = req.append_header((name.clone(), *v));
+        }
+        req.to_http_request()
+    }
+
+    /// RFC 9110 §13.1.1: `*` matches any current version; a list matches if one of its tags
+    /// names the version, compared strongly (weak tags and tags never issued do not match);
+    /// several header lines are one list; only a value that is not a list is a 400.
     #[test]
-    fn conditional_headers() {
-        let req = TestRequest::default()
-            .insert_header((header::IF_MATCH, "\"4\""))
-            .to_http_request();
-        assert_eq!(if_match(&req).unwrap(), Some(4));
-        let req = TestRequest::default()
-            .insert_header((header::IF_MATCH, "*"))
-            .to_http_request();
-        assert_eq!(if_match(&req).unwrap(), None);
-        let req = TestRequest::default()
-            .insert_header((header::IF_MATCH, "four"))
-            .to_http_request();
-        assert!(if_match(&req).is_err());
-        let req = TestRequest::default()
-            .insert_header((header::IF_NONE_MATCH, "\"1\", W/\"2\""))
-            .to_http_request();
-        assert!(if_none_match(&req, 2));
-        assert!(!if_none_match(&req, 3));
+    fn if_match_is_a_list_of_strongly_compared_tags() {
+        let cond = |values: &[&str]| if_match(&with(header::IF_MATCH, values)).unwrap();
+        assert_eq!(cond(&[]), None);
+        assert_eq!(cond(&["*"]), Some(IfMatch::Any));
+        assert!(cond(&["*"]).unwrap().matches(7));
+        let four = cond(&["\"4\""]).unwrap();
+        assert!(four.matches(4) && !four.matches(5));
+        let list = cond(&["\"1\", \"4\""]).unwrap();
+        assert!(list.matches(4) && list.matches(1) && !list.matches(2));
+        assert!(
+            cond(&["\"1\"", "\"4\""]).unwrap().matches(4),
+            "two header lines"
+        );
+        assert!(
+            !cond(&["W/\"4\""]).unwrap().matches(4),
+            "weak tags never match"
+        );
+        assert!(!cond(&["\"stale-etag\""]).unwrap().matches(4));
+        assert_eq!(list.to_string(), "\"1\", \"4\"");
+        for bad in ["four", "\"4", "4\"", "\"a\"b\""] {
+            assert!(if_match(&with(header::IF_MATCH, &[bad])).is_err(), "{bad}");
+        }
+    }
+
+    /// `If-None-Match` compares weakly, takes lists and `*`, and ignores what is not a list.
+    #[test]
+    fn if_none_match_is_a_weakly_compared_list() {
+        let inm = |v: &str, version| if_none_match(&with(header::IF_NONE_MATCH, &[v]), version);
+        assert!(inm("\"1\", W/\"2\"", 2) && inm("\"1\", W/\"2\"", 1));
+        assert!(!inm("\"1\", W/\"2\"", 3));
+        assert!(inm("*", 3));
+        assert!(!inm("two", 2));
         assert_eq!(etag(9), "\"9\"");
     }
 

@@ -385,3 +385,47 @@ async fn invalid_patches_change_nothing() {
     assert_eq!(app.order(&app.alice, &id).await, order);
     app.stop().await;
 }
+
+/// If-Match per RFC 9110 on orders: a tag never issued or a weak tag is 412 (not 400), a list
+/// naming the current version applies, and an unknown order stays 404 whatever the header.
+#[actix_web::test]
+async fn if_match_lists_and_foreign_tags() {
+    // Arrange
+    let app = spawn_apps().await;
+    let tea = app.product("Tea", "1.00").await;
+    let order = app.place_ok(&app.alice, &[(&tea, 1)]).await;
+    let (id, version) = (id_of(&order), order["version"].as_u64().unwrap());
+    let fulfil = json!({"status": "fulfilled"});
+
+    // Act
+    let foreign = app
+        .patch(&app.alice, &id, &fulfil, Some("\"stale-etag\""))
+        .await;
+    let weak = app
+        .patch(&app.alice, &id, &fulfil, Some(&format!("W/\"{version}\"")))
+        .await;
+    let unknown = app
+        .patch(
+            &app.alice,
+            &uuid::Uuid::now_v7().to_string(),
+            &fulfil,
+            Some("\"stale-etag\""),
+        )
+        .await;
+    let listed = app
+        .patch(
+            &app.alice,
+            &id,
+            &fulfil,
+            Some(&format!("\"99\", \"{version}\"")),
+        )
+        .await;
+
+    // Assert
+    assert_problem(foreign, 412, "precondition-failed").await;
+    assert_problem(weak, 412, "precondition-failed").await;
+    assert_problem(unknown, 404, "not-found").await;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(listed.json::<Value>().await.unwrap()["status"], "fulfilled");
+    app.stop().await;
+}

@@ -29,6 +29,7 @@ impl From<ProductError> for ApiError {
         match e {
             ProductError::Archived(_) => ApiError::Gone(e.to_string()),
             ProductError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ProductError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()),
             ProductError::Stock(_) | ProductError::ReservationConflict(_) => {
                 ApiError::Conflict(e.to_string())
             }

@@ -38,6 +38,7 @@
 use std::sync::Arc;
 
 use products_api::MAX_LOOKUP;
+use service_kit::http::IfMatch;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
 use service_kit::sse::ChangeFeed;
 use store_actor::{Op, Page, Query, Record, SortKey, StoreError};
@@ -65,6 +66,16 @@ pub enum ProductError {
     /// No such product (the id may name another kind of record).
     #[error("{0} does not exist")]
     NotFound(Uuid),
+    /// `If-Match` does not name the current version.
+    #[error(
+        "the product is at version {current} (ETag \"{current}\"); If-Match asked for {expected}"
+    )]
+    Stale {
+        /// The current version.
+        current: u64,
+        /// The `If-Match` the caller sent.
+        expected: String,
+    },
     /// The stock cannot change that way.
     #[error(transparent)]
     Stock(#[from] StockRefusal),
@@ -298,21 +309,43 @@ impl ProductService {
         Ok(self.store.list(&query)?)
     }
 
-    /// Changes a product's name, price and/or stock, if it is still at `expected` (required to
-    /// set the stock).
+    /// The version a change of product `id` must apply at: the current one if `expected`
+    /// (`If-Match`) names it, none without it. An unknown or archived product is refused first,
+    /// then a precondition that does not match (RFC 9110 §13.2.2).
+    fn version_for(
+        &self,
+        id: Uuid,
+        expected: Option<&IfMatch>,
+    ) -> Result<Option<u64>, ProductError> {
+        let current = self.product(id)?;
+        if current.archived {
+            return Err(ProductError::Archived(id));
+        }
+        match expected {
+            None => Ok(None),
+            Some(cond) if cond.matches(current.version) => Ok(Some(current.version)),
+            Some(cond) => Err(ProductError::Stale {
+                current: current.version,
+                expected: cond.to_string(),
+            }),
+        }
+    }
+
+    /// Changes a product's name, price and/or stock, if `expected` names its current version
+    /// (required to set the stock).
     pub async fn change(
         &self,
         id: Uuid,
-        expected: Option<u64>,
+        expected: Option<IfMatch>,
         patch: ProductPatch,
     ) -> Result<EntryRecord, ProductError> {
         if patch.stock.is_some() && expected.is_none() {
             return Err(ProductError::StockNeedsIfMatch);
         }
-        self.product(id)?;
+        let version = self.version_for(id, expected.as_ref())?;
         let changed = self
             .store
-            .update(id, expected, move |current: &Entry| match current {
+            .update(id, version, move |current: &Entry| match current {
                 Entry::Product(p) => patch.apply(p).map(Entry::Product),
                 _ => unreachable!("checked to be a product"),
             })
@@ -320,10 +353,10 @@ impl ProductService {
         changed.map_err(refusal)
     }
 
-    /// Archives a product, if it is still at `expected` (when given).
-    pub async fn archive(&self, id: Uuid, expected: Option<u64>) -> Result<(), ProductError> {
-        self.product(id)?;
-        self.store.archive(id, expected).await?;
+    /// Archives a product, if `expected` (when given) names its current version.
+    pub async fn archive(&self, id: Uuid, expected: Option<IfMatch>) -> Result<(), ProductError> {
+        let version = self.version_for(id, expected.as_ref())?;
+        self.store.archive(id, version).await?;
         Ok(())
     }
 

@@ -357,7 +357,7 @@ async fn patch_with_stale_if_match_is_refused() {
     app.stop().await;
 }
 
-/// An If-Match that is not an ETag of this API answers 400 and changes nothing.
+/// An If-Match that is not a list of entity tags (no quotes) answers 400 and changes nothing.
 #[actix_web::test]
 async fn patch_with_malformed_if_match_is_bad_request() {
     // Arrange
@@ -372,6 +372,52 @@ async fn patch_with_malformed_if_match_is_bad_request() {
     let problem = assert_problem(res, 400, "bad-request").await;
     assert!(problem["detail"].as_str().unwrap().contains("If-Match"));
     assert_eq!(app.get_json(&format!("/products/{id}")).await, before);
+    app.stop().await;
+}
+
+/// If-Match per RFC 9110: a list matches when one of its tags names the current version; weak
+/// tags and tags this API never issued do not match (412, not 400); `*` matches; and the
+/// precondition is judged after the record is found (404 and 410 stay 404 and 410).
+#[actix_web::test]
+async fn if_match_lists_weak_tags_and_foreign_tags() {
+    // Arrange
+    let app = spawn_app().await;
+    let id = one(&app, "Tea", "1.50").await;
+    let gone = one(&app, "Gone", "1.00").await;
+    assert_eq!(app.delete(&gone, None).await.status(), 204);
+    let patch = json!({"price": "1.60"});
+
+    // Act
+    let foreign = app.patch(&id, &patch, Some("\"stale-etag\"")).await;
+    let weak = app.patch(&id, &patch, Some("W/\"1\"")).await;
+    let listed = app.patch(&id, &patch, Some("\"7\", \"1\"")).await;
+    let any = app.patch(&id, &json!({"price": "1.70"}), Some("*")).await;
+    let unknown = app
+        .patch(&Uuid::now_v7().to_string(), &patch, Some("\"stale-etag\""))
+        .await;
+    let archived = app.patch(&gone, &patch, Some("\"1\"")).await;
+    let deleted_stale = app.delete(&id, Some("\"1\"")).await;
+
+    // Assert
+    let problem = assert_problem(foreign, 412, "precondition-failed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"stale-etag\""),
+        "{problem}"
+    );
+    assert_problem(weak, 412, "precondition-failed").await;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(any.status(), 200);
+    assert_problem(unknown, 404, "not-found").await;
+    assert_problem(archived, 410, "gone").await;
+    assert_problem(deleted_stale, 412, "precondition-failed").await;
+    let now = app.get_json(&format!("/products/{id}")).await;
+    assert_eq!(
+        (&now["price"], &now["version"]),
+        (&json!("1.70"), &json!(3))
+    );
     app.stop().await;
 }
 
