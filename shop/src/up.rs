@@ -34,6 +34,11 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(format!("{text}\n").as_bytes())
 }
 
+/// `text` as one word for a POSIX shell: in single quotes, each `'` written as `'\''`.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// The URL a client on this machine uses for a listening address (0.0.0.0 → 127.0.0.1).
 fn local_url(addr: &str, port: u16) -> String {
     let host = addr
@@ -68,30 +73,9 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let keys_dir = data.join("keys");
     let root = keys::load_or_generate(&keys_dir)?;
     let public_key = keys::public_key_path(&keys_dir);
-    // A fresh admin token each run (the old one stays valid until it expires).
-    let admin = tokens::mint(
-        &root,
-        &TokenSpec {
-            user: "admin".into(),
-            rights: Vec::new(),
-            admin: true,
-            ttl: Some(ADMIN_TTL),
-        },
-    )?;
-    let admin_file = data.join("admin.token");
-    write_secret(&admin_file, &admin)?;
-    let service_token = tokens::mint(
-        &root,
-        &TokenSpec {
-            user: "orders-service".into(),
-            rights: vec!["products:read".parse()?, "products:reserve".parse()?],
-            admin: false,
-            ttl: None,
-        },
-    )?;
-    let service_token_file = keys_dir.join("orders-service.token");
-    write_secret(&service_token_file, &service_token)?;
 
+    // Products first: opening its store takes the data directory's lock, so a second `shop up`
+    // on data in use fails here, before it has rewritten any file.
     let products = products::startup::build(products::configuration::Config {
         listen: args.products_addr.clone(),
         reservation_ttl: std::time::Duration::from_secs(300),
@@ -100,6 +84,44 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     .await
     .map_err(|e| format!("products could not start: {e}"))?;
     let products_url = local_url(&args.products_addr, products.port());
+    let stop_products = |products: service_kit::server::Bound| async move {
+        // Products is already serving: stop it and close its store before giving up.
+        let stopper = products.stopper();
+        let run = tokio::spawn(products.run_until_stopped());
+        stopper.stop().await;
+        let _ = run.await;
+    };
+    let minted = (|| -> Result<(std::path::PathBuf, String), Error> {
+        let service_token = tokens::mint(
+            &root,
+            &TokenSpec {
+                user: "orders-service".into(),
+                rights: vec!["products:read".parse()?, "products:reserve".parse()?],
+                admin: false,
+                ttl: None,
+            },
+        )?;
+        let service_token_file = keys_dir.join("orders-service.token");
+        write_secret(&service_token_file, &service_token)?;
+        // A fresh admin token each run (the old one stays valid until it expires).
+        let admin = tokens::mint(
+            &root,
+            &TokenSpec {
+                user: "admin".into(),
+                rights: Vec::new(),
+                admin: true,
+                ttl: Some(ADMIN_TTL),
+            },
+        )?;
+        Ok((service_token_file, admin))
+    })();
+    let (service_token_file, admin) = match minted {
+        Ok(minted) => minted,
+        Err(e) => {
+            stop_products(products).await;
+            return Err(e);
+        }
+    };
     let orders = match orders::startup::build(orders::configuration::Config {
         listen: args.orders_addr.clone(),
         products_url: products_url.clone(),
@@ -111,14 +133,13 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     {
         Ok(orders) => orders,
         Err(e) => {
-            // Products is already serving: stop it and close its store before giving up.
-            let stopper = products.stopper();
-            let run = tokio::spawn(products.run_until_stopped());
-            stopper.stop().await;
-            let _ = run.await;
+            stop_products(products).await;
             return Err(format!("orders could not start: {e}").into());
         }
     };
+    // Both stores are locked now: this run owns the data directory.
+    let admin_file = data.join("admin.token");
+    write_secret(&admin_file, &admin)?;
     let orders_url = local_url(&args.orders_addr, orders.port());
     // Listen for the signals before saying we are up: one sent right after the banner must
     // stop us gracefully, not kill us.
@@ -128,10 +149,11 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
          \n  products  {products_url}   docs {products_url}/docs/\
          \n  orders    {orders_url}   docs {orders_url}/docs/\
          \n\nadmin token (also in {admin_file}):\n{admin}\n\
-         \ntry:\n  curl -s -H \"Authorization: Bearer $(cat {admin_file})\" -H 'Content-Type: application/json' \\\n       -d '{{\"name\":\"Green tea\",\"price\":\"4.20\"}}' {products_url}/products\n\
+         \ntry:\n  curl -s -H \"Authorization: Bearer $(cat {quoted_file})\" -H 'Content-Type: application/json' \\\n       -d '{{\"name\":\"Green tea\",\"price\":\"4.20\"}}' {products_url}/products\n\
          \nCtrl-C stops both services.",
         data = data.display(),
         admin_file = admin_file.display(),
+        quoted_file = shell_quoted(&admin_file.display().to_string()),
     );
     let _ = std::io::stdout().flush();
 

@@ -275,17 +275,28 @@ async fn bare_shop_takes_up_settings_from_the_environment() {
 }
 
 /// A second `shop up` on a data directory in use fails at once with exit 1, saying that
-/// products could not start and why; the first keeps serving.
+/// products could not start and why, without rewriting any file of the first (it takes the
+/// locks before writing tokens); the first keeps serving with its token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_up_on_the_same_data_fails_naming_products() {
     let dir = tempfile::tempdir().unwrap();
     let (running, products, _orders) = start(dir.path());
+    let files = ["admin.token", "keys/orders-service.token"];
+    let before: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap())
+        .collect();
     let mut second = shop(&["up"]);
     second.args(FREE_PORTS).arg("--data-dir").arg(dir.path());
     let (code, stderr) = run_to_end(second);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("products could not start"), "{stderr}");
     assert!(stderr.contains("locked"), "{stderr}");
+    let after: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap())
+        .collect();
+    assert_eq!(after, before, "the second run rewrote a token file");
     let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
     create_product(&reqwest::Client::new(), &products, &admin).await;
     assert!(stop(running).success());
@@ -353,12 +364,14 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_sees_the_data() {
 /// and its file, and a curl line that, pasted into a shell as printed, creates a product (2xx).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_banner_has_urls_docs_the_token_file_and_a_curl_line_that_works() {
-    let dir = tempfile::tempdir().unwrap();
+    // A data directory whose path needs quoting in a shell.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("shop's data dir");
     let mut cmd = shop(&["up"]);
-    cmd.args(FREE_PORTS).arg("--data-dir").arg(dir.path());
+    cmd.args(FREE_PORTS).arg("--data-dir").arg(&data);
     let (running, banner) = start_cmd(cmd);
     let text = &banner.text;
-    let admin_file = dir.path().join("admin.token");
+    let admin_file = data.join("admin.token");
     let admin = std::fs::read_to_string(&admin_file).unwrap();
     let http = reqwest::Client::new();
     for base in [&banner.products, &banner.orders] {
