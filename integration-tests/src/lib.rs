@@ -18,9 +18,8 @@ use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
-use test_kit::process::command;
 /// The binaries as child processes live in the shared test kit.
-pub use test_kit::process::{POLL_INTERVAL, START_TIMEOUT, Service, binary, free_port};
+pub use test_kit::process::{POLL_INTERVAL, START_TIMEOUT, Service, binary, command, free_port};
 
 /// Timeout of one HTTP request made by a test (a hung service fails the test, not CI).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

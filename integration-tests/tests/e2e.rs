@@ -613,3 +613,100 @@ async fn protocol_errors_are_counted_not_logged_as_errors() {
         .await
         .expect(200, "GET /healthz after protocol errors");
 }
+
+/// Logs an operator can use, from the products binary on its default filter writing to a file:
+/// plain text (no colour codes), a start-up line naming the service (and none of actix's
+/// anonymous ones), and each refused request at info with service, request id, method, route
+/// and status (successful ones stay at debug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_logs_are_plain_name_the_service_and_show_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate(&dir.path().join("keys"));
+    let port = integration_tests::free_port();
+    let log_path = dir.path().join("products.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = integration_tests::command("products")
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--public-key-file",
+        ])
+        .arg(&keys.public_key)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let api = Api::new();
+    let health = format!("{base}/healthz");
+    let health = health.as_str();
+    eventually(
+        "products to answer",
+        Duration::from_secs(15),
+        || async move {
+            match reqwest::get(health).await {
+                Ok(res) if res.status() == 200 => Ok(()),
+                other => Err(other.map(|r| r.status())),
+            }
+        },
+    )
+    .await;
+    let token = keys.mint("alice", &["products:read"], false);
+    let missing = format!("{base}/products/{}", uuid::Uuid::now_v7());
+    api.send(
+        Method::GET,
+        &missing,
+        Some(&token),
+        &[("X-Request-Id", "log-check-1")],
+        None,
+    )
+    .await
+    .expect(404, "GET an unknown product");
+    api.get(&format!("{base}/products"), Some(&token))
+        .await
+        .expect(200, "GET /products");
+    let text = eventually(
+        "the refusal to be logged",
+        Duration::from_secs(5),
+        || async {
+            let text = std::fs::read_to_string(&log_path).unwrap();
+            if text.contains("log-check-1") {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+    assert!(text.contains("products bound"), "{text}");
+    assert!(!text.contains("actix_server"), "{text}");
+    let refused = text
+        .lines()
+        .find(|l| l.contains("log-check-1"))
+        .expect("the refused request's line");
+    for part in [
+        "INFO",
+        "service=\"products\"",
+        "method=GET",
+        "route=\"/products/{id}\"",
+        "status=404",
+        "request refused",
+    ] {
+        assert!(refused.contains(part), "{part} in {refused}");
+    }
+    assert!(
+        !text.contains("request done"),
+        "successes stay at debug:\n{text}"
+    );
+}

@@ -7,7 +7,7 @@ use service_kit::telemetry;
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    telemetry::init(config.common.log_format, "info");
+    telemetry::init(config.common.log_format, telemetry::DEFAULT_FILTER);
     let listen = config.listen.clone();
     let built = orders::startup::build(config).await;
     service_kit::server::serve("orders", &listen, built).await

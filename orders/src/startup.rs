@@ -75,6 +75,7 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
         closing: closing.clone(),
     });
     let parts = Parts {
+        name: "orders",
         metrics,
         readiness,
         openapi: ApiDoc::openapi(),

@@ -34,6 +34,7 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
         closing: closing.clone(),
     });
     let parts = Parts {
+        name: "products",
         metrics,
         readiness: Readiness::new().store("store", store.clone()),
         openapi: ApiDoc::openapi(),

@@ -78,6 +78,8 @@ pub fn authenticator(common: &CommonArgs) -> Result<Authenticator, StartupError>
 
 /// What a service hands [`bind`] besides its routes.
 pub struct Parts {
+    /// The service's name (`products`, `orders`): every request's log lines carry it.
+    pub name: &'static str,
     /// The app's registry (the service has registered its own metrics in it).
     pub metrics: Metrics,
     /// The app's readiness checks.
@@ -149,8 +151,16 @@ where
     };
     let listener = TcpListener::bind(listen).map_err(bind_error)?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let name = web::Data::new(telemetry::ServiceName(parts.name));
+    let workers = common.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // actix-server's own start-up lines do not say which service they are about (the default
+    // filter quiets them): this one does.
+    tracing::info!(service = parts.name, %listen, port, workers, "{} bound", parts.name);
     let mut server = HttpServer::new(move || {
         App::new()
+            .app_data(name.clone())
             .wrap(from_fn(metrics::track))
             .wrap(from_fn(telemetry::request_span))
             .configure(|cfg| shared.configure(cfg))
@@ -163,9 +173,7 @@ where
     .disable_signals()
     .listen(listener)
     .map_err(bind_error)?;
-    if let Some(workers) = common.workers {
-        server = server.workers(workers);
-    }
+    server = server.workers(workers);
     Ok(Bound {
         port,
         server: server.run(),

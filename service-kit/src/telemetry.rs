@@ -25,6 +25,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log filter without `RUST_LOG`: info, but actix-server's start-up lines (which do not
+/// name the service; [`server::bind`](crate::server::bind) logs its own) only from warn.
+pub const DEFAULT_FILTER: &str = "info,actix_server=warn";
+
 /// Installs the global subscriber (once per process; later calls are no-ops). `RUST_LOG`
 /// overrides `default_filter`. Protocol errors that actix-http logs at ERROR (any client can
 /// cause them) are counted for `/metrics` and left out of the log, unless `RUST_LOG` names
@@ -38,7 +42,13 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .unwrap_or_else(|| EnvFilter::new(default_filter));
     let quiet =
         filter_fn(move |meta| show_protocol_errors || !protocol_errors::is_protocol_error(meta));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal (and not with NO_COLOR): a log file or collector
+    // gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let fmt = match format {
         LogFormat::Pretty => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
@@ -48,6 +58,11 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .with(fmt.with_filter(filter.and(quiet)))
         .try_init();
 }
+
+/// The service a request is for (app data set by [`server::bind`](crate::server::bind)): in
+/// `shop up` both services log to one stream, and each request line says which wrote it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceName(pub &'static str);
 
 /// The request id header, accepted from the client or generated, and returned.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -77,8 +92,9 @@ fn new_request_id() -> String {
     format!("{prefix:08x}-{n:012x}")
 }
 
-/// Middleware: a span per request with method, route and request id; one log line when the
-/// response is ready; the id echoed in `X-Request-Id`.
+/// Middleware: a span per request with the service and the request id; one log line when the
+/// response is ready (with method, route, path, status and latency: at info for a 4xx, warn for
+/// a 5xx, debug otherwise); the id echoed in `X-Request-Id`.
 pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -94,7 +110,10 @@ pub async fn request_span(
     // Only the id in the span: every field is formatted when the span is created, and at
     // tens of thousands of requests a second that cost shows (method and path are in the
     // access line).
-    let span = tracing::info_span!("request", request_id = %id);
+    let service = req
+        .app_data::<actix_web::web::Data<ServiceName>>()
+        .map_or("-", |n| n.0);
+    let span = tracing::info_span!("request", service, request_id = %id);
     let (method, path) = (req.method().clone(), req.path().to_owned());
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
@@ -103,13 +122,17 @@ pub async fn request_span(
     }
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = res.request().match_pattern();
+    let route = route.as_deref().unwrap_or("(no route)");
     span.in_scope(|| {
-        // Access lines are debug: at info they cost a fifth of a small request's CPU (measured
-        // with wrk, see BENCHMARKS.md). Server errors are always logged.
+        // Successful requests are debug: at info they cost a fifth of a small request's CPU
+        // (measured with wrk, see BENCHMARKS.md). Refusals and failures are always logged.
         if status >= 500 {
-            tracing::warn!(%method, %path, status, elapsed_ms, "request failed");
+            tracing::warn!(%method, route, %path, status, elapsed_ms, "request failed");
+        } else if status >= 400 {
+            tracing::info!(%method, route, %path, status, elapsed_ms, "request refused");
         } else {
-            tracing::debug!(%method, %path, status, elapsed_ms, "request done");
+            tracing::debug!(%method, route, %path, status, elapsed_ms, "request done");
         }
     });
     Ok(res)
@@ -125,6 +148,77 @@ mod tests {
         assert_ne!(a, b);
         assert!(acceptable(&a) && acceptable(&b), "{a} {b}");
         assert_eq!(a[..8], b[..8], "one prefix per process");
+    }
+
+    /// A log sink for one test.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// At info, a refused request is one line naming the service, request id, method, route,
+    /// status and latency; a successful one logs nothing.
+    #[actix_web::test]
+    async fn refusals_are_logged_at_info_successes_at_debug() {
+        use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(ServiceName("widgets")))
+                .wrap(from_fn(request_span))
+                .route(
+                    "/things/{id}",
+                    web::get().to(|| async { HttpResponse::NotFound().finish() }),
+                )
+                .route(
+                    "/ok",
+                    web::get().to(|| async { HttpResponse::Ok().finish() }),
+                ),
+        )
+        .await;
+
+        test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/things/7")
+                .insert_header(("X-Request-Id", "req-1"))
+                .to_request(),
+        )
+        .await;
+
+        assert_eq!(res.status(), 404);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        for part in [
+            " INFO ",
+            "service=\"widgets\"",
+            "request_id=req-1",
+            "method=GET",
+            "route=\"/things/{id}\"",
+            "path=/things/7",
+            "status=404",
+            "elapsed_ms=",
+            "request refused",
+        ] {
+            assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn common(args: &UpArgs, data_dir: &Path, public_key_file: &Path) -> CommonArgs 
 
 /// Runs both services until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> Result<(), Error> {
-    telemetry::init(args.log_format, "info");
+    telemetry::init(args.log_format, telemetry::DEFAULT_FILTER);
     let data = &args.data_dir;
     let keys_dir = data.join("keys");
     let root = keys::load_or_generate(&keys_dir)?;
