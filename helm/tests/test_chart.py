@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import re
 import shlex
@@ -71,6 +72,7 @@ ALL_ON: dict[str, Any] = {
     },
     "orders": {"bodyLimit": 131072, "productsTimeoutMs": 1500, "extraArgs": ["--workers=2"]},
     "logFormat": "json",
+    "grafanaDashboard": {"enabled": True, "labels": {"grafana_dashboard": "1"}},
 }
 ALL_OFF: dict[str, Any] = {"networkPolicy": {"enabled": False}, "pdb": {"enabled": False}}
 SCENARIOS = {"defaults": {}, "all-on": ALL_ON, "all-off": ALL_OFF}
@@ -268,7 +270,7 @@ def test_defaults_render_the_core_objects_only() -> None:
 def test_every_optional_feature_renders() -> None:
     docs = manifests("all-on")
     kinds = [d["kind"] for d in docs]
-    for kind, count in [("Ingress", 1), ("ServiceMonitor", 1), ("Secret", 2), ("ConfigMap", 1),
+    for kind, count in [("Ingress", 1), ("ServiceMonitor", 1), ("Secret", 2), ("ConfigMap", 2),
                         ("NetworkPolicy", 1), ("PodDisruptionBudget", 2), ("StatefulSet", 2)]:
         assert kinds.count(kind) == count, kind
     off = [d["kind"] for d in manifests("all-off")]
@@ -864,6 +866,31 @@ def wait_for(url: str, status: int, proc: subprocess.Popen[bytes], log: Path, se
     pytest.fail(f"{url} never answered {status} (last: {last}):\n{log.read_text()}")
 
 
+def dashboard_metrics(configmaps: dict[str, dict[str, str]]) -> set[str]:
+    """The metric names the rendered Grafana dashboard's queries use (label names have no
+    underscore; `histogram_quantile` is the one function that has). That the services export
+    each is checked end to end, with traffic, in integration-tests (e2e.rs)."""
+    (data,) = [d for name, d in configmaps.items() if name.endswith("-dashboard")]
+    dashboard = json.loads(data["shop.json"])
+    names: set[str] = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = re.sub(r'"[^"]*"', "", target["expr"])  # label values
+            names.update(t for t in re.findall(r"[a-z_][a-z0-9_]*", expr) if "_" in t)
+    return names - {"histogram_quantile"}
+
+
+def test_grafana_dashboard_is_off_by_default_and_a_labelled_configmap_when_on() -> None:
+    assert not [c for c in of_kind(manifests("defaults"), "ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    (cm,) = [c for c in of_kind(manifests("all-on"), "ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["shop.json"])
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ["requests", "errors", "latency", "store size", "fsync", "feed lag", "circuit"]:
+        assert topic in titles, topic
+    assert len(dashboard_metrics({"x-dashboard": cm["data"]})) >= 10
+
+
 def test_rendered_command_lines_run_the_real_services(tmp_path: Path) -> None:
     """Runs each rendered container's command, args and env, with its volumes as local
     directories and its addresses on free loopback ports; both answer the probe paths and
@@ -939,6 +966,7 @@ def test_rendered_command_lines_run_the_real_services(tmp_path: Path) -> None:
             status, content_type, body = get(f"{base}{METRICS}")
             assert status == 200 and content_type.startswith(("text/plain", "application/openmetrics-text"))
             assert "# TYPE" in body or "# HELP" in body
+
             assert get(f"{base}/{service}")[0] == 401, "data endpoints need a token"
 
         for service in reversed(SERVICES):

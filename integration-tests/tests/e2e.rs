@@ -710,3 +710,57 @@ async fn file_logs_are_plain_name_the_service_and_show_refusals() {
         "successes stay at debug:\n{text}"
     );
 }
+
+/// Every metric the Helm chart's Grafana dashboard queries is exported by products or orders
+/// once they have served an order (so the dashboard shows data, not empty panels).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_queries_only_metrics_the_services_export() {
+    let shop = Shop::start().await;
+    let tea = id(&shop.create_product("Green tea", "4.20").await);
+    let order = shop.place_order(&shop.tokens.alice, &[(&tea, 1)]).await;
+    let order = id(order.expect(201, "POST /orders"));
+    shop.settled(&order).await;
+    shop.wait_feed_caught_up(FEED_DEADLINE).await;
+    let mut exported = String::new();
+    for service in [&shop.products, &shop.orders] {
+        let reply = shop.api.get(&service.url("/metrics"), None).await;
+        exported.push_str(reply.expect(200, "GET /metrics").as_str().unwrap());
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../helm/shop/dashboards/shop.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            // Metric names have an underscore; label names here do not; drop label values.
+            let mut in_quotes = false;
+            let bare: String = expr
+                .chars()
+                .filter(|c| {
+                    if *c == '"' {
+                        in_quotes = !in_quotes;
+                    }
+                    !in_quotes && *c != '"'
+                })
+                .collect();
+            for word in bare.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.contains('_') && word != "histogram_quantile" {
+                    queried.insert(word.to_owned());
+                }
+            }
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        let sampled = exported
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+        assert!(
+            sampled,
+            "the dashboard queries {name}, which has no sample:\n{exported}"
+        );
+    }
+}

@@ -40,9 +40,9 @@ impl Drop for AbortOnDrop {
 pub struct FeedMetrics {
     /// `products_feed_last_seq`.
     pub last_seq: Gauge,
-    /// `products_feed_lag_milliseconds`: now − the handled event's product `updated_at`, in
-    /// whole milliseconds (0 if the clocks disagree the other way).
-    pub lag_millis: Gauge,
+    /// `products_feed_lag_seconds`: now − the handled event's product `updated_at`, in
+    /// seconds (0 if the clocks disagree the other way).
+    pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// `products_feed_connected`.
     pub connected: Gauge,
 }
@@ -56,9 +56,9 @@ impl FeedMetrics {
             self.last_seq.clone(),
         );
         metrics.register(
-            "products_feed_lag_milliseconds",
-            "Delay between a product change and orders handling it, in milliseconds",
-            self.lag_millis.clone(),
+            "products_feed_lag_seconds",
+            "Delay between a product change and orders handling it",
+            self.lag_seconds.clone(),
         );
         metrics.register(
             "products_feed_connected",
@@ -202,9 +202,7 @@ impl Follower {
                     self.hold_orders_of(&e).await?;
                 }
                 let lag = time::OffsetDateTime::now_utc() - e.product.updated_at;
-                self.metrics
-                    .lag_millis
-                    .set(lag.whole_milliseconds().max(0) as i64);
+                self.metrics.lag_seconds.set(lag.as_seconds_f64().max(0.0));
                 e.seq
             }
             FeedEvent::Resync { oldest_available } => {

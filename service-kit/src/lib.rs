@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod process_metrics;
 pub mod protocol_errors;
 pub mod server;
 pub mod shutdown;

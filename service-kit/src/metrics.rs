@@ -73,6 +73,7 @@ impl Metrics {
             latency.clone(),
         );
         registry.register_collector(Box::new(ProtocolErrorCollector));
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -90,6 +91,15 @@ impl Metrics {
                 name: name.to_owned(),
                 status,
             }));
+    }
+
+    /// Registers `shop_build_info{service, version} 1`: which service and version answer.
+    pub fn build_info(&self, service: &str) {
+        let info = prometheus_client::metrics::info::Info::new(vec![
+            ("service".to_owned(), service.to_owned()),
+            ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+        ]);
+        self.register("shop_build", "The service and its version", info);
     }
 
     /// Registers another metric (services add their own).

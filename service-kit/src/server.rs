@@ -139,6 +139,7 @@ where
     };
     let auth = authenticator(common)?;
     auth.register_metrics(&parts.metrics);
+    parts.metrics.build_info(parts.name);
     let shared = Common {
         auth: web::Data::new(auth),
         metrics: web::Data::new(parts.metrics),

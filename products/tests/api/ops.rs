@@ -143,7 +143,8 @@ fn value(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 /// After creates, reads, a 404 and a patch, `/metrics` has the latency histogram per method,
 /// route pattern and status (every bucket, cumulative, `+Inf` = `_count`), the store's size
 /// gauges (records, and a journal size equal to the journal file's) and its fsync figures,
-/// under the names service_kit::metrics registers.
+/// plus the process, build-info, compaction, tail-drop and protocol-error families, under the
+/// names service_kit::metrics registers.
 #[actix_web::test]
 async fn metrics_export_latency_histograms_store_size_and_fsyncs() {
     // Arrange
@@ -176,12 +177,30 @@ async fn metrics_export_latency_histograms_store_size_and_fsyncs() {
         ("store_fsync_seconds", "counter"),
         ("store_batches", "counter"),
         ("store_compactions", "counter"),
+        ("store_compaction_failures", "counter"),
+        ("store_compaction_disk_full", "gauge"),
+        ("store_torn_tail_dropped", "gauge"),
+        ("store_damaged_tail_dropped", "gauge"),
+        ("http_protocol_errors", "counter"),
+        ("process_cpu_seconds", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("shop_build", "info"),
     ] {
         assert!(
             text.lines().any(|l| l == format!("# TYPE {family} {kind}")),
             "no {kind} {family} in\n{text}"
         );
     }
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.lines().any(
+            |l| l == format!("shop_build_info{{service=\"products\",version=\"{version}\"}} 1")
+        ),
+        "{text}"
+    );
     let all = samples(&text);
     let bounds = [
         "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0",
