@@ -707,6 +707,7 @@ def shop_commands(text: str) -> list[list[str]]:
     commands = []
     for line in joined.splitlines():
         line = line.strip().split(" > ")[0].split(" || ")[-1]
+        line = re.sub(r"^[A-Z_]+=\$\((.*)\)$", r"\1", line)  # VAR=$(shop ...)
         words = shlex.split(line) if line.startswith("shop ") else []
         if words[1:2] and words[1] in ("up", "keygen", "token"):
             commands.append(words)
@@ -730,6 +731,9 @@ def test_notes_tell_how_to_mint_tokens_with_flags_shop_accepts(scenario: str) ->
     text = notes(scenario)
     commands = shop_commands(text)
     assert any(c[:3] == ["shop", "token", "mint"] for c in commands)
+    # The client token of the "try it" step may do what that step does (GET /orders).
+    (client,) = [c for c in commands if "alice" in c]
+    assert "orders:read" in client, client
     for words in commands:
         check_shop_command(words)
     docs = manifests(scenario)
@@ -994,3 +998,33 @@ def test_reservation_ttl_reaches_products_only_when_set() -> None:
     assert env("all-on", "products")["SHOP_RESERVATION_TTL"] == "2m"
     assert "SHOP_RESERVATION_TTL" not in env("defaults", "products")
     assert "SHOP_RESERVATION_TTL" not in env("all-on", "orders")
+
+
+def test_the_readme_install_renders_with_the_secrets_and_image_it_creates() -> None:
+    """The README's Kubernetes block: its `helm install --set` flags render, the pods use the
+    image it pushes and mount the Secrets it creates, and it port-forwards a Service that
+    exists."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- k8s:start", 1)[1].split("<!-- k8s:end", 1)[0]
+    joined = re.sub(r"\\\n\s*", " ", block)
+    (install,) = [l for l in joined.splitlines() if l.startswith("helm install ")]
+    values: dict[str, Any] = {}
+    for pair in re.findall(r"--set (\S+)", install):
+        key, _, value = pair.partition("=")
+        node = values
+        *parents, leaf = key.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = value
+    release, namespace = install.split()[2], re.search(r" -n (\S+)", install).group(1)
+    with helm.Chart.load(CHART) as chart:
+        docs = manifests_of(chart.render(values, name=release, namespace=namespace, is_install=True))
+    created = set(re.findall(r"create secret generic (\S+)", joined))
+    for service in SERVICES:
+        sts = statefulset(docs, service)
+        assert container(sts)["image"] == "registry.example.com/shop:0.1.0"
+        mounted = {v["secret"]["secretName"] for v in sts["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        assert mounted <= created, (service, mounted, created)
+    (forwarded,) = re.findall(r"port-forward svc/(\S+) ", joined)
+    assert forwarded in by_name(docs, "Service")
+
