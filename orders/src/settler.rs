@@ -1,9 +1,11 @@
 //! Settles what orders owes products: the outbox worker.
 //!
 //! Every order records its reservations and whether each still needs a commit or a release
-//! ([`Hold`](crate::domain::Hold)), or a shrink when its lines went down. The settler finds those orders through an index, calls
-//! products (both calls are idempotent there), and records each answer in the order. It runs
-//! in the background, so no client answer waits on products confirming:
+//! ([`Hold`](crate::domain::Hold)), or a shrink when its lines went down. The settler finds
+//! those orders through an index, commits all that a round owes with one call per 100 (one
+//! batch at products), makes the other calls one by one (all are idempotent at products), and
+//! records each order's answers in one change of it. It runs in the background, so no client
+//! answer waits on products confirming:
 //!
 //! - woken as soon as an order owes something, and on its own every few seconds;
 //! - when products cannot be reached, it retries with a doubling backoff (capped at 2 s, and
@@ -13,11 +15,12 @@
 //! - a commit products refuses (the reservation expired first) is recorded as lapsed and the
 //!   order put on hold; a deleted order becomes a tombstone once it owes nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use products_api::ReserveLine;
 use products_api::client::{ClientError, ProductsClient, ReserveOutcome};
+use products_api::{MAX_COMMIT, ReserveLine};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -151,6 +154,7 @@ impl Settler {
         };
         let owing: Vec<_> = owing.into_iter().filter(|r| !r.archived).collect();
         self.metrics.unsettled.set(owing.len() as i64);
+        let commits = Arc::new(self.commit_all(&owing).await);
         let mut all_done = true;
         let mut running = JoinSet::new();
         for order in owing {
@@ -160,9 +164,9 @@ impl Settler {
                     .await
                     .is_some_and(|r| r.unwrap_or(false));
             }
-            let settler = self.clone();
+            let (settler, commits) = (self.clone(), commits.clone());
             running.spawn(async move {
-                let settled = settler.settle(&order).await.is_ok();
+                let settled = settler.settle(&order, &commits).await.is_ok();
                 if settled {
                     settler.metrics.unsettled.dec();
                 }
@@ -177,11 +181,23 @@ impl Settler {
 
     /// Makes every call `order` owes and records the answers in one change; a deleted order
     /// that owes nothing more becomes a tombstone.
-    async fn settle(&self, order: &Record<Order>) -> Result<(), Failed> {
+    async fn settle(
+        &self,
+        order: &Record<Order>,
+        commits: &HashMap<Uuid, Settled>,
+    ) -> Result<(), Failed> {
         let mut answers = Vec::new();
         let mut result = Ok(());
         for due in order.data.dues() {
-            match self.call(&due).await {
+            let answered = match &due {
+                Due::Commit(id) => commits.get(id).copied().map(Ok),
+                _ => None,
+            };
+            let answer = match answered {
+                Some(answer) => answer,
+                None => self.call(&due).await,
+            };
+            match answer {
                 Ok(outcome) => answers.push((due, outcome)),
                 Err(failed) => result = Err(failed),
             }
@@ -199,6 +215,41 @@ impl Settler {
             }
         }
         result
+    }
+
+    /// Commits every reservation `owing` orders owe a commit, [`MAX_COMMIT`] per call to
+    /// products (one batch there each); returns the answers products gave. Ids of a call that
+    /// failed have none: they are tried one by one, as any other due.
+    async fn commit_all(&self, owing: &[Arc<Record<Order>>]) -> HashMap<Uuid, Settled> {
+        let ids: Vec<Uuid> = owing
+            .iter()
+            .flat_map(|o| o.data.dues())
+            .filter_map(|d| match d {
+                Due::Commit(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let mut answers = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_COMMIT) {
+            match self.products.commit_many(chunk, None).await {
+                Ok(out) => {
+                    for id in out.committed {
+                        self.metrics.count("committed");
+                        answers.insert(id, Settled::Done);
+                    }
+                    // Ended before orders could commit, or lost by products: nothing is sold.
+                    for id in out.ended.into_iter().chain(out.unknown) {
+                        self.metrics.count("lapsed");
+                        answers.insert(id, Settled::Lapsed);
+                    }
+                }
+                Err(e) => {
+                    self.metrics.count("failed");
+                    tracing::warn!(error = %e, commits = chunk.len(), "committing a round waits for products");
+                }
+            }
+        }
+        answers
     }
 
     /// Asks products to do what `due` says.

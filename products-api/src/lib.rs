@@ -20,3 +20,6 @@ pub use wire::*;
 
 /// Most ids one `POST /products/lookup` may ask for.
 pub const MAX_LOOKUP: usize = 1000;
+
+/// Most reservations one `POST /reservations/commit` commits.
+pub const MAX_COMMIT: usize = 100;

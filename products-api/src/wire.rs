@@ -287,3 +287,22 @@ pub struct ShortLine {
     /// Units available.
     pub available: u64,
 }
+
+/// The body of `POST /reservations/commit`: commit these reservations at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitMany {
+    /// 1 to 100 reservation ids (repeats count once).
+    pub ids: Vec<Uuid>,
+}
+
+/// What `POST /reservations/commit` did with each id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommitOutcomes {
+    /// Sold: committed now or before.
+    pub committed: Vec<Uuid>,
+    /// Released or expired: they can no longer be committed.
+    pub ended: Vec<Uuid>,
+    /// No such reservation.
+    pub unknown: Vec<Uuid>,
+}

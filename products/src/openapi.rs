@@ -6,9 +6,9 @@ use utoipa::OpenApi;
 
 use crate::routes::{events, products, reservations};
 use products_api::{
-    AdjustStock, CreateProduct, LookupRequest, LookupResponse, ProductBody, ProductEvent,
-    ProductPage, ReservationBody, ReservationState, ReserveLine, ReserveRequest, ReservedLine,
-    ShortLine, SortField, SortOrder, StockAdjustment, UpdateProduct,
+    AdjustStock, CommitMany, CommitOutcomes, CreateProduct, LookupRequest, LookupResponse,
+    ProductBody, ProductEvent, ProductPage, ReservationBody, ReservationState, ReserveLine,
+    ReserveRequest, ReservedLine, ShortLine, SortField, SortOrder, StockAdjustment, UpdateProduct,
 };
 
 /// The products API.
@@ -17,10 +17,11 @@ use products_api::{
     info(title = "products", description = "Products: create, read, list, update, archive; batch lookup; change feed. Every data endpoint needs `Authorization: Bearer <Biscuit token>`; errors are application/problem+json."),
     paths(products::create, products::get, products::list, products::update, products::archive,
         products::lookup, products::adjust_stock, events::feed, reservations::reserve,
-        reservations::get, reservations::commit, reservations::release),
+        reservations::get, reservations::commit, reservations::release, reservations::commit_many),
     components(schemas(ProductBody, CreateProduct, UpdateProduct, ProductPage, LookupRequest,
         LookupResponse, ProductEvent, SortField, SortOrder, AdjustStock, StockAdjustment,
         ReserveRequest, ReserveLine, ReservationBody, ReservedLine, ReservationState, ShortLine,
+        CommitMany, CommitOutcomes,
         Problem, FieldError)),
     modifiers(&BearerAuth),
     tags((name = "products", description = "The product catalogue"),

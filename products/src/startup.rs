@@ -81,6 +81,7 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
         .service(http::resource("/products/lookup", "POST").post(products::lookup))
         .service(http::resource("/products/events", "GET").get(events::feed))
         .service(http::resource("/products/{id}/stock", "POST").post(products::adjust_stock))
+        .service(http::resource("/reservations/commit", "POST").post(reservations::commit_many))
         .service(
             http::resource("/reservations/{id}", "GET, PUT")
                 .put(reservations::reserve)

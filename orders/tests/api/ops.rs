@@ -41,7 +41,7 @@ async fn readyz_checks_store_cursor_and_products() {
     app.stop().await;
 }
 
-/// `/metrics` has the products client's call counters (a reserve and a commit counted as ok),
+/// `/metrics` has the products client's call counters (a reserve and a round's commit counted as ok),
 /// the settlements, the feed's last handled sequence and its lag in seconds.
 #[actix_web::test]
 async fn metrics_show_the_products_client_and_the_feed() {
@@ -65,7 +65,7 @@ async fn metrics_show_the_products_client_and_the_feed() {
             .starts_with("text/plain")
     );
     let text = res.text().await.unwrap();
-    for call in ["reserve", "commit"] {
+    for call in ["reserve", "commit_many"] {
         let calls = text
             .lines()
             .find(|l| {

@@ -5,7 +5,9 @@
 use uuid::Uuid;
 
 use super::{ClientError, ProductsClient};
-use crate::wire::{ReservationBody, ReserveLine, ReserveRequest, ShortLine};
+use crate::wire::{
+    CommitMany, CommitOutcomes, ReservationBody, ReserveLine, ReserveRequest, ShortLine,
+};
 
 /// What a reservation call came to, besides a failure to ask.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +84,21 @@ impl ProductsClient {
         request_id: Option<&str>,
     ) -> Result<ReservationBody, ClientError> {
         self.settle(id, "commit", request_id).await
+    }
+
+    /// Commits the reservations `ids` (at most [`MAX_COMMIT`](crate::MAX_COMMIT)) in one call:
+    /// products sorts them into committed, ended (released or expired) and unknown.
+    pub async fn commit_many(
+        &self,
+        ids: &[Uuid],
+        request_id: Option<&str>,
+    ) -> Result<CommitOutcomes, ClientError> {
+        let body = CommitMany { ids: ids.to_vec() };
+        let url = format!("{}/reservations/commit", self.config.base_url);
+        self.idempotent("commit_many", || {
+            with_request_id(self.http.post(&url).json(&body), request_id)
+        })
+        .await
     }
 
     /// Releases the reservation `id`: its units go back to stock.

@@ -47,7 +47,9 @@ impl From<ProductError> for ApiError {
                 ref archived,
             } => ApiError::unavailable_products(e.to_string(), unknown, archived),
             ProductError::StockNeedsIfMatch => ApiError::PreconditionRequired(e.to_string()),
-            ProductError::LookupSize => ApiError::invalid("ids", e.to_string()),
+            ProductError::LookupSize | ProductError::CommitSize => {
+                ApiError::invalid("ids", e.to_string())
+            }
             ProductError::Idempotency(e) => e.into(),
             ProductError::Storage(e) => e.into(),
         }

@@ -1,8 +1,8 @@
-//! `/reservations/{id}`: hold, read, commit and release units of several products for one order
-//! (needs `right("products", "reserve")`).
+//! `/reservations/{id}`: hold, read, commit and release units of several products for one order;
+//! `/reservations/commit`: commit many at once (all need `right("products", "reserve")`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use products_api::{ReservationBody, ReserveRequest};
+use products_api::{CommitMany, CommitOutcomes, ReservationBody, ReserveRequest};
 use service_kit::docs::responses::{BadBody, ById, Unauthorized};
 use service_kit::http::{self, authorize};
 use service_kit::json::Body;
@@ -128,4 +128,26 @@ async fn settle(
         Settle::Release => state.service.release(id).await?,
     };
     Ok(HttpResponse::Ok().json(reservation_body(&reserved)))
+}
+
+/// Commit many reservations at once (one batch: what orders' settler sends each round).
+#[utoipa::path(
+    post, path = "/reservations/commit", tag = "reservations",
+    request_body = CommitMany,
+    responses(
+        (status = 200, description = "Each id sorted into committed (now or before), ended (released or expired) and unknown", body = CommitOutcomes),
+        BadBody, Unauthorized,
+        (status = 403, description = "Token lacks products:reserve", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn commit_many(
+    req: HttpRequest,
+    body: Body,
+    state: web::Data<ProductsState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, RESOURCE, Operation::Reserve)?;
+    let CommitMany { ids } = body.parse().await?;
+    let outcomes = state.service.commit_many(&ids).await?;
+    Ok(HttpResponse::Ok().json(outcomes))
 }

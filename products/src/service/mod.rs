@@ -63,6 +63,9 @@ pub enum ProductError {
     /// A lookup asked for no ids or more than [`MAX_LOOKUP`].
     #[error("give between 1 and {MAX_LOOKUP} ids")]
     LookupSize,
+    /// A commit of many asked for no ids or more than [`products_api::MAX_COMMIT`].
+    #[error("give between 1 and {} reservation ids", products_api::MAX_COMMIT)]
+    CommitSize,
     /// No such product (the id may name another kind of record).
     #[error("{0} does not exist")]
     NotFound(Uuid),

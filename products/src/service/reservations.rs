@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{EntryRecord, ProductError, ProductService, refusal};
 use crate::domain::{Entry, HeldLine, Reservation, ReservationState, Short, ShortLine};
 use crate::store::BY_RESERVATION_STATE;
+use products_api::{CommitOutcomes, MAX_COMMIT};
 
 /// Attempts of a commit or release that lost a race with another change of the reservation.
 const ATTEMPTS: usize = 3;
@@ -228,43 +229,7 @@ impl ProductService {
             let Some(to) = next(current.state)? else {
                 return Ok(self.with_products(record, false));
             };
-            let mut batch = vec![Op::replace(
-                id,
-                Some(record.version),
-                Entry::Reservation(Reservation {
-                    state: to,
-                    ..current.clone()
-                }),
-            )];
-            for line in &current.lines {
-                // An archived product takes no more changes; its counters no longer matter.
-                let live = self
-                    .store
-                    .get(line.product_id)
-                    .is_ok_and(|p| !p.archived && p.data.as_product().is_some());
-                if !live {
-                    continue;
-                }
-                let (from, quantity) = (current.state, line.quantity);
-                batch.push(Op::update(line.product_id, None, move |e: &Entry| {
-                    let Entry::Product(p) = e else {
-                        return Err(Short(ShortLine {
-                            product_id: Uuid::nil(),
-                            requested: quantity,
-                            available: 0,
-                        }));
-                    };
-                    Ok(Entry::Product(match (from, to) {
-                        (ReservationState::Held, ReservationState::Committed) => {
-                            p.settling(quantity, true)
-                        }
-                        (ReservationState::Held, _) => p.settling(quantity, false),
-                        // A sale given back: the units return to stock.
-                        (ReservationState::Committed, _) => p.restocking(quantity),
-                        _ => p.clone(),
-                    }))
-                }));
-            }
+            let batch = self.moves(id, record.version, &current, to);
             match self.store.batch(batch).await {
                 Ok(written) => {
                     self.count(to.as_str());
@@ -286,6 +251,129 @@ impl ProductService {
         Err(ProductError::ReservationConflict(format!(
             "reservation {id} keeps changing; try again"
         )))
+    }
+
+    /// The batch that moves reservation `id` (at `version`) from `current.state` to `to`, with
+    /// its live products' counters.
+    fn moves(
+        &self,
+        id: Uuid,
+        version: u64,
+        current: &Reservation,
+        to: ReservationState,
+    ) -> Vec<Op<Entry>> {
+        let mut batch = vec![Op::replace(
+            id,
+            Some(version),
+            Entry::Reservation(Reservation {
+                state: to,
+                ..current.clone()
+            }),
+        )];
+        for line in &current.lines {
+            // An archived product takes no more changes; its counters no longer matter.
+            let live = self
+                .store
+                .get(line.product_id)
+                .is_ok_and(|p| !p.archived && p.data.as_product().is_some());
+            if !live {
+                continue;
+            }
+            let (from, quantity) = (current.state, line.quantity);
+            batch.push(Op::update(line.product_id, None, move |e: &Entry| {
+                let Entry::Product(p) = e else {
+                    return Err(Short(ShortLine {
+                        product_id: Uuid::nil(),
+                        requested: quantity,
+                        available: 0,
+                    }));
+                };
+                Ok(Entry::Product(match (from, to) {
+                    (ReservationState::Held, ReservationState::Committed) => {
+                        p.settling(quantity, true)
+                    }
+                    (ReservationState::Held, _) => p.settling(quantity, false),
+                    // A sale given back: the units return to stock.
+                    (ReservationState::Committed, _) => p.restocking(quantity),
+                    _ => p.clone(),
+                }))
+            }));
+        }
+        batch
+    }
+
+    /// Commits many reservations in one batch (a settler's round): held ones are sold, ones
+    /// committed before count as committed, released or expired ones are reported as ended, and
+    /// ids of no reservation as unknown. If the batch keeps losing races with other changes of
+    /// the same reservations, they are committed one by one.
+    pub async fn commit_many(&self, ids: &[Uuid]) -> Result<CommitOutcomes, ProductError> {
+        if ids.is_empty() || ids.len() > MAX_COMMIT {
+            return Err(ProductError::CommitSize);
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for _ in 0..ATTEMPTS {
+            let mut out = CommitOutcomes::default();
+            let (mut batch, mut held) = (Vec::new(), Vec::new());
+            for &id in &ids {
+                let found = self.existing_reservation(id).ok().flatten();
+                let Some((record, r)) = found
+                    .as_ref()
+                    .and_then(|rec| rec.data.as_reservation().map(|r| (rec, r)))
+                else {
+                    out.unknown.push(id);
+                    continue;
+                };
+                match r.state {
+                    ReservationState::Held => {
+                        batch.extend(self.moves(
+                            id,
+                            record.version,
+                            r,
+                            ReservationState::Committed,
+                        ));
+                        held.push(id);
+                    }
+                    ReservationState::Committed => out.committed.push(id),
+                    ReservationState::Released | ReservationState::Expired => out.ended.push(id),
+                }
+            }
+            if batch.is_empty() {
+                return Ok(out);
+            }
+            match self.store.batch(batch).await {
+                Ok(_) => {
+                    for _ in &held {
+                        self.count("committed");
+                    }
+                    out.committed.extend(held);
+                    out.committed.sort_unstable();
+                    return Ok(out);
+                }
+                // One of them changed meanwhile (expired, released): look again.
+                Err(StoreError::BatchFailed { source, .. })
+                    if matches!(
+                        *source,
+                        StoreError::Conflict { .. } | StoreError::Archived { .. }
+                    ) =>
+                {
+                    continue;
+                }
+                Err(StoreError::BatchFailed { source, .. }) => return Err(refusal(*source)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut out = CommitOutcomes::default();
+        for id in ids {
+            match self.commit(id).await {
+                Ok(_) => out.committed.push(id),
+                Err(ProductError::NoReservation(_)) => out.unknown.push(id),
+                Err(ProductError::ReservationConflict(_)) => out.ended.push(id),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The reservation under `id`, if any; another kind of record there is a conflict.

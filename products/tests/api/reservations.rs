@@ -127,6 +127,68 @@ async fn reserve_commit_and_release() {
     app.stop().await;
 }
 
+/// Many reservations are committed in one call (one batch): held ones are sold, committed ones
+/// count as committed again, released ones are ended, unknown ids unknown; an empty or
+/// oversized list is a 422 naming `ids`.
+#[actix_web::test]
+async fn many_reservations_commit_in_one_call() {
+    // Arrange
+    let app = spawn_app().await;
+    let token = service_token(&app);
+    let tea = stocked(&app, "Tea", 10).await;
+    let (a, b, done, gone, unknown) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    for id in [a, b, done, gone] {
+        assert_eq!(
+            reserve(&app, &token, id, &[(tea.as_str(), 2)])
+                .await
+                .status(),
+            201
+        );
+    }
+    assert_eq!(settle(&app, &token, done, "commit").await.status(), 200);
+    assert_eq!(settle(&app, &token, gone, "release").await.status(), 200);
+    let commit = |ids: Value| {
+        app.request(Method::POST, "/reservations/commit", Some(&token))
+            .json(&json!({ "ids": ids }))
+            .send()
+    };
+
+    // Act
+    let res = commit(json!([a, b, done, gone, unknown, a])).await.unwrap();
+    let again = commit(json!([a])).await.unwrap();
+    let empty = commit(json!([])).await.unwrap();
+    let too_many: Vec<Uuid> = (0..101).map(|_| Uuid::new_v4()).collect();
+    let too_many = commit(json!(too_many)).await.unwrap();
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    let mut committed = vec![a, b, done];
+    committed.sort();
+    assert_eq!(out["committed"], json!(committed));
+    assert_eq!(
+        (&out["ended"], &out["unknown"]),
+        (&json!([gone]), &json!([unknown]))
+    );
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["committed"],
+        json!([a])
+    );
+    // 10 - 3 × 2 sold; nothing held.
+    assert_eq!(counts(&app, &tea).await, (json!(4), json!(0), json!(4)));
+    for refused in [empty, too_many] {
+        let problem = assert_problem(refused, 422, "validation").await;
+        assert_eq!(error_fields(&problem), ["ids"]);
+    }
+    app.stop().await;
+}
+
 /// Fewer units of the same products under the same id shrink a reservation, held or
 /// committed, giving the difference back; asking again answers the same; growing one, or adding
 /// a product, is refused and changes nothing.
