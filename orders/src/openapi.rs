@@ -7,8 +7,9 @@ use utoipa::OpenApi;
 use crate::api::{
     CreateOrder, FiguresBody, ItemRequest, OrderBody, OrderEvent, OrderPage, StatsBody, UpdateOrder,
 };
-use crate::domain::{LineItem, Status};
+use crate::domain::{LineItem, Status, StockState};
 use crate::routes::{events, orders};
+use products_api::SortOrder;
 
 /// The orders API.
 #[derive(Debug, OpenApi)]
@@ -17,7 +18,8 @@ use crate::routes::{events, orders};
     paths(orders::create, orders::get, orders::list, orders::update, orders::delete, orders::stats,
         events::feed),
     components(schemas(OrderBody, CreateOrder, UpdateOrder, ItemRequest, OrderPage, OrderEvent,
-        LineItem, Status, StatsBody, FiguresBody, Problem, FieldError)),
+        LineItem, Status, StockState, StatsBody, FiguresBody, SortOrder, Problem, FieldError)),
+    servers((url = "/", description = "The orders service that serves this document")),
     modifiers(&BearerAuth),
     tags((name = "orders", description = "Orders"))
 )]

@@ -23,6 +23,7 @@ use products_api::{
         ReserveRequest, ReserveLine, ReservationBody, ReservedLine, ReservationState, ShortLine,
         CommitMany, CommitOutcomes,
         Problem, FieldError)),
+    servers((url = "/", description = "The products service that serves this document")),
     modifiers(&BearerAuth),
     tags((name = "products", description = "The product catalogue"),
         (name = "reservations", description = "Stock held for orders, all or nothing (products:reserve)"))

@@ -9,11 +9,13 @@
 //! - [`redactions`]: the insta redactions of ids, timestamps, owners and cursors.
 //! - [`fake_products`]: a stand-in products server that answers what a test says.
 //! - [`process`]: the real binaries as child processes.
+//! - [`openapi`]: checks of the services' OpenAPI documents.
 
 #![forbid(unsafe_code)]
 
 pub mod fake_products;
 pub mod http;
+pub mod openapi;
 pub mod poll;
 pub mod problem;
 pub mod process;
