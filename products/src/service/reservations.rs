@@ -89,6 +89,7 @@ impl ProductService {
                             Err(ProductError::Storage(StoreError::BatchFailed {
                                 source, ..
                             })) if matches!(*source, StoreError::Conflict { .. }) => {
+                                self.caught_up(&source).await;
                                 continue;
                             }
                             shrunk => return shrunk,
@@ -242,6 +243,7 @@ impl ProductService {
                         StoreError::Conflict { .. } | StoreError::Archived { .. }
                     ) =>
                 {
+                    self.caught_up(&source).await;
                     continue;
                 }
                 Err(StoreError::BatchFailed { source, .. }) => return Err(refusal(*source)),
@@ -358,6 +360,7 @@ impl ProductService {
                         StoreError::Conflict { .. } | StoreError::Archived { .. }
                     ) =>
                 {
+                    self.caught_up(&source).await;
                     continue;
                 }
                 Err(StoreError::BatchFailed { source, .. }) => return Err(refusal(*source)),
@@ -374,6 +377,25 @@ impl ProductService {
             }
         }
         Ok(out)
+    }
+
+    /// After a write lost a race, waits (briefly) until reads show the record at the version
+    /// that won: that write may not be durable, hence readable, yet, and looking again at the
+    /// older state would lose the race again.
+    async fn caught_up(&self, lost: &StoreError) {
+        let StoreError::Conflict { id, actual, .. } = lost else {
+            return;
+        };
+        let (id, actual) = (*id, *actual);
+        let mut published = self.store.subscribe();
+        let wait = async {
+            while self.store.get(id).is_ok_and(|r| r.version < actual) {
+                if published.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wait).await;
     }
 
     /// The reservation under `id`, if any; another kind of record there is a conflict.
