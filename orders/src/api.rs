@@ -66,7 +66,7 @@ impl From<&Record<Order>> for OrderBody {
             created_at: r.created_at,
             updated_at: r.updated_at,
             // A deleted order waiting to give its stock back is already gone to readers.
-            archived: r.archived || r.data.deleting,
+            archived: crate::store::is_deleted(r),
         }
     }
 }

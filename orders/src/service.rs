@@ -57,7 +57,7 @@ use crate::domain::{Change, CreatedByKey, Order, RequestedItem, Status, Units};
 use crate::follower::ArchivedProducts;
 use crate::settler::Settler;
 use crate::stats::{Range, Stats, figures};
-use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore};
+use crate::store::{BY_IDEMPOTENCY_KEY, BY_OWNER, BY_PRODUCT, BY_STATUS, OrderStore, is_deleted};
 
 /// Attempts of a change that lost a race (without `If-Match`).
 const ATTEMPTS: usize = 3;
@@ -229,7 +229,7 @@ impl OrderService {
                 .lookup(BY_OWNER, &IndexKey::from(owner.as_str()))?,
             None => self.store.all().collect(),
         };
-        let live = records.iter().filter(|r| !r.archived && !r.data.deleting);
+        let live = records.iter().filter(|r| !is_deleted(r));
         Ok(figures(live.map(|r| (&r.data, r.created_at)), range))
     }
 
@@ -283,10 +283,7 @@ impl OrderService {
     ) -> Result<Priced, OrderError> {
         let lines = items
             .iter()
-            .map(|i| ReserveLine {
-                product_id: i.product_id,
-                quantity: i.quantity,
-            })
+            .map(|i| ReserveLine::from(Units::from(*i)))
             .collect();
         let reservation = self.hold(id, lines, request_id).await?;
         price_reserved(items, &reservation).map_err(|e| {
@@ -305,13 +302,7 @@ impl OrderService {
             return Ok(None);
         }
         let id = Uuid::now_v7();
-        let lines = missing
-            .iter()
-            .map(|u| ReserveLine {
-                product_id: u.product_id,
-                quantity: u.quantity,
-            })
-            .collect();
+        let lines = missing.iter().copied().map(ReserveLine::from).collect();
         self.hold(id, lines, request_id).await?;
         Ok(Some((id, missing)))
     }
@@ -402,7 +393,7 @@ impl OrderService {
         if !order.data.is_visible_to(caller) {
             return Err(OrderError::NotFound(id));
         }
-        if order.archived || order.data.deleting {
+        if is_deleted(&order) {
             return Err(OrderError::Deleted(id));
         }
         Ok(order)
@@ -424,7 +415,7 @@ impl OrderService {
             (None, None, None) => query,
         };
         query = query.filter(move |r: &Record<Order>| {
-            !r.data.deleting
+            !is_deleted(r)
                 && status.is_none_or(|s| r.data.status == s)
                 && product.is_none_or(|p| r.data.items.iter().any(|i| i.product_id == p))
         });
@@ -547,18 +538,8 @@ impl OrderService {
         }
     }
 
-    /// Waits (briefly) until reads show order `id` at `version` or later: a write that won a
-    /// race may not be durable, hence readable, yet; recomputing on the older state would lose
-    /// the race again.
+    /// Waits (briefly) until reads show order `id` at the `version` that won a race.
     async fn caught_up(&self, id: Uuid, version: u64) {
-        let mut published = self.store.subscribe();
-        let wait = async {
-            while self.store.get(id).is_ok_and(|r| r.version < version) {
-                if published.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CATCH_UP, wait).await;
+        self.store.wait_readable(id, version, CATCH_UP).await;
     }
 }

@@ -258,13 +258,7 @@ impl Settler {
             Due::Commit(id) => (*id, self.products.commit(*id, None).await),
             Due::Release(id) => (*id, self.products.release(*id, None).await),
             Due::Shrink(id, to) => {
-                let lines: Vec<ReserveLine> = to
-                    .iter()
-                    .map(|u| ReserveLine {
-                        product_id: u.product_id,
-                        quantity: u.quantity,
-                    })
-                    .collect();
+                let lines: Vec<ReserveLine> = to.iter().copied().map(ReserveLine::from).collect();
                 let answer = match self.products.reserve(*id, &lines, None, None).await {
                     Ok(ReserveOutcome::Held(body)) => Ok(body),
                     Ok(other) => Err(ClientError::Decode(format!(

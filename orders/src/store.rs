@@ -39,6 +39,12 @@ pub struct FeedCursor {
     pub last_seq: u64,
 }
 
+/// Whether an order is deleted: a tombstone, or deleted and still giving its stock back (reads
+/// treat both alike).
+pub fn is_deleted(r: &store_actor::Record<Order>) -> bool {
+    r.archived || r.data.deleting
+}
+
 /// The orders store's options.
 pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
     StoreOptions::new(dir, "orders")

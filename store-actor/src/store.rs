@@ -285,6 +285,25 @@ impl<T: Data> Store<T> {
         self.events_after(after, limit)
     }
 
+    /// Waits until reads show record `id` at `version` or later (or without the record), for at
+    /// most `within`; returns whether they do. A write is applied in the actor before it is
+    /// readable (it is published once durable), so a caller retrying a conditional write that
+    /// lost to version `version` should wait for it: recomputing on the older state it reads
+    /// meanwhile would lose again.
+    pub async fn wait_readable(&self, id: Uuid, version: u64, within: Duration) -> bool {
+        let readable = || self.get(id).map_or(true, |r| r.version >= version);
+        let mut published = self.subscribe();
+        let wait = async {
+            while !readable() {
+                if published.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, wait).await;
+        readable()
+    }
+
     /// Watches the last durable sequence number; it changes after every durable batch.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.seq.subscribe()

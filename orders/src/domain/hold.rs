@@ -64,6 +64,24 @@ pub struct Units {
     pub quantity: u32,
 }
 
+impl From<Units> for products_api::ReserveLine {
+    fn from(u: Units) -> Self {
+        products_api::ReserveLine {
+            product_id: u.product_id,
+            quantity: u.quantity,
+        }
+    }
+}
+
+impl From<super::RequestedItem> for Units {
+    fn from(i: super::RequestedItem) -> Self {
+        Units {
+            product_id: i.product_id,
+            quantity: i.quantity,
+        }
+    }
+}
+
 /// One reservation of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {

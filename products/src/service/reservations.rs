@@ -41,6 +41,15 @@ pub struct Reserved {
     pub created: bool,
 }
 
+/// Whether a batch failed because one of its records changed meanwhile (a newer version, or a
+/// product archived): then it is worth looking again.
+fn lost_race(source: &StoreError) -> bool {
+    matches!(
+        source,
+        StoreError::Conflict { .. } | StoreError::Archived { .. }
+    )
+}
+
 /// What a repeated reservation call is, besides the same call again.
 enum Repeat {
     /// Fewer units of the same products: shrink the reservation.
@@ -237,12 +246,7 @@ impl ProductService {
                     return Ok(self.with_products(written[0].clone(), true));
                 }
                 // Changed meanwhile (released, expired, or a product archived): look again.
-                Err(StoreError::BatchFailed { source, .. })
-                    if matches!(
-                        *source,
-                        StoreError::Conflict { .. } | StoreError::Archived { .. }
-                    ) =>
-                {
+                Err(StoreError::BatchFailed { source, .. }) if lost_race(&source) => {
                     self.caught_up(&source).await;
                     continue;
                 }
@@ -354,12 +358,7 @@ impl ProductService {
                     return Ok(out);
                 }
                 // One of them changed meanwhile (expired, released): look again.
-                Err(StoreError::BatchFailed { source, .. })
-                    if matches!(
-                        *source,
-                        StoreError::Conflict { .. } | StoreError::Archived { .. }
-                    ) =>
-                {
+                Err(StoreError::BatchFailed { source, .. }) if lost_race(&source) => {
                     self.caught_up(&source).await;
                     continue;
                 }
@@ -379,23 +378,12 @@ impl ProductService {
         Ok(out)
     }
 
-    /// After a write lost a race, waits (briefly) until reads show the record at the version
-    /// that won: that write may not be durable, hence readable, yet, and looking again at the
-    /// older state would lose the race again.
+    /// After a write lost a race, waits (briefly) until reads show the version that won.
     async fn caught_up(&self, lost: &StoreError) {
-        let StoreError::Conflict { id, actual, .. } = lost else {
-            return;
-        };
-        let (id, actual) = (*id, *actual);
-        let mut published = self.store.subscribe();
-        let wait = async {
-            while self.store.get(id).is_ok_and(|r| r.version < actual) {
-                if published.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wait).await;
+        if let StoreError::Conflict { id, actual, .. } = lost {
+            let within = std::time::Duration::from_secs(1);
+            self.store.wait_readable(*id, *actual, within).await;
+        }
     }
 
     /// The reservation under `id`, if any; another kind of record there is a conflict.

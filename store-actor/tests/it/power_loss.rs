@@ -552,3 +552,39 @@ async fn a_full_disk_does_not_start_a_compaction_storm() {
     assert_eq!(status.last_compaction_failure, None);
     assert_eq!(store.count(), 200);
 }
+
+/// `wait_readable` waits for a write applied in the actor to become readable (once durable),
+/// and gives up after its deadline while the fsync is held; a missing record has nothing to
+/// wait for.
+#[tokio::test]
+async fn wait_readable_waits_for_a_write_to_be_published() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let first = store.create(item("a", 1)).await.unwrap();
+    disk.hold_syncs();
+    let writer = {
+        let store = store.clone();
+        let id = first.id;
+        tokio::spawn(async move { store.replace(id, None, item("a", 2)).await })
+    };
+
+    let while_held = store
+        .wait_readable(first.id, 2, std::time::Duration::from_millis(50))
+        .await;
+    disk.release_syncs();
+    let after = store
+        .wait_readable(first.id, 2, std::time::Duration::from_secs(5))
+        .await;
+
+    assert!(
+        !while_held,
+        "version 2 is not durable, hence not readable, yet"
+    );
+    assert!(after);
+    assert_eq!(writer.await.unwrap().unwrap().version, 2);
+    assert!(
+        store
+            .wait_readable(Uuid::now_v7(), 9, std::time::Duration::ZERO)
+            .await
+    );
+}
