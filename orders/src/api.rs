@@ -204,7 +204,9 @@ pub fn range(query: &StatsQuery) -> Result<crate::stats::Range, ApiError> {
 pub struct OrderPage {
     /// The orders of this page.
     pub items: Vec<OrderBody>,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; absent on the last. A page examines a bounded
+    /// number of orders, so one with rare filters may hold fewer than `limit` items, or none,
+    /// and still have a next page: the list ends only where this is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     /// The next page's URL, absent on the last page.

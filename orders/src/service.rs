@@ -181,6 +181,9 @@ pub struct OrderService {
     metrics: OrderMetrics,
     /// Settles the reservations orders owes products a call for.
     settler: Settler,
+    /// One figure computation at a time: each reads every order it covers (a scan of the whole
+    /// store without an owner), on a blocking thread so that no HTTP worker waits for it.
+    stats_turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl OrderService {
@@ -198,6 +201,7 @@ impl OrderService {
             archived,
             metrics: OrderMetrics::default(),
             settler,
+            stats_turn: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -217,20 +221,35 @@ impl OrderService {
     }
 
     /// Figures of the live orders `caller` may ask for, created within `range`.
-    pub fn stats(
+    pub async fn stats(
         &self,
         caller: &Caller,
         owner: Option<String>,
         range: Range,
     ) -> Result<Stats, OrderError> {
-        let records: Vec<Arc<Record<Order>>> = match Self::owner_for(caller, owner)? {
-            Some(owner) => self
-                .store
-                .lookup(BY_OWNER, &IndexKey::from(owner.as_str()))?,
-            None => self.store.all().collect(),
-        };
-        let live = records.iter().filter(|r| !is_deleted(r));
-        Ok(figures(live.map(|r| (&r.data, r.created_at)), range))
+        let owner = Self::owner_for(caller, owner)?;
+        let store = self.store.clone();
+        let _turn = self.stats_turn.acquire().await.expect("never closed");
+        let figures = tokio::task::spawn_blocking(move || -> Result<Stats, OrderError> {
+            let live = |r: &Arc<Record<Order>>| !is_deleted(r);
+            Ok(match owner {
+                Some(owner) => {
+                    let records = store.lookup(BY_OWNER, &IndexKey::from(owner.as_str()))?;
+                    figures(
+                        records
+                            .iter()
+                            .filter(|r| live(r))
+                            .map(|r| (&r.data, r.created_at)),
+                        range,
+                    )
+                }
+                None => {
+                    let records: Vec<_> = store.all().filter(live).collect();
+                    figures(records.iter().map(|r| (&r.data, r.created_at)), range)
+                }
+            })
+        });
+        figures.await.expect("the figures task does not panic")
     }
 
     /// The change feed of every order (callers filter by [`Order::is_visible_to`]).

@@ -147,6 +147,9 @@ pub struct ProductPage {
     /// The products of this page.
     pub items: Vec<ProductBody>,
     /// Pass as `cursor` (with the same sort and filters) for the next page; absent on the last.
+    /// A page examines a bounded number of products, so one with a rare filter may hold fewer
+    /// than `limit` items, or none, and still have a next page: the list ends only where this
+    /// is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     /// The next page's URL (path and query), absent on the last page.

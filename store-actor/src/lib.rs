@@ -50,7 +50,7 @@ pub use compaction::CompactionReport;
 pub use error::{Result, StoreError};
 pub use journal::TornTail;
 pub use options::{Durability, StoreOptions};
-pub use query::{Filter, Page, Query, SortKey};
+pub use query::{DEFAULT_BUDGET, Filter, Page, Query, SortKey};
 pub use record::{Event, EventKind, IndexKey, Record};
 pub use recovery::{VerifyReport, read_all, verify};
 pub use snapshot::{FORMAT, trailer as snapshot_trailer};

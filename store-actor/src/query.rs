@@ -1,6 +1,7 @@
 //! Lists: sort orders, filters, pages and opaque cursors.
 
 use std::fmt;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -34,11 +35,36 @@ impl SortKey {
 /// A record predicate used by [`Query::filter`].
 pub type Filter<T> = Arc<dyn Fn(&Record<T>) -> bool + Send + Sync>;
 
+/// How many records one [`Store::list`](crate::Store::list) call examines at most, unless
+/// [`Query::budget`] says otherwise: a few milliseconds of work.
+pub const DEFAULT_BUDGET: usize = 10_000;
+
+/// A condition on a declared index: the record has a key of index `name` within `lo..hi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexRange {
+    pub name: String,
+    pub lo: Bound<IndexKey>,
+    pub hi: Bound<IndexKey>,
+}
+
+impl IndexRange {
+    pub fn contains(&self, key: &IndexKey) -> bool {
+        (self.lo.as_ref(), self.hi.as_ref()).contains(key)
+    }
+}
+
 /// What to list: order, page size, where to continue, and which records qualify.
 ///
 /// A list walks the chosen order from the cursor and stops after `limit` matches, so a page
-/// costs O(log n + records scanned); an [`Query::index_eq`] condition narrows the walk to the
-/// matching records first (O(matches)).
+/// costs O(log n + records examined). An index condition ([`Query::index_eq`],
+/// [`Query::index_range`]) with few matches (at most the budget) collects and orders just
+/// those; with more, the walk checks it like a filter.
+///
+/// Every call examines at most [`Query::budget`] records (default [`DEFAULT_BUDGET`]). When
+/// the budget runs out first, the page holds the matches found so far (possibly none) and a
+/// cursor that goes on from the last record examined, the way DynamoDB's `Limit` and
+/// `LastEvaluatedKey` work: a page with fewer than `limit` items is the last one only if it
+/// has no cursor. So no query costs more than the budget, however rare its matches.
 pub struct Query<T> {
     pub(crate) sort: SortKey,
     pub(crate) descending: bool,
@@ -46,7 +72,8 @@ pub struct Query<T> {
     pub(crate) cursor: Option<String>,
     pub(crate) include_archived: bool,
     pub(crate) filter: Option<Filter<T>>,
-    pub(crate) index_eq: Option<(String, IndexKey)>,
+    pub(crate) index: Option<IndexRange>,
+    pub(crate) budget: usize,
 }
 
 impl<T> fmt::Debug for Query<T> {
@@ -58,7 +85,8 @@ impl<T> fmt::Debug for Query<T> {
             .field("cursor", &self.cursor)
             .field("include_archived", &self.include_archived)
             .field("filter", &self.filter.is_some())
-            .field("index_eq", &self.index_eq)
+            .field("index", &self.index)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -72,7 +100,8 @@ impl<T> Default for Query<T> {
             cursor: None,
             include_archived: false,
             filter: None,
-            index_eq: None,
+            index: None,
+            budget: DEFAULT_BUDGET,
         }
     }
 }
@@ -108,9 +137,34 @@ impl<T> Query<T> {
         self.filter = Some(Arc::new(f));
         self
     }
-    /// Keeps only records whose index `index` holds `key`, found through the index.
+    /// Keeps only records whose index `index` holds `key`, found through the index. (One index
+    /// condition per query: the last one set counts.)
     pub fn index_eq(mut self, index: impl Into<String>, key: impl Into<IndexKey>) -> Self {
-        self.index_eq = Some((index.into(), key.into()));
+        let key = key.into();
+        self.index = Some(IndexRange {
+            name: index.into(),
+            lo: Bound::Included(key.clone()),
+            hi: Bound::Included(key),
+        });
+        self
+    }
+    /// Keeps only records with a key of index `index` within `range` (such as
+    /// `IndexKey::Int(100)..=IndexKey::Int(500)`), found through the index.
+    pub fn index_range(
+        mut self,
+        index: impl Into<String>,
+        range: impl RangeBounds<IndexKey>,
+    ) -> Self {
+        self.index = Some(IndexRange {
+            name: index.into(),
+            lo: range.start_bound().cloned(),
+            hi: range.end_bound().cloned(),
+        });
+        self
+    }
+    /// Examines at most `records` records per call (at least 1; default [`DEFAULT_BUDGET`]).
+    pub fn budget(mut self, records: usize) -> Self {
+        self.budget = records.max(1);
         self
     }
 }
@@ -120,8 +174,11 @@ impl<T> Query<T> {
 pub struct Page<T> {
     /// The records of this page, in order.
     pub items: Vec<Arc<Record<T>>>,
-    /// Pass this to [`Query::cursor`] for the next page; `None` on the last page.
+    /// Pass this to [`Query::cursor`] for the next page; `None` on the last page. A page cut
+    /// short by the budget has a cursor even with fewer than `limit` items.
     pub next_cursor: Option<String>,
+    /// Records examined to make this page (at most the query's budget).
+    pub examined: usize,
 }
 
 /// A position in a sort order: the sort value and the id that breaks ties.

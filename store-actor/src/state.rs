@@ -12,7 +12,7 @@ use imbl::{OrdMap, OrdSet, Vector};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::query::{Page, Position, Query, SortKey, decode_cursor, encode_cursor};
+use crate::query::{IndexRange, Page, Position, Query, SortKey, decode_cursor, encode_cursor};
 use crate::record::{Event, IndexKey, Record};
 
 /// Yields a sorted vector's even positions, then its odd ones: both runs are in order (fast
@@ -28,6 +28,88 @@ fn interleaved<X>(v: Vec<X>) -> impl Iterator<Item = X> {
         }
     }
     evens.into_iter().chain(odds)
+}
+
+/// The bounds of a walk that starts just after `after` (from the start without one).
+fn after_bounds<K: Ord>(after: Option<K>, descending: bool) -> (Bound<K>, Bound<K>) {
+    match (after, descending) {
+        (None, _) => (Bound::Unbounded, Bound::Unbounded),
+        (Some(k), false) => (Bound::Excluded(k), Bound::Unbounded),
+        (Some(k), true) => (Bound::Unbounded, Bound::Excluded(k)),
+    }
+}
+
+/// `it`, or `it` reversed.
+fn dir<'a, I: DoubleEndedIterator + 'a>(
+    it: I,
+    descending: bool,
+) -> Box<dyn Iterator<Item = I::Item> + 'a> {
+    if descending {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    }
+}
+
+/// An index condition's key range as bounds on index entries (key, id).
+fn index_bounds(c: &IndexRange) -> (Bound<Position>, Bound<Position>) {
+    let lo = match &c.lo {
+        Bound::Included(k) => Bound::Included((k.clone(), Uuid::nil())),
+        Bound::Excluded(k) => Bound::Excluded((k.clone(), Uuid::max())),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let hi = match &c.hi {
+        Bound::Included(k) => Bound::Included((k.clone(), Uuid::max())),
+        Bound::Excluded(k) => Bound::Excluded((k.clone(), Uuid::nil())),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (lo, hi)
+}
+
+/// The tighter of two lower bounds.
+fn max_lower<K: Ord>(a: Bound<K>, b: Bound<K>) -> Bound<K> {
+    use Bound::*;
+    match (a, b) {
+        (Unbounded, x) | (x, Unbounded) => x,
+        (Included(a), Included(b)) => Included(a.max(b)),
+        (Excluded(a), Excluded(b)) => Excluded(a.max(b)),
+        (Included(i), Excluded(e)) | (Excluded(e), Included(i)) => {
+            if i > e {
+                Included(i)
+            } else {
+                Excluded(e)
+            }
+        }
+    }
+}
+
+/// The tighter of two upper bounds.
+fn min_upper<K: Ord>(a: Bound<K>, b: Bound<K>) -> Bound<K> {
+    use Bound::*;
+    match (a, b) {
+        (Unbounded, x) | (x, Unbounded) => x,
+        (Included(a), Included(b)) => Included(a.min(b)),
+        (Excluded(a), Excluded(b)) => Excluded(a.min(b)),
+        (Included(i), Excluded(e)) | (Excluded(e), Included(i)) => {
+            if i < e {
+                Included(i)
+            } else {
+                Excluded(e)
+            }
+        }
+    }
+}
+
+/// Whether no key lies between `lo` and `hi` (B-tree ranges panic on such bounds).
+fn is_empty<K: Ord>(lo: &Bound<K>, hi: &Bound<K>) -> bool {
+    use Bound::*;
+    match (lo, hi) {
+        (Unbounded, _) | (_, Unbounded) => false,
+        (Included(a), Included(b)) => a > b,
+        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) | (Excluded(a), Excluded(b)) => {
+            a >= b
+        }
+    }
 }
 
 /// Extracts the keys under which a record's data is indexed.
@@ -255,6 +337,19 @@ impl<T> State<T> {
         }
     }
 
+    /// The entries of index `pos` between `lo` and `hi`, in the given direction.
+    fn index_walk<'a>(
+        &'a self,
+        pos: usize,
+        (lo, hi): (Bound<Position>, Bound<Position>),
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = Position> + 'a> {
+        if is_empty(&lo, &hi) {
+            return Box::new(std::iter::empty());
+        }
+        dir(self.indexes[pos].range((lo, hi)).cloned(), descending)
+    }
+
     /// Walks a sort order from just after `after`, in the query's direction.
     fn walk<'a>(
         &'a self,
@@ -262,30 +357,13 @@ impl<T> State<T> {
         idx: Option<usize>,
         descending: bool,
         after: Option<Position>,
-    ) -> Box<dyn Iterator<Item = (IndexKey, Uuid)> + 'a> {
-        fn bounds<K: Ord>(after: Option<K>, desc: bool) -> (Bound<K>, Bound<K>) {
-            match (after, desc) {
-                (None, _) => (Bound::Unbounded, Bound::Unbounded),
-                (Some(k), false) => (Bound::Excluded(k), Bound::Unbounded),
-                (Some(k), true) => (Bound::Unbounded, Bound::Excluded(k)),
-            }
-        }
-        fn dir<'a, I: DoubleEndedIterator + 'a>(
-            it: I,
-            desc: bool,
-        ) -> Box<dyn Iterator<Item = I::Item> + 'a> {
-            if desc {
-                Box::new(it.rev())
-            } else {
-                Box::new(it)
-            }
-        }
+    ) -> Box<dyn Iterator<Item = Position> + 'a> {
         match sort {
             SortKey::Id => {
                 let after = after.map(|(_, id)| id);
                 let it = self
                     .records
-                    .range(bounds(after, descending))
+                    .range(after_bounds(after, descending))
                     .map(|(id, _)| (IndexKey::Uuid(*id), *id));
                 dir(it, descending)
             }
@@ -296,23 +374,27 @@ impl<T> State<T> {
                 });
                 let it = self
                     .by_created
-                    .range(bounds(after, descending))
+                    .range(after_bounds(after, descending))
                     .map(|(t, id)| (IndexKey::Time(*t), *id));
                 dir(it, descending)
             }
-            SortKey::Index(_) => {
-                let set = &self.indexes[idx.expect("index resolved")];
-                dir(set.range(bounds(after, descending)).cloned(), descending)
-            }
+            SortKey::Index(_) => self.index_walk(
+                idx.expect("index resolved"),
+                after_bounds(after, descending),
+                descending,
+            ),
         }
     }
 
-    /// One page of `q`: walks the sort order from the cursor, or, with an index match,
-    /// collects and orders the matches first.
+    /// One page of `q` (see [`Query`] for how it is found and what the budget does).
     pub fn list(&self, q: &Query<T>) -> Result<Page<T>> {
         let idx = match &q.sort {
             SortKey::Index(name) => Some(self.index_pos(name)?),
             _ => None,
+        };
+        let cond = match &q.index {
+            Some(c) => Some((self.index_pos(&c.name)?, c)),
+            None => None,
         };
         let after = q
             .cursor
@@ -322,44 +404,106 @@ impl<T> State<T> {
         let keep = |r: &Record<T>| {
             (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
         };
-        let mut items = Vec::with_capacity(q.limit.min(1024));
-        let mut more = false;
-        if let Some((name, key)) = &q.index_eq {
-            // Few matches: collect them through the index, then order them.
-            let mut matches: Vec<(Position, &Arc<Record<T>>)> = self
-                .lookup_ids(name, key)?
-                .iter()
-                .filter_map(|id| self.records.get(id))
-                .filter(|r| keep(r))
-                .map(|r| (self.position(&q.sort, idx, r), r))
-                .collect();
-            matches.sort_by(|a, b| a.0.cmp(&b.0));
-            if q.descending {
-                matches.reverse();
-            }
-            let start = match &after {
-                None => 0,
-                Some(a) if q.descending => matches.partition_point(|(p, _)| p >= a),
-                Some(a) => matches.partition_point(|(p, _)| p <= a),
+        let Some((pos, cond)) = cond else {
+            return Ok(self.scan(q, self.walk(&q.sort, idx, q.descending, after), keep));
+        };
+        if idx == Some(pos) {
+            // Sorted by the condition's own index: walk just its range.
+            let range = index_bounds(cond);
+            let bounds = match (after, q.descending) {
+                (None, _) => range,
+                (Some(a), false) => (max_lower(range.0, Bound::Excluded(a)), range.1),
+                (Some(a), true) => (range.0, min_upper(range.1, Bound::Excluded(a))),
             };
-            let rest = &matches[start..];
-            more = rest.len() > q.limit;
-            items.extend(rest.iter().take(q.limit).map(|(_, r)| (*r).clone()));
-        } else {
-            for (_, id) in self.walk(&q.sort, idx, q.descending, after) {
-                let Some(r) = self.records.get(&id) else {
-                    continue;
-                };
-                if !keep(r) {
-                    continue;
-                }
+            return Ok(self.scan(q, self.index_walk(pos, bounds, q.descending), keep));
+        }
+        // Few matches: collect and order them. Many: walk the order, checking the condition.
+        let candidates: Vec<Uuid> = self
+            .index_walk(pos, index_bounds(cond), false)
+            .map(|(_, id)| id)
+            .take(q.budget + 1)
+            .collect();
+        if candidates.len() <= q.budget {
+            return Ok(self.collect(q, idx, candidates, after, keep));
+        }
+        let def = &self.defs[pos];
+        let within =
+            |r: &Record<T>| keep(r) && (def.keys)(&r.data).iter().any(|k| cond.contains(k));
+        Ok(self.scan(q, self.walk(&q.sort, idx, q.descending, after), within))
+    }
+
+    /// A page from walking `walk` (positions in the query's order after its cursor), examining
+    /// at most the query's budget. The cursor resumes after the last record examined.
+    fn scan(
+        &self,
+        q: &Query<T>,
+        walk: impl Iterator<Item = Position>,
+        keep: impl Fn(&Record<T>) -> bool,
+    ) -> Page<T> {
+        let mut items = Vec::with_capacity(q.limit.min(1024));
+        let mut examined = 0;
+        let mut last: Option<Position> = None;
+        let mut resume = None;
+        for pos in walk {
+            if examined == q.budget {
+                resume = last;
+                break;
+            }
+            if let Some(r) = self.records.get(&pos.1)
+                && keep(r)
+            {
                 if items.len() == q.limit {
-                    more = true;
+                    // One more match exists: the next page starts right before it.
+                    resume = last;
                     break;
                 }
                 items.push(r.clone());
             }
+            examined += 1;
+            last = Some(pos);
         }
+        Page {
+            items,
+            next_cursor: resume.map(|p| encode_cursor(&q.sort, q.descending, &p)),
+            examined,
+        }
+    }
+
+    /// A page from the candidate ids of an index condition (at most the budget of them): keeps
+    /// the matching ones, orders them, and takes the page after the cursor.
+    fn collect(
+        &self,
+        q: &Query<T>,
+        idx: Option<usize>,
+        mut ids: Vec<Uuid>,
+        after: Option<Position>,
+        keep: impl Fn(&Record<T>) -> bool,
+    ) -> Page<T> {
+        // A record with several keys in the range is a candidate once.
+        ids.sort_unstable();
+        ids.dedup();
+        let mut matches: Vec<(Position, &Arc<Record<T>>)> = ids
+            .iter()
+            .filter_map(|id| self.records.get(id))
+            .filter(|r| keep(r))
+            .map(|r| (self.position(&q.sort, idx, r), r))
+            .collect();
+        matches.sort_by(|a, b| a.0.cmp(&b.0));
+        if q.descending {
+            matches.reverse();
+        }
+        let start = match &after {
+            None => 0,
+            Some(a) if q.descending => matches.partition_point(|(p, _)| p >= a),
+            Some(a) => matches.partition_point(|(p, _)| p <= a),
+        };
+        let rest = &matches[start..];
+        let more = rest.len() > q.limit;
+        let items: Vec<Arc<Record<T>>> = rest
+            .iter()
+            .take(q.limit)
+            .map(|(_, r)| (*r).clone())
+            .collect();
         let next_cursor = match items.last() {
             Some(last) if more => Some(encode_cursor(
                 &q.sort,
@@ -368,21 +512,33 @@ impl<T> State<T> {
             )),
             _ => None,
         };
-        Ok(Page { items, next_cursor })
+        Page {
+            items,
+            next_cursor,
+            examined: ids.len(),
+        }
     }
 
-    /// How many records match a query's conditions (its order, limit and cursor are ignored).
+    /// How many records match a query's conditions (its order, limit, cursor and budget are
+    /// ignored). O(matches) with an index condition, O(1) without conditions, a scan of every
+    /// record otherwise: not for request paths.
     pub fn count_matching(&self, q: &Query<T>) -> Result<u64> {
         let keep = |r: &Record<T>| {
             (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
         };
-        Ok(match &q.index_eq {
-            Some((name, key)) => self
-                .lookup_ids(name, key)?
-                .iter()
-                .filter_map(|id| self.records.get(id))
-                .filter(|r| keep(r))
-                .count() as u64,
+        Ok(match &q.index {
+            Some(c) => {
+                let mut ids: Vec<Uuid> = self
+                    .index_walk(self.index_pos(&c.name)?, index_bounds(c), false)
+                    .map(|(_, id)| id)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.iter()
+                    .filter_map(|id| self.records.get(id))
+                    .filter(|r| keep(r))
+                    .count() as u64
+            }
             None if q.filter.is_none() && !q.include_archived => self.live,
             None if q.filter.is_none() => self.records.len() as u64,
             None => self.records.values().filter(|r| keep(r)).count() as u64,

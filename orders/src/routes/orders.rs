@@ -87,6 +87,9 @@ pub async fn get(
 }
 
 /// List orders (your own; admins all), filtered by status and product, newest last.
+///
+/// Each request examines a bounded number of orders (10,000), so a page may be short or empty
+/// and still link to the next one: the list ends only where `next` is absent.
 #[utoipa::path(
     get, path = "/orders", tag = "orders",
     params(ListQuery),
@@ -194,7 +197,10 @@ pub async fn stats(
     let caller = authorize(&req, RESOURCE, Operation::Read)?;
     let query: StatsQuery = http::query(&req)?;
     let range = api::range(&query)?;
-    let stats = state.service.stats(&caller, query.owner.clone(), range)?;
+    let stats = state
+        .service
+        .stats(&caller, query.owner.clone(), range)
+        .await?;
     let owner = query.owner.or((!caller.admin).then(|| caller.user.clone()));
     Ok(HttpResponse::Ok().json(api::stats_body(owner, &stats)))
 }

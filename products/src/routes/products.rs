@@ -81,6 +81,10 @@ pub async fn get(
 }
 
 /// List products, a page at a time.
+///
+/// Each request examines a bounded number of products (10,000), so a page with a rare
+/// `name_contains` may be short or empty and still link to the next one: the list ends only
+/// where `next` is absent. A price range is served by the price index.
 #[utoipa::path(
     get, path = "/products", tag = "products",
     params(ListQuery),

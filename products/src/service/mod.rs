@@ -35,13 +35,14 @@
 //!   products on its own (expired), and can then no longer be committed. Products that do not
 //!   track stock never run short.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use products_api::MAX_LOOKUP;
 use service_kit::http::IfMatch;
 use service_kit::idempotency::{self, Claim, Created, IdempotencyError, InFlight};
 use service_kit::sse::ChangeFeed;
-use store_actor::{Op, Page, Query, Record, SortKey, StoreError};
+use store_actor::{IndexKey, Op, Page, Query, Record, SortKey, StoreError};
 use uuid::Uuid;
 
 use crate::domain::{
@@ -297,17 +298,23 @@ impl ProductService {
             .sort(sort, listing.descending)
             .limit(listing.limit)
             .cursor(listing.cursor);
-        let (min, max, needle) = (listing.min_cents, listing.max_cents, listing.name_contains);
+        // A price range is served by the price index; a name condition is checked on the
+        // records walked (within the store's per-call budget).
+        if listing.min_cents.is_some() || listing.max_cents.is_some() {
+            let bound =
+                |c: Option<i64>| c.map_or(Bound::Unbounded, |c| Bound::Included(IndexKey::Int(c)));
+            query = query.index_range(
+                BY_PRICE,
+                (bound(listing.min_cents), bound(listing.max_cents)),
+            );
+        }
+        let needle = listing.name_contains;
         query = query.filter(move |r: &Record<Entry>| {
-            let Some(p) = r.data.as_product() else {
-                return false;
-            };
-            let cents = p.price.cents();
-            min.is_none_or(|m| cents >= m)
-                && max.is_none_or(|m| cents <= m)
-                && needle
+            r.data.as_product().is_some_and(|p| {
+                needle
                     .as_deref()
                     .is_none_or(|n| p.name.as_str().to_lowercase().contains(n))
+            })
         });
         Ok(self.store.list(&query)?)
     }

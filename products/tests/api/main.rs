@@ -1,6 +1,7 @@
 //! HTTP tests of the products service through the real app on a free loopback port.
 
 mod auth;
+mod budget;
 mod concurrency;
 mod errors;
 mod events;

@@ -8,4 +8,5 @@ mod crash;
 mod helpers;
 mod model;
 mod power_loss;
+mod queries;
 mod readers;
