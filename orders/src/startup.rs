@@ -33,7 +33,10 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
     client_config.timeout = Duration::from_millis(config.products_timeout_ms);
     let products =
         ProductsClient::new(client_config).map_err(|e| StartupError::Config(e.to_string()))?;
-    let orders = Store::open(store::options(&common.data_dir, common.durability)).await?;
+    let orders = Store::open(
+        store::options(&common.data_dir, common.durability).feed_history(common.feed_history()),
+    )
+    .await?;
     let cursor = Store::open(store::cursor_options(&common.data_dir)).await?;
 
     let metrics = Metrics::new();

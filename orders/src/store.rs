@@ -74,7 +74,10 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Order> {
         })
 }
 
-/// The cursor store's options.
+/// The cursor store's options. Nobody follows its feed: it keeps no history on disk.
 pub fn cursor_options(dir: &Path) -> StoreOptions<FeedCursor> {
-    StoreOptions::new(dir, "products-feed")
+    StoreOptions::new(dir, "products-feed").feed_history(store_actor::FeedHistory {
+        max_age: std::time::Duration::ZERO,
+        max_bytes: 0,
+    })
 }

@@ -20,7 +20,10 @@ use crate::store;
 /// [`Bound::run_until_stopped`], which closes the store after the server stops.
 pub async fn build(config: Config) -> Result<Bound, StartupError> {
     let common = &config.common;
-    let store = Store::open(store::options(&common.data_dir, common.durability)).await?;
+    let store = Store::open(
+        store::options(&common.data_dir, common.durability).feed_history(common.feed_history()),
+    )
+    .await?;
     let metrics = Metrics::new();
     {
         let store = store.clone();

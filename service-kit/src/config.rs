@@ -38,9 +38,25 @@ pub struct CommonArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "SHOP_WORKERS")]
     pub workers: Option<usize>,
+    /// How long the change feed's history is kept on disk, in hours: journals retired by
+    /// compaction stay readable this long, so consumers resume without a resync.
+    #[arg(long, env = "SHOP_FEED_HISTORY_HOURS", default_value_t = 24)]
+    pub feed_history_hours: u64,
+    /// At most this many MiB of change feed history per store (the oldest goes first; 0 keeps
+    /// only the live journal).
+    #[arg(long, env = "SHOP_FEED_HISTORY_MB", default_value_t = 256)]
+    pub feed_history_mb: u64,
 }
 
 impl CommonArgs {
+    /// The change feed's retention on disk, from `--feed-history-hours` and `--feed-history-mb`.
+    pub fn feed_history(&self) -> store_actor::FeedHistory {
+        store_actor::FeedHistory {
+            max_age: std::time::Duration::from_secs(self.feed_history_hours.saturating_mul(3600)),
+            max_bytes: self.feed_history_mb.saturating_mul(1 << 20),
+        }
+    }
+
     /// The revoked token ids from `--revoked-tokens-file` (none without it).
     pub fn revoked_ids(&self) -> std::io::Result<Vec<String>> {
         self.revoked_tokens_file

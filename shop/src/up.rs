@@ -62,6 +62,8 @@ fn common(args: &UpArgs, data_dir: &Path, public_key_file: &Path) -> CommonArgs 
         body_limit: service_kit::json::DEFAULT_BODY_LIMIT,
         body_timeout_ms: 10_000,
         max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
+        feed_history_hours: 24,
+        feed_history_mb: 256,
         workers: None,
     }
 }

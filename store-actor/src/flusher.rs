@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::compaction::{CompactionReport, Staged};
 use crate::error::{Result, StoreError};
 use crate::fs::{Fs, LockGuard, WriteFile};
+use crate::history::History;
 use crate::options::{Durability, StoreOptions};
 use crate::state::State;
 
@@ -71,6 +72,8 @@ pub(crate) struct Shared<T> {
     pub dropped_at_open: Option<bool>,
     /// Why the last compaction failed (cleared by a success), with the I/O error's kind.
     pub last_compaction_failure: Mutex<Option<(String, Option<io::ErrorKind>)>>,
+    /// The change feed's files: the flusher retires each journal it replaces there.
+    pub history: History,
 }
 
 impl<T> Shared<T> {
@@ -81,6 +84,7 @@ impl<T> Shared<T> {
         snapshot_bytes: u64,
         journal_bytes: u64,
         dropped_at_open: Option<bool>,
+        history: History,
     ) -> Self {
         let (seq, _) = watch::channel(state.seq);
         let (closed, _) = watch::channel(false);
@@ -97,6 +101,7 @@ impl<T> Shared<T> {
             stats,
             dropped_at_open,
             last_compaction_failure: Mutex::new(None),
+            history,
         }
     }
 }
@@ -395,6 +400,13 @@ impl<T: Send + Sync + 'static> Flusher<T> {
             f.append(&delta)
                 .map_err(|e| StoreError::io("write", tmp, e))?;
             f.sync().map_err(|e| StoreError::io("fsync", tmp, e))?;
+            // The old journal stays readable for the change feed under its retired name.
+            // Losing it costs consumers a resync, not data: never a reason to stop the switch.
+            if self.len > 0
+                && let Err(e) = self.shared.history.retire(self.shared.state.load().seq)
+            {
+                tracing::warn!(error = %e, "could not keep the old journal for the change feed");
+            }
             self.fs
                 .rename(tmp, path)
                 .map_err(|e| StoreError::io("rename", tmp, e))
@@ -416,11 +428,18 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         match switched {
             Ok((file, len)) => {
                 let old = std::mem::replace(&mut self.file, file);
-                // Closing the last handle of the unlinked old journal frees its blocks, which
-                // took ~8 ms on ext4 in the compaction benchmark: not while writes wait.
+                // Closing the last handle of an unlinked old journal frees its blocks, which
+                // took ~8 ms on ext4 in the compaction benchmark, and so does deleting retired
+                // journals that left the feed's window: not while writes wait.
+                let shared = self.shared.clone();
                 let _ = std::thread::Builder::new()
                     .name("store-unlink".into())
-                    .spawn(move || drop(old));
+                    .spawn(move || {
+                        drop(old);
+                        if let Err(e) = shared.history.prune() {
+                            tracing::warn!(error = %e, "could not delete old change feed history");
+                        }
+                    });
                 self.len = len;
                 self.shared
                     .stats

@@ -20,6 +20,15 @@ pub trait WriteFile: Send + fmt::Debug {
     fn sync(&mut self) -> io::Result<()>;
 }
 
+/// A file opened for positional reads through an [`Fs`]. Like an open descriptor, it keeps
+/// reading the same file after the name is renamed over or removed.
+pub trait ReadFile: Send + Sync + fmt::Debug {
+    /// The file's length now (it may still be growing).
+    fn size(&self) -> io::Result<u64>;
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
 /// Proof of an exclusive lock; dropping it releases the lock.
 pub trait LockGuard: Send + fmt::Debug {}
 
@@ -43,6 +52,12 @@ pub trait Fs: Send + Sync + fmt::Debug + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive lock named by `path`; `Ok(None)` when someone else holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// Opens `path` for positional reads, or `None` if it does not exist.
+    fn open_file(&self, path: &Path) -> io::Result<Option<Arc<dyn ReadFile>>>;
+    /// Gives the file at `from` a second name `to` (a hard link; `to` must not exist).
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The paths of the files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
 }
 
 /// The operating system's file system: syncs are `fdatasync` (`fsync` for directories) and the
@@ -60,6 +75,25 @@ impl WriteFile for OsFile {
     fn sync(&mut self) -> io::Result<()> {
         // IMPORTANT: fdatasync is enough for an append-only file whose size change it covers.
         self.0.sync_data()
+    }
+}
+
+impl ReadFile for OsFile {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut done = 0;
+        while done < buf.len() {
+            match self.0.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -116,6 +150,21 @@ impl Fs for OsFs {
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e),
         }
+    }
+    fn open_file(&self, path: &Path) -> io::Result<Option<Arc<dyn ReadFile>>> {
+        match File::open(path) {
+            Ok(f) => Ok(Some(Arc::new(OsFile(f)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        std::fs::read_dir(dir)?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect()
     }
 }
 
@@ -335,6 +384,27 @@ impl WriteFile for SimFile {
     }
 }
 
+/// An open simulated file: reads see the inode's current content, whatever its names now.
+#[derive(Debug)]
+struct SimReader {
+    fs: SimFs,
+    inode: usize,
+}
+
+impl ReadFile for SimReader {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.fs.inner.lock().unwrap().inodes[self.inode].data.len() as u64)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let s = self.fs.inner.lock().unwrap();
+        let data = &s.inodes[self.inode].data;
+        let from = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - from);
+        buf[..n].copy_from_slice(&data[from..from + n]);
+        Ok(n)
+    }
+}
+
 #[derive(Debug)]
 struct SimLock {
     fs: SimFs,
@@ -439,5 +509,35 @@ impl Fs for SimFs {
             fs: self.clone(),
             path: path.to_owned(),
         })))
+    }
+    fn open_file(&self, path: &Path) -> io::Result<Option<Arc<dyn ReadFile>>> {
+        let s = self.inner.lock().unwrap();
+        Ok(s.names.get(path).map(|&inode| {
+            Arc::new(SimReader {
+                fs: self.clone(),
+                inode,
+            }) as Arc<dyn ReadFile>
+        }))
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.inner.lock().unwrap();
+        s.tick()?;
+        if s.names.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                to.display().to_string(),
+            ));
+        }
+        let i = s.inode(from)?;
+        s.names.insert(to.to_owned(), i);
+        Ok(())
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let s = self.inner.lock().unwrap();
+        Ok(s.names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect())
     }
 }

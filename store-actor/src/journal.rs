@@ -57,6 +57,13 @@ pub(crate) enum Decoded<T> {
 }
 
 impl<T> Decoded<T> {
+    /// The line's events, in sequence order.
+    pub(crate) fn into_events(self) -> Vec<Event<T>> {
+        match self {
+            Decoded::One(e) => vec![e],
+            Decoded::Batch(events) => events,
+        }
+    }
     fn first_seq(&self) -> u64 {
         match self {
             Decoded::One(e) => e.seq,
@@ -130,7 +137,7 @@ pub(crate) fn encode_batch<'r, T: Serialize + 'r>(
 
 /// Decodes one journal line (without its newline): checksum first, then every event, so a
 /// batch is returned whole or not at all.
-fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Decoded<T>, String> {
+pub(crate) fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Decoded<T>, String> {
     let line: Line<'_> =
         serde_json::from_slice(line).map_err(|e| format!("not a journal line: {e}"))?;
     let (raw, is_batch) = match (line.event, line.batch) {
@@ -188,22 +195,20 @@ fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Decoded<T>, S
 pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
     let mut offset = 0;
     for line in journal.split_inclusive(|b| *b == b'\n') {
-        let line_seq = line
-            .strip_prefix(b"{\"seq\":")
-            .and_then(|rest| {
-                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-                std::str::from_utf8(&rest[..digits])
-                    .ok()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0);
-        if line_seq > seq {
+        if line_seq(line).unwrap_or(0) > seq {
             break;
         }
         offset += line.len();
     }
     offset
+}
+
+/// The sequence number a journal line starts with (its first event's, for a batch), read from
+/// its `{"seq":N` prefix alone; `None` if it does not start so.
+pub(crate) fn line_seq(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// A damaged last line. Dropped at open: a torn write (no newline) was never acknowledged; a

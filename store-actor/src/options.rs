@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fs::{Fs, OsFs};
+use crate::history::FeedHistory;
 use crate::record::IndexKey;
 use crate::state::IndexDef;
 
@@ -73,6 +74,7 @@ pub struct StoreOptions<T> {
     pub(crate) fs: Arc<dyn Fs>,
     pub(crate) indexes: Vec<IndexDef<T>>,
     pub(crate) feed_retention: usize,
+    pub(crate) feed_history: FeedHistory,
     pub(crate) compact_min_bytes: u64,
     pub(crate) compact_ratio: f64,
 }
@@ -85,6 +87,7 @@ impl<T> fmt::Debug for StoreOptions<T> {
             .field("durability", &self.durability)
             .field("indexes", &self.indexes)
             .field("feed_retention", &self.feed_retention)
+            .field("feed_history", &self.feed_history)
             .field("compact_min_bytes", &self.compact_min_bytes)
             .field("compact_ratio", &self.compact_ratio)
             .finish()
@@ -93,8 +96,9 @@ impl<T> fmt::Debug for StoreOptions<T> {
 
 impl<T> StoreOptions<T> {
     /// A store kept in `dir` as `NAME.json` (snapshot) and `NAME.journal`, with defaults:
-    /// [`Durability::Always`], the real file system, 10,000 retained events, compaction when
-    /// the journal exceeds both 4 MiB and the snapshot's size.
+    /// [`Durability::Always`], the real file system, the last 10,000 events in memory and a day
+    /// (at most 256 MiB) of retired journals for the change feed, compaction when the journal
+    /// exceeds both 4 MiB and the snapshot's size.
     pub fn new(dir: impl Into<PathBuf>, name: impl Into<String>) -> Self {
         Self {
             dir: dir.into(),
@@ -103,6 +107,7 @@ impl<T> StoreOptions<T> {
             fs: Arc::new(OsFs),
             indexes: Vec::new(),
             feed_retention: 10_000,
+            feed_history: FeedHistory::default(),
             compact_min_bytes: 4 << 20,
             compact_ratio: 1.0,
         }
@@ -148,9 +153,20 @@ impl<T> StoreOptions<T> {
         self
     }
 
-    /// How many recent events the change feed keeps in memory (0 keeps none).
+    /// How many recent events the change feed keeps in memory (0 keeps none), in front of
+    /// what it reads from disk.
     pub fn feed_retention(mut self, events: usize) -> Self {
         self.feed_retention = events;
+        self
+    }
+
+    /// How long and how much of the change feed's history is kept on disk: compaction keeps the
+    /// journals it retires, for [`FeedHistory::max_age`] and up to [`FeedHistory::max_bytes`]
+    /// in all, and [`Store::events_after`](crate::Store::events_after) reads them, so a
+    /// consumer resumes across restarts and compactions. `max_bytes` 0 keeps none (the feed then
+    /// reaches back to the oldest line of the live journal).
+    pub fn feed_history(mut self, history: FeedHistory) -> Self {
+        self.feed_history = history;
         self
     }
 

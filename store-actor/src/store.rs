@@ -15,6 +15,7 @@ use crate::batch::{Mutation, Op};
 use crate::compaction::CompactionReport;
 use crate::error::{Result, StoreError};
 use crate::flusher::{Flusher, Shared, Stats};
+use crate::history::History;
 use crate::options::StoreOptions;
 use crate::query::{Page, Query};
 use crate::record::{Event, IndexKey, Record};
@@ -268,21 +269,66 @@ impl<T: Data> Store<T> {
         records.into_iter().map(|(_, r)| r)
     }
 
-    /// Up to `limit` events after sequence `after` (0: from the start of retention).
-    /// [`StoreError::TooOld`] when they are no longer retained: resynchronise from the state.
+    /// Up to `limit` events after sequence `after` (0: from the oldest one kept), in order.
+    ///
+    /// The latest events come from memory ([`StoreOptions::feed_retention`]); older ones are
+    /// read from the journal and the journals compaction retired
+    /// ([`StoreOptions::feed_history`]), so this may read the disk (a few small positional
+    /// reads, then one sequential read of the page): [`Store::wait_events_after`] does that on
+    /// a blocking thread. [`StoreError::TooOld`] when the events are kept nowhere any more:
+    /// resynchronise from the state.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
-        self.shared.state.load().events_after(after, limit)
+        let state = self.shared.state.load();
+        let in_memory_from = match state.events_after(after, limit) {
+            Err(StoreError::TooOld {
+                oldest_available, ..
+            }) => oldest_available,
+            answer => return answer,
+        };
+        let mut events = self
+            .shared
+            .history
+            .read::<T>(after, limit, in_memory_from - 1)
+            .map_err(|e| match e {
+                StoreError::TooOld {
+                    requested,
+                    oldest_available,
+                } => StoreError::TooOld {
+                    requested,
+                    oldest_available: oldest_available.min(in_memory_from),
+                },
+                e => e,
+            })?;
+        // Read as far as memory reaches: go on from there.
+        if events.len() < limit && events.last().map(|e| e.seq + 1) == Some(in_memory_from) {
+            events.extend(state.events_after(in_memory_from - 1, limit - events.len())?);
+        }
+        Ok(events)
     }
 
     /// Like [`Store::events_after`], but waits until there is at least one event (or the
     /// store closes). It wakes only once every event of an atomic [`Store::batch`] is published,
     /// so a wait never returns part of one (unless `limit` is smaller than what is there).
+    /// Events older than the memory window are read on a blocking thread.
     pub async fn wait_events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event<T>>>> {
         let mut seq = self.subscribe();
         if seq.wait_for(|s| *s > after).await.is_err() {
             return Err(StoreError::Closed);
         }
-        self.events_after(after, limit)
+        let in_memory = self
+            .shared
+            .state
+            .load()
+            .events
+            .front()
+            .is_some_and(|e| e.seq <= after + 1);
+        if in_memory || tokio::runtime::Handle::try_current().is_err() {
+            return self.events_after(after, limit);
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.events_after(after, limit))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// Waits until reads show record `id` at `version` or later (or without the record), for at
@@ -446,11 +492,21 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
     let state = loaded.state;
     let seq = state.seq;
+    let history = History::new(
+        fs.clone(),
+        &options.dir,
+        &journal_path,
+        options.feed_history,
+    );
+    if let Err(e) = history.prune() {
+        tracing::warn!(error = %e, "could not delete old change feed history");
+    }
     let shared = Arc::new(Shared::new(
         state.clone(),
         loaded.snapshot.bytes,
         len,
         dropped,
+        history,
     ));
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let addr = StoreActor::create(|ctx| {

@@ -110,6 +110,10 @@ readinessProbe:
   value: {{ .Values.logFormat | quote }}
 - name: SHOP_DURABILITY
   value: {{ .Values.durability | quote }}
+- name: SHOP_FEED_HISTORY_HOURS
+  value: {{ .Values.feedHistory.hours | quote }}
+- name: SHOP_FEED_HISTORY_MB
+  value: {{ .Values.feedHistory.mb | quote }}
 {{- end }}
 
 {{/* Per-service SHOP_* settings: (dict "svc" .Values.products). */}}

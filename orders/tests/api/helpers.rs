@@ -86,6 +86,8 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
         body_limit: 16 * 1024,
         body_timeout_ms: 10_000,
         max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
+        feed_history_hours: 24,
+        feed_history_mb: 256,
         workers: Some(2),
     };
 

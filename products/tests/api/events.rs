@@ -148,27 +148,18 @@ async fn feed_refuses_bad_requests() {
     app.stop().await;
 }
 
-/// Asked for events older than the retention (compacted away before a restart), the feed sends
-/// one `resync` event naming the oldest retained sequence and ends; from there it streams.
-#[actix_web::test]
-async fn too_old_positions_get_a_resync_event() {
-    // Arrange: three changes, then a compaction folds them into the snapshot and a restart
-    // leaves nothing retained before sequence 4.
-    let (dir, root) = crate::helpers::fresh_dir();
-    let app = crate::helpers::spawn_in(dir.path(), root.clone(), Vec::new()).await;
+/// Three changes of one product, then a stop and a compaction that folds them into the
+/// snapshot (and retires the journal that held them); returns the product's id.
+async fn three_changes_then_compact(
+    dir: &std::path::Path,
+    root: std::sync::Arc<biscuit_auth::KeyPair>,
+) -> String {
+    let app = crate::helpers::spawn_in(dir, root, Vec::new()).await;
     let id = id_of(&app.create_ok("Tea", "1.00").await);
-    assert_eq!(
-        app.patch(&id, &json!({"price": "2.00"}), None)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.patch(&id, &json!({"price": "3.00"}), None)
-            .await
-            .status(),
-        200
-    );
+    for price in ["2.00", "3.00"] {
+        let res = app.patch(&id, &json!({"price": price}), None).await;
+        assert_eq!(res.status(), 200);
+    }
     let data_dir = app.data_dir.clone();
     app.stop().await;
     let store = store_actor::Store::open(products::store::options(
@@ -179,7 +170,41 @@ async fn too_old_positions_get_a_resync_event() {
     .unwrap();
     store.compact().await.unwrap();
     store.close().await.unwrap();
+    id
+}
+
+/// After a compaction and a restart, the feed still serves every event within its history
+/// window: a consumer resumes where it was, with no resync.
+#[actix_web::test]
+async fn a_restart_after_a_compaction_resumes_without_a_resync() {
+    let (dir, root) = crate::helpers::fresh_dir();
+    let id = three_changes_then_compact(dir.path(), root.clone()).await;
     let app = crate::helpers::spawn_in(dir.path(), root, Vec::new()).await;
+
+    let mut events = Events::new(open(&app, "?after=0", None).await);
+    assert_frame(events.next().await, 1, "created", &id, 1);
+    assert_frame(events.next().await, 2, "updated", &id, 2);
+    assert_frame(events.next().await, 3, "updated", &id, 3);
+    let res = app.patch(&id, &json!({"price": "4.00"}), None).await;
+    assert_eq!(res.status(), 200);
+    assert_frame(events.next().await, 4, "updated", &id, 4);
+    drop(events);
+    app.stop_now().await;
+}
+
+/// Asked for events older than the retention (compacted away before a restart, with no history
+/// kept on disk), the feed sends one `resync` event naming the oldest retained sequence and
+/// ends; from there it streams.
+#[actix_web::test]
+async fn too_old_positions_get_a_resync_event() {
+    // Arrange: three changes, then a compaction folds them into the snapshot and a restart
+    // that keeps no feed history leaves nothing retained before sequence 4.
+    let (dir, root) = crate::helpers::fresh_dir();
+    let id = three_changes_then_compact(dir.path(), root.clone()).await;
+    let app = crate::helpers::spawn_with(dir.path(), root, Vec::new(), |c| {
+        c.common.feed_history_mb = 0;
+    })
+    .await;
 
     // Act
     let mut events = Events::new(open(&app, "?after=1", None).await);

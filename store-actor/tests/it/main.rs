@@ -5,6 +5,7 @@ mod batch;
 mod cli;
 mod corruption;
 mod crash;
+mod feed;
 mod helpers;
 mod model;
 mod power_loss;
