@@ -21,13 +21,14 @@ use tokio::sync::oneshot;
 
 use crate::Data;
 use crate::batch::{Mutation, Op, prepare};
-use crate::compaction::{self, CompactionReport};
+use crate::compaction::{self, CompactionReport, NewFiles, Switched};
+use crate::disk::Loc;
 use crate::error::{Result, StoreError};
-use crate::flusher::{Job, Shared, Waiter};
-use crate::journal;
+use crate::flusher::{Job, Shared, Waiter, Written};
+use crate::journal::{self, Span};
 use crate::options::StoreOptions;
 use crate::record::{Event, EventKind, Record};
-use crate::state::State;
+use crate::state::{Slot, State};
 
 /// A reply that arrives once the mutation is durable.
 pub(crate) type Ticket<R> = oneshot::Receiver<Result<R>>;
@@ -56,15 +57,26 @@ pub(crate) struct Compact;
 #[rtype(result = "()")]
 pub(crate) struct Close;
 
-/// From the flusher: the shipped batch is done, ship the next one.
+/// From the flusher: the shipped batch is done (written at this file generation and offset,
+/// or failed), ship the next one.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Flushed;
+pub(crate) struct Flushed(pub Option<Written>);
 
-/// From a compaction: it finished (or failed).
+/// From a compaction: it finished (with index mode's new files), or failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CompactionDone(Result<CompactionReport, (String, Option<std::io::ErrorKind>)>);
+struct CompactionDone<T: Data>(Result<Switched<T>, (String, Option<std::io::ErrorKind>)>);
+
+/// Index mode: where a record just encoded is in the pending bytes, to relocate it once the
+/// flusher says where those bytes went.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: uuid::Uuid,
+    version: u64,
+    archived: bool,
+    span: Span,
+}
 
 /// First wait before an automatic compaction is tried again after one failed; doubled after each
 /// failure up to [`MAX_COMPACTION_BACKOFF`], reset by a success. (A full disk would otherwise
@@ -105,6 +117,15 @@ pub(crate) struct StoreActor<T: Data> {
     compaction_retry_at: Option<std::time::Instant>,
     /// The wait after the next failure.
     compaction_backoff: std::time::Duration,
+    /// Index mode: the records encoded in `pending`, and in the batch in flight.
+    pending_spans: Vec<Pending>,
+    in_flight_spans: Vec<Pending>,
+    /// Index mode, while compacting: every record changed after the state the snapshot is
+    /// written from, whose place the new directory must take from the working state.
+    touched: Vec<uuid::Uuid>,
+    /// Index mode: the current journal's file generation, and the next one free.
+    journal_gen: u16,
+    next_gen: u16,
     /// Set by [`Close`], never cleared: writes and compactions are refused from then on, and
     /// `jobs` is dropped once nothing is pending, in flight or compacting.
     closing: bool,
@@ -147,7 +168,47 @@ impl<T: Data> StoreActor<T> {
             compact_waiters: Vec::new(),
             compaction_retry_at: None,
             compaction_backoff: MIN_COMPACTION_BACKOFF,
+            pending_spans: Vec::new(),
+            in_flight_spans: Vec::new(),
+            touched: Vec::new(),
+            journal_gen: crate::recovery::JOURNAL_GEN,
+            next_gen: crate::recovery::JOURNAL_GEN + 1,
             closing: false,
+        }
+    }
+
+    fn index_mode(&self) -> bool {
+        self.working.disk.is_some()
+    }
+
+    /// Index mode, with nothing pending or in flight: publishes the working state, which then
+    /// differs from the published one only by where records are (relocations, a compaction's
+    /// new files), so that readers stop holding records in memory and old files open. Safe:
+    /// the flusher publishes only the batches shipped to it, and none is.
+    fn publish_if_idle(&self) {
+        // After a failed write the working state is ahead of what is durable: never publish it.
+        let idle = self.index_mode() && !self.in_flight && self.pending.is_empty();
+        if idle
+            && self.shared.poisoned().is_none()
+            && self.working.seq == self.shared.state.load().seq
+        {
+            self.shared.state.store(Arc::new(self.working.clone()));
+        }
+    }
+
+    /// Index mode: remembers where `record`, just encoded at `span` of `pending`, is.
+    fn track(&mut self, record: &Record<T>, span: Span) {
+        if !self.index_mode() {
+            return;
+        }
+        self.pending_spans.push(Pending {
+            id: record.id,
+            version: record.version,
+            archived: record.archived,
+            span,
+        });
+        if self.compacting {
+            self.touched.push(record.id);
         }
     }
 
@@ -165,17 +226,25 @@ impl<T: Data> StoreActor<T> {
     fn commit(&mut self, kind: EventKind, record: Record<T>) -> Result<Ticket<Arc<Record<T>>>> {
         let seq = self.working.seq + 1;
         let mark = self.pending.len();
-        if let Err(e) = journal::encode(seq, kind, &record, &mut self.pending) {
-            self.pending.truncate(mark);
-            return Err(StoreError::Rejected(Box::new(e)));
-        }
+        let span = match journal::encode(seq, kind, &record, &mut self.pending) {
+            Ok(span) => span,
+            Err(e) => {
+                self.pending.truncate(mark);
+                return Err(StoreError::Rejected(Box::new(e)));
+            }
+        };
         let record = Arc::new(record);
         let event = Arc::new(Event {
             seq,
             kind,
             record: record.clone(),
         });
-        self.working.apply(event, self.options.feed_retention);
+        // Only fails (changing nothing) when index mode cannot read the version replaced.
+        if let Err(e) = self.working.apply(event, self.options.feed_retention, None) {
+            self.pending.truncate(mark);
+            return Err(e);
+        }
+        self.track(&record, span);
         let (tx, rx) = oneshot::channel();
         self.waiters.push(Box::new(move |outcome| {
             let _ = tx.send(outcome.map(|()| record));
@@ -207,7 +276,8 @@ impl<T: Data> StoreActor<T> {
                 kind,
                 record: Arc::new(record),
             });
-            next.apply(event.clone(), self.options.feed_retention);
+            next.apply(event.clone(), self.options.feed_retention, None)
+                .map_err(|e| failed(index, e))?;
             events.push(event);
         }
         let mark = self.pending.len();
@@ -220,6 +290,7 @@ impl<T: Data> StoreActor<T> {
             }
             // A batch of one is an ordinary journal line.
             [one] => journal::encode(one.seq, one.kind, &one.record, &mut self.pending)
+                .map(|span| vec![span])
                 .map_err(|e| (0, e)),
             many => journal::encode_batch(
                 first_seq,
@@ -227,11 +298,17 @@ impl<T: Data> StoreActor<T> {
                 &mut self.pending,
             ),
         };
-        if let Err((index, e)) = encoded {
-            self.pending.truncate(mark);
-            return Err(failed(index, StoreError::Rejected(Box::new(e))));
-        }
+        let spans = match encoded {
+            Ok(spans) => spans,
+            Err((index, e)) => {
+                self.pending.truncate(mark);
+                return Err(failed(index, StoreError::Rejected(Box::new(e))));
+            }
+        };
         self.working = next;
+        for (event, span) in events.iter().zip(spans) {
+            self.track(&event.record, span);
+        }
         let records: Vec<Arc<Record<T>>> = events.into_iter().map(|e| e.record.clone()).collect();
         let (tx, rx) = oneshot::channel();
         self.waiters.push(Box::new(move |outcome| {
@@ -259,6 +336,9 @@ impl<T: Data> StoreActor<T> {
         };
         if jobs.send(job).is_ok() {
             self.in_flight = true;
+            self.in_flight_spans = std::mem::take(&mut self.pending_spans);
+        } else {
+            self.pending_spans.clear();
         }
     }
 
@@ -288,12 +368,26 @@ impl<T: Data> StoreActor<T> {
         self.compacting = true;
         let _ = jobs.send(Job::Track);
         let state = self.shared.state.load_full();
+        // Index mode: the new files' generations, and what changed after `state` so far.
+        let gens = self.index_mode().then(|| {
+            let (snapshot_gen, journal_gen) = (self.next_gen, self.next_gen.wrapping_add(1));
+            self.next_gen = self.next_gen.wrapping_add(2);
+            (snapshot_gen, journal_gen, self.journal_gen)
+        });
+        if gens.is_some() {
+            self.touched = self
+                .in_flight_spans
+                .iter()
+                .chain(&self.pending_spans)
+                .map(|p| p.id)
+                .collect();
+        }
         let fs = self.options.fs.clone();
         let snapshot_path = self.options.snapshot_path();
         let journal_path = self.options.journal_path();
         let shared = self.shared.clone();
         let me = ctx.address().downgrade();
-        let notify = move |r: Result<CompactionReport>| {
+        let notify = move |r: Result<Switched<T>>| {
             if let Some(addr) = me.upgrade() {
                 addr.do_send(CompactionDone(r.map_err(|e| (e.to_string(), e.io_kind()))));
             }
@@ -307,6 +401,7 @@ impl<T: Data> StoreActor<T> {
                     &journal_path,
                     state,
                     &shared.stats.journal_bytes,
+                    gens,
                 );
                 let staged = match staged {
                     Ok(staged) => staged,
@@ -322,7 +417,62 @@ impl<T: Data> StoreActor<T> {
             });
         if spawned.is_err() {
             self.compacting = false;
+            self.touched.clear();
         }
+    }
+
+    /// Index mode, after a compaction switched the files: the working state's directory becomes
+    /// the new snapshot's, with the records changed since it was written at their places in the
+    /// new journal (or still in memory), and reads go to the new files.
+    fn switch_files(&mut self, new: NewFiles<T>) {
+        let NewFiles {
+            mut directory,
+            snapshot,
+            snapshot_gen,
+            journal_gen,
+            journal,
+            old_journal_gen,
+            shift,
+        } = new;
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            match self.working.records.get(&id) {
+                Some(Slot::Mem(r)) => {
+                    directory.insert(id, Slot::Mem(r.clone()));
+                }
+                // The new journal is the old one from `shift` on.
+                Some(Slot::Disk(loc))
+                    if loc.generation == old_journal_gen && loc.offset >= shift =>
+                {
+                    let moved = Loc {
+                        offset: loc.offset - shift,
+                        generation: journal_gen,
+                        ..*loc
+                    };
+                    directory.insert(id, Slot::Disk(moved));
+                }
+                Some(Slot::Disk(loc)) if loc.generation == journal_gen => {
+                    directory.insert(id, Slot::Disk(*loc));
+                }
+                // That version is in the snapshot: the directory has it.
+                Some(Slot::Disk(_)) | None => {}
+            }
+        }
+        let old = self.working.disk.as_ref().expect("index mode");
+        let mut disk = old.with(snapshot_gen, snapshot, &self.options.snapshot_path(), &[]);
+        if let Some(journal) = journal {
+            disk = disk.with(
+                journal_gen,
+                journal,
+                &self.options.journal_path(),
+                &[snapshot_gen],
+            );
+        }
+        self.working.records = directory;
+        self.working.disk = Some(Arc::new(disk));
+        self.journal_gen = journal_gen;
     }
 
     fn finish_close_if_idle(&mut self) {
@@ -352,9 +502,22 @@ impl<T: Data> Handler<Batch<T>> for StoreActor<T> {
 
 impl<T: Data> Handler<Flushed> for StoreActor<T> {
     type Result = ();
-    fn handle(&mut self, _: Flushed, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Flushed(written): Flushed, ctx: &mut Context<Self>) {
         self.in_flight = false;
+        let spans = std::mem::take(&mut self.in_flight_spans);
+        if let Some((generation, base)) = written {
+            for p in spans {
+                let loc = Loc {
+                    offset: base + p.span.start as u64,
+                    len: p.span.len as u32,
+                    generation,
+                    archived: p.archived,
+                };
+                self.working.relocate(p.id, p.version, loc);
+            }
+        }
         self.ship();
+        self.publish_if_idle();
         if !self.closing && self.needs_compaction() {
             self.start_compaction(ctx);
         }
@@ -378,11 +541,24 @@ impl<T: Data> Handler<Compact> for StoreActor<T> {
     }
 }
 
-impl<T: Data> Handler<CompactionDone> for StoreActor<T> {
+impl<T: Data> Handler<CompactionDone<T>> for StoreActor<T> {
     type Result = ();
-    fn handle(&mut self, msg: CompactionDone, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: CompactionDone<T>, _: &mut Context<Self>) {
         self.compacting = false;
-        match &msg.0 {
+        let msg = match msg.0 {
+            Ok((report, new_files)) => {
+                if let Some(new) = new_files {
+                    self.switch_files(new);
+                    self.publish_if_idle();
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                self.touched.clear();
+                Err(e)
+            }
+        };
+        match &msg {
             Ok(report) => {
                 let stats = &self.shared.stats;
                 stats
@@ -421,8 +597,7 @@ impl<T: Data> Handler<CompactionDone> for StoreActor<T> {
         }
         for w in self.compact_waiters.drain(..) {
             let _ = w.send(
-                msg.0
-                    .clone()
+                msg.clone()
                     .map_err(|(reason, kind)| StoreError::CompactionFailed { reason, kind }),
             );
         }

@@ -103,8 +103,8 @@ impl<T: Data> fmt::Debug for Op<T> {
 }
 
 /// The live record `id` of `state`, checked against `expected`.
-fn live<T>(state: &State<T>, id: Uuid, expected: Option<u64>) -> Result<&Arc<Record<T>>> {
-    let rec = state.get(&id).ok_or(StoreError::NotFound { id })?;
+fn live<T: Data>(state: &State<T>, id: Uuid, expected: Option<u64>) -> Result<Arc<Record<T>>> {
+    let rec = state.get(&id)?.ok_or(StoreError::NotFound { id })?;
     if rec.archived {
         return Err(StoreError::Archived { id });
     }
@@ -129,7 +129,7 @@ pub(crate) fn prepare<T: Data>(
     match mutation {
         Mutation::Create { id, data } => {
             let id = id.unwrap_or_else(Uuid::now_v7);
-            if state.get(&id).is_some() {
+            if state.records.contains_key(&id) {
                 return Err(StoreError::AlreadyExists { id });
             }
             let record = Record {

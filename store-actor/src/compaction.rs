@@ -17,13 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use imbl::OrdMap;
+use uuid::Uuid;
 
+use crate::Data;
+use crate::disk::Loc;
 use crate::error::{Result, StoreError};
-use crate::fs::Fs;
+use crate::fs::{Fs, ReadFile};
 use crate::journal;
 use crate::snapshot;
-use crate::state::State;
+use crate::state::{Slot, State, interleaved};
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +44,7 @@ pub struct CompactionReport {
 }
 
 /// A snapshot written and a journal tail staged, ready for the flusher to switch.
-#[derive(Debug)]
-pub(crate) struct Staged {
+pub(crate) struct Staged<T> {
     pub seq: u64,
     pub records: u64,
     pub snapshot_bytes: u64,
@@ -52,25 +54,67 @@ pub(crate) struct Staged {
     pub copied_upto: u64,
     /// When staging began: the report's `snapshot_time` counts from here.
     pub started: Instant,
+    /// Index mode: where the new files hold the records.
+    pub index: Option<NewFiles<T>>,
+}
+
+/// What a compaction's switch of the files gives back: its report, and index mode's new files.
+pub(crate) type Switched<T> = (CompactionReport, Option<NewFiles<T>>);
+
+/// Index mode: the new snapshot's key directory and files, for the actor to switch to.
+pub(crate) struct NewFiles<T> {
+    /// Every record of the snapshot, at its place in the new snapshot file.
+    pub directory: OrdMap<Uuid, Slot<T>>,
+    /// The new snapshot, opened for reading.
+    pub snapshot: Arc<dyn ReadFile>,
+    pub snapshot_gen: u16,
+    pub journal_gen: u16,
+    /// The new journal, opened for reading by the flusher once it is in place.
+    pub journal: Option<Arc<dyn ReadFile>>,
+    /// The old journal's generation and where its lines after `seq` start (see `Staged::shift`).
+    pub old_journal_gen: u16,
+    pub shift: u64,
 }
 
 /// Steps 1 and 2. `journal_len` is the flusher's count of bytes fully written to the journal.
-pub(crate) fn stage<T: Serialize>(
+/// With `gens` (index mode: the new snapshot's and journal's generations, and the old
+/// journal's), the snapshot's key directory is built too.
+pub(crate) fn stage<T: Data>(
     fs: &dyn Fs,
     snapshot_path: &Path,
     journal_path: &Path,
     state: Arc<State<T>>,
     journal_len: &AtomicU64,
-) -> Result<Staged> {
+    gens: Option<(u16, u16, u16)>,
+) -> Result<Staged<T>> {
     let started = Instant::now();
     let records = state.records.len() as u64;
     let seq = state.seq;
+    let mut placed: Vec<(Uuid, Loc)> = Vec::new();
+    let snapshot_gen = gens.map_or(0, |g| g.0);
     let snapshot_bytes = snapshot::write_atomic(
         fs,
         snapshot_path,
         seq,
         records,
-        state.records.values().map(|r| &**r),
+        // Read without caching: a sweep of everything would evict the working set.
+        state
+            .records
+            .iter()
+            .map(|(id, slot)| state.resolve(*id, slot, false)),
+        |r, span| {
+            if gens.is_some() {
+                placed.push((
+                    r.id,
+                    Loc {
+                        offset: span.start as u64,
+                        len: span.len as u32,
+                        generation: snapshot_gen,
+                        archived: r.archived,
+                    },
+                ));
+            }
+        },
     )?;
     drop(state);
 
@@ -94,6 +138,31 @@ pub(crate) fn stage<T: Serialize>(
         let _ = fs.remove(&tmp);
         return Err(e);
     }
+    drop(journal);
+    let index = match gens {
+        None => None,
+        Some((snapshot_gen, journal_gen, old_journal_gen)) => {
+            let snapshot = fs
+                .open_file(snapshot_path)
+                .map_err(|e| StoreError::io("open", snapshot_path, e))?
+                .ok_or_else(|| {
+                    StoreError::io("open", snapshot_path, std::io::ErrorKind::NotFound.into())
+                })?;
+            let mut directory = OrdMap::new();
+            for (id, loc) in interleaved(placed) {
+                directory.insert(id, Slot::Disk(loc));
+            }
+            Some(NewFiles {
+                directory,
+                snapshot,
+                snapshot_gen,
+                journal_gen,
+                journal: None,
+                old_journal_gen,
+                shift: from as u64,
+            })
+        }
+    };
     Ok(Staged {
         seq,
         records,
@@ -101,5 +170,6 @@ pub(crate) fn stage<T: Serialize>(
         tmp,
         copied_upto,
         started,
+        index,
     })
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::compaction::{CompactionReport, Staged};
+use crate::compaction::{CompactionReport, Staged, Switched};
 use crate::error::{Result, StoreError};
 use crate::fs::{Fs, LockGuard, WriteFile};
 use crate::history::History;
@@ -42,10 +42,13 @@ pub(crate) enum Job<T> {
     Track,
     /// A snapshot is durable and the journal after it is staged: switch to the staged journal.
     Rotate {
-        staged: Staged,
-        done: Box<dyn FnOnce(Result<CompactionReport>) + Send>,
+        staged: Staged<T>,
+        done: Box<dyn FnOnce(Result<Switched<T>>) + Send>,
     },
 }
+
+/// Where a batch's bytes went: file generation and offset (see [`crate::disk::Loc`]).
+pub(crate) type Written = (u16, u64);
 
 /// What the handle, the actor and the flusher share.
 ///
@@ -196,7 +199,11 @@ pub(crate) struct Flusher<T> {
     /// Reset to `None` past [`MAX_TAIL`]: the switch then reads the journal instead.
     tail: Option<(u64, Vec<u8>)>,
     /// Called after every batch, failed or not, so the actor can ship the next; must not block.
-    on_idle: Box<dyn Fn() + Send>,
+    /// Gets where the batch was written (`None` if it failed).
+    on_idle: Box<dyn Fn(Option<Written>) + Send>,
+    /// The journal's file generation: locations of records written to it carry it. Set by each
+    /// switch to the staged journal's.
+    generation: u16,
     /// The store's file lock, held for as long as the flusher owns the files. Dropped before
     /// `shared.closed` turns true, so that reopening after a close finds it free.
     _lock: Box<dyn LockGuard>,
@@ -213,7 +220,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         lock: Box<dyn LockGuard>,
         shared: Arc<Shared<T>>,
         jobs: Receiver<Job<T>>,
-        on_idle: impl Fn() + Send + 'static,
+        on_idle: impl Fn(Option<Written>) + Send + 'static,
     ) -> io::Result<()> {
         let flusher = Flusher {
             fs: options.fs.clone(),
@@ -225,6 +232,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
             shared,
             tail: None,
             on_idle: Box::new(on_idle),
+            generation: crate::recovery::JOURNAL_GEN,
             _lock: lock,
         };
         std::thread::Builder::new()
@@ -261,7 +269,9 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                     waiters,
                     state,
                 } => {
+                    let at = (self.generation, self.len);
                     let outcome = self.write_batch(&bytes, &mut unsynced, &mut last_sync);
+                    let written = outcome.is_ok().then_some(at);
                     match outcome {
                         Ok(()) => {
                             let seq = state.seq;
@@ -278,10 +288,10 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                         }
                     }
                     self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-                    (self.on_idle)();
+                    (self.on_idle)(written);
                 }
                 Job::Track => self.tail = Some((self.len, Vec::new())),
-                Job::Rotate { staged, done } => {
+                Job::Rotate { mut staged, done } => {
                     if let Some(refused) = self.shared.read_only() {
                         // The journal may end in unacknowledged lines: leave it as it is.
                         let _ = self.fs.remove(&staged.tmp);
@@ -290,14 +300,17 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                     }
                     let snapshot_time = staged.started.elapsed();
                     let started = Instant::now();
-                    let result = self.switch_journal(&staged).map(|()| CompactionReport {
-                        seq: staged.seq,
-                        records: staged.records,
-                        snapshot_bytes: staged.snapshot_bytes,
-                        snapshot_time,
-                        pause: started.elapsed(),
+                    let result = self.switch_journal(&mut staged).map(|()| {
+                        let report = CompactionReport {
+                            seq: staged.seq,
+                            records: staged.records,
+                            snapshot_bytes: staged.snapshot_bytes,
+                            snapshot_time,
+                            pause: started.elapsed(),
+                        };
+                        (report, staged.index.take())
                     });
-                    if let Ok(report) = &result {
+                    if let Ok((report, _)) = &result {
                         self.shared
                             .stats
                             .last_rotation_pause_nanos
@@ -379,7 +392,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
     /// Completes a staged journal with the lines written since it was staged, then puts it in
     /// place of the journal: fsync, rename, fsync the directory. Writes wait meanwhile, but
     /// only for the last few lines' copy and two fsyncs.
-    fn switch_journal(&mut self, staged: &Staged) -> Result<()> {
+    fn switch_journal(&mut self, staged: &mut Staged<T>) -> Result<()> {
         let path = &self.journal_path;
         let tmp = &staged.tmp;
         let completed = (|| {
@@ -427,6 +440,19 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         })();
         match switched {
             Ok((file, len)) => {
+                if let Some(index) = &mut staged.index {
+                    // Index mode: the new journal, for reads of the records written to it.
+                    match self.fs.open_file(path) {
+                        Ok(Some(reader)) => index.journal = Some(reader),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let e = StoreError::io("open", path, e);
+                            self.shared.poison(e.to_string(), e.io_kind());
+                            return Err(e);
+                        }
+                    }
+                    self.generation = index.journal_gen;
+                }
                 let old = std::mem::replace(&mut self.file, file);
                 // Closing the last handle of an unlinked old journal frees its blocks, which
                 // took ~8 ms on ext4 in the compaction benchmark, and so does deleting retired

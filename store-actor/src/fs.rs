@@ -29,6 +29,33 @@ pub trait ReadFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 }
 
+/// Reads a [`ReadFile`] in order from `pos` up to `end` (by default its whole length when the
+/// cursor is made: a file still growing is read as it was).
+pub(crate) struct ReadCursor {
+    file: Arc<dyn ReadFile>,
+    pos: u64,
+    end: u64,
+}
+
+impl ReadCursor {
+    pub fn new(file: Arc<dyn ReadFile>) -> Self {
+        let end = file.size().unwrap_or(0);
+        Self::range(file, 0, end)
+    }
+    pub fn range(file: Arc<dyn ReadFile>, pos: u64, end: u64) -> Self {
+        Self { file, pos, end }
+    }
+}
+
+impl Read for ReadCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = self.end.saturating_sub(self.pos).min(buf.len() as u64) as usize;
+        let n = self.file.read_at(&mut buf[..room], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Proof of an exclusive lock; dropping it releases the lock.
 pub trait LockGuard: Send + fmt::Debug {}
 

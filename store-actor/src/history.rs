@@ -14,7 +14,7 @@
 //! retired journal holds every line its successor starts with), and overlaps are skipped by
 //! sequence number. A file deleted while being read stays readable through its open handle.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, StoreError};
-use crate::fs::{Fs, ReadFile};
+use crate::fs::{Fs, ReadCursor, ReadFile};
 use crate::journal;
 use crate::record::Event;
 
@@ -172,7 +172,7 @@ impl History {
             if out.len() >= limit || next >= upto {
                 break;
             }
-            let events = match read_file::<T>(&*file, next, limit - out.len(), upto) {
+            let events = match read_file::<T>(&file, next, limit - out.len(), upto) {
                 Ok(events) => events,
                 Err(reason) => {
                     tracing::warn!(file = %path.display(), %reason, "change feed history unreadable");
@@ -209,21 +209,14 @@ impl History {
 
 /// The events of `file` after `after` and at most `upto`, at most `max` of them, in order.
 fn read_file<T: DeserializeOwned>(
-    file: &dyn ReadFile,
+    file: &Arc<dyn ReadFile>,
     after: u64,
     max: usize,
     upto: u64,
 ) -> std::result::Result<Vec<Event<T>>, String> {
     let len = file.size().map_err(|e| e.to_string())?;
-    let start = start_offset(file, len, after).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::with_capacity(
-        1 << 16,
-        At {
-            file,
-            pos: start,
-            end: len,
-        },
-    );
+    let start = start_offset(&**file, len, after).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::with_capacity(1 << 16, ReadCursor::range(file.clone(), start, len));
     let mut out = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -317,22 +310,6 @@ fn seq_at(file: &dyn ReadFile, start: u64) -> io::Result<Option<u64>> {
     Ok(journal::line_seq(&buf[..n]))
 }
 
-/// A [`ReadFile`] read in order from `pos` up to `end`.
-struct At<'a> {
-    file: &'a dyn ReadFile,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = (self.end - self.pos).min(buf.len() as u64) as usize;
-        let n = self.file.read_at(&mut buf[..room], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,14 +355,14 @@ mod tests {
         let file = fs.open_file(path).unwrap().unwrap();
         for after in 0..40 {
             for max in [1, 3, 100] {
-                let got = read_file::<u64>(&*file, after, max, 40).unwrap();
+                let got = read_file::<u64>(&file, after, max, 40).unwrap();
                 let want: Vec<u64> = (after + 1..=40).take(max).collect();
                 let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
                 assert_eq!(seqs, want, "after {after}, max {max}");
             }
         }
         // Nothing past `upto`, and a line still being written is not read.
-        let seqs: Vec<u64> = read_file::<u64>(&*file, 30, 100, 33)
+        let seqs: Vec<u64> = read_file::<u64>(&file, 30, 100, 33)
             .unwrap()
             .iter()
             .map(|e| e.seq)
@@ -395,7 +372,7 @@ mod tests {
         torn.truncate(torn.len() - 3);
         fs.put(path, &torn);
         let file = fs.open_file(path).unwrap().unwrap();
-        let got = read_file::<u64>(&*file, 7, 100, 100).unwrap();
+        let got = read_file::<u64>(&file, 7, 100, 100).unwrap();
         assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [8, 9]);
     }
 

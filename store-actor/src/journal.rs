@@ -23,18 +23,6 @@ use serde_json::value::RawValue;
 use crate::error::{Result, StoreError};
 use crate::record::{Event, EventKind, Record};
 
-#[derive(Serialize)]
-struct BodyRef<'a, T> {
-    kind: EventKind,
-    record: &'a Record<T>,
-}
-
-#[derive(Deserialize)]
-struct Body<T> {
-    kind: EventKind,
-    record: Record<T>,
-}
-
 #[derive(Deserialize)]
 struct Line<'a> {
     seq: u64,
@@ -47,35 +35,37 @@ struct Line<'a> {
     batch: Option<&'a RawValue>,
 }
 
-/// What one journal line holds.
-#[derive(Debug)]
-pub(crate) enum Decoded<T> {
-    /// A single mutation.
-    One(Event<T>),
-    /// An atomic batch: two or more events with consecutive sequence numbers.
-    Batch(Vec<Event<T>>),
+/// Where a record's JSON is within a line or a buffer: `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub len: usize,
 }
+
+/// What one journal line holds: one event, or the two or more events of an atomic batch (with
+/// consecutive sequence numbers), each with where its record is in the line.
+#[derive(Debug)]
+pub(crate) struct Decoded<T>(Vec<(Event<T>, Span)>);
 
 impl<T> Decoded<T> {
     /// The line's events, in sequence order.
     pub(crate) fn into_events(self) -> Vec<Event<T>> {
-        match self {
-            Decoded::One(e) => vec![e],
-            Decoded::Batch(events) => events,
-        }
+        self.0.into_iter().map(|(e, _)| e).collect()
     }
     fn first_seq(&self) -> u64 {
-        match self {
-            Decoded::One(e) => e.seq,
-            Decoded::Batch(events) => events[0].seq,
-        }
+        self.0[0].0.seq
     }
     fn last_seq(&self) -> u64 {
-        match self {
-            Decoded::One(e) => e.seq,
-            Decoded::Batch(events) => events[events.len() - 1].seq,
-        }
+        self.0[self.0.len() - 1].0.seq
     }
+}
+
+/// An event's body with its record left unparsed, to know where the record is.
+#[derive(Deserialize)]
+struct RawBody<'a> {
+    kind: EventKind,
+    #[serde(borrow)]
+    record: &'a RawValue,
 }
 
 fn checksum(seq: u64, event: &[u8]) -> u32 {
@@ -85,61 +75,90 @@ fn checksum(seq: u64, event: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Appends the journal line for one mutation to `buf`. On error `buf` may end in part of a
-/// line: the caller truncates it.
+/// Writes `{"kind":K,"record":R}` to `buf`; returns where `R`
+/// is in `buf`.
+fn encode_body<T: Serialize>(
+    kind: EventKind,
+    record: &Record<T>,
+    buf: &mut Vec<u8>,
+) -> Result<Span, serde_json::Error> {
+    buf.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut *buf, &kind)?;
+    buf.extend_from_slice(b",\"record\":");
+    let start = buf.len();
+    serde_json::to_writer(&mut *buf, record)?;
+    let span = Span {
+        start,
+        len: buf.len() - start,
+    };
+    buf.push(b'}');
+    Ok(span)
+}
+
+/// Puts `{"seq":N,"crc":C,"FIELD":` in front of the body at `buf[start..]` and ends the line;
+/// returns the prefix's length (by which the body's spans move).
+fn finish_line(seq: u64, field: &str, start: usize, buf: &mut Vec<u8>) -> usize {
+    let crc = checksum(seq, &buf[start..]);
+    let mut prefix = [0u8; 64]; // at most 20 + 10 digits and 24 other bytes
+    let mut rest = &mut prefix[..];
+    write!(rest, "{{\"seq\":{seq},\"crc\":{crc},\"{field}\":").expect("the prefix fits");
+    let len = 64 - rest.len();
+    buf.splice(start..start, prefix[..len].iter().copied());
+    buf.extend_from_slice(b"}\n");
+    len
+}
+
+/// Appends the journal line for one mutation to `buf`; returns where the record's JSON is in
+/// `buf`. On error `buf` may end in part of a line: the caller truncates it.
 pub(crate) fn encode<T: Serialize>(
     seq: u64,
     kind: EventKind,
     record: &Record<T>,
     buf: &mut Vec<u8>,
-) -> Result<(), serde_json::Error> {
-    // The body is serialized straight into `buf` (no temporary), behind room for the prefix,
-    // whose checksum is only known afterwards; the prefix is then put in front of it.
+) -> Result<Span, serde_json::Error> {
+    // The body is serialized straight into `buf` (no temporary); the prefix, whose checksum is
+    // only known afterwards, is then put in front of it.
     let start = buf.len();
-    serde_json::to_writer(&mut *buf, &BodyRef { kind, record })?;
-    let crc = checksum(seq, &buf[start..]);
-    let mut prefix = [0u8; 64]; // at most 20 + 10 digits and 24 other bytes
-    let mut rest = &mut prefix[..];
-    write!(rest, "{{\"seq\":{seq},\"crc\":{crc},\"event\":").expect("the prefix fits");
-    let len = 64 - rest.len();
-    buf.splice(start..start, prefix[..len].iter().copied());
-    buf.extend_from_slice(b"}\n");
-    Ok(())
+    let span = encode_body(kind, record, buf)?;
+    let moved = finish_line(seq, "event", start, buf);
+    Ok(Span {
+        start: span.start + moved,
+        ..span
+    })
 }
 
 /// Appends the one journal line of an atomic batch of `events` (at least two), whose sequence
-/// numbers are `first_seq`, `first_seq + 1`, ... in order. On error (the index of the event
-/// that did not serialize, and why) `buf` may end in part of a line: the caller truncates it.
+/// numbers are `first_seq`, `first_seq + 1`, ... in order; returns where each record's JSON is
+/// in `buf`. On error (the index of the event that did not serialize, and why) `buf` may end in
+/// part of a line: the caller truncates it.
 pub(crate) fn encode_batch<'r, T: Serialize + 'r>(
     first_seq: u64,
     events: impl IntoIterator<Item = (EventKind, &'r Record<T>)>,
     buf: &mut Vec<u8>,
-) -> Result<(), (usize, serde_json::Error)> {
+) -> Result<Vec<Span>, (usize, serde_json::Error)> {
     // As in `encode`: the array is serialized in place, then the prefix is put in front.
     let start = buf.len();
+    let mut spans = Vec::new();
     buf.push(b'[');
     for (i, (kind, record)) in events.into_iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        serde_json::to_writer(&mut *buf, &BodyRef { kind, record }).map_err(|e| (i, e))?;
+        spans.push(encode_body(kind, record, buf).map_err(|e| (i, e))?);
     }
     buf.push(b']');
-    let crc = checksum(first_seq, &buf[start..]);
-    let mut prefix = [0u8; 64]; // at most 20 + 10 digits and 24 other bytes
-    let mut rest = &mut prefix[..];
-    write!(rest, "{{\"seq\":{first_seq},\"crc\":{crc},\"batch\":").expect("the prefix fits");
-    let len = 64 - rest.len();
-    buf.splice(start..start, prefix[..len].iter().copied());
-    buf.extend_from_slice(b"}\n");
-    Ok(())
+    let moved = finish_line(first_seq, "batch", start, buf);
+    for span in &mut spans {
+        span.start += moved;
+    }
+    Ok(spans)
 }
 
 /// Decodes one journal line (without its newline): checksum first, then every event, so a
 /// batch is returned whole or not at all.
-pub(crate) fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<Decoded<T>, String> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<Decoded<T>, String> {
     let line: Line<'_> =
-        serde_json::from_slice(line).map_err(|e| format!("not a journal line: {e}"))?;
+        serde_json::from_slice(bytes).map_err(|e| format!("not a journal line: {e}"))?;
     let (raw, is_batch) = match (line.event, line.batch) {
         (Some(event), None) => (event, false),
         (None, Some(batch)) => (batch, true),
@@ -154,16 +173,30 @@ pub(crate) fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<De
             line.seq, line.crc
         ));
     }
+    let base = bytes.as_ptr() as usize;
+    let event = |seq: u64, raw: RawBody<'_>| -> std::result::Result<(Event<T>, Span), String> {
+        let json = raw.record.get();
+        let record: Record<T> =
+            serde_json::from_str(json).map_err(|e| format!("event does not parse: {e}"))?;
+        let span = Span {
+            start: json.as_ptr() as usize - base,
+            len: json.len(),
+        };
+        Ok((
+            Event {
+                seq,
+                kind: raw.kind,
+                record: Arc::new(record),
+            },
+            span,
+        ))
+    };
     if !is_batch {
-        let body: Body<T> =
+        let raw: RawBody<'_> =
             serde_json::from_slice(body).map_err(|e| format!("event does not parse: {e}"))?;
-        return Ok(Decoded::One(Event {
-            seq: line.seq,
-            kind: body.kind,
-            record: Arc::new(body.record),
-        }));
+        return Ok(Decoded(vec![event(line.seq, raw)?]));
     }
-    let bodies: Vec<Body<T>> =
+    let bodies: Vec<RawBody<'_>> =
         serde_json::from_slice(body).map_err(|e| format!("batch does not parse: {e}"))?;
     if bodies.len() < 2 {
         return Err(format!(
@@ -175,17 +208,12 @@ pub(crate) fn decode<T: DeserializeOwned>(line: &[u8]) -> std::result::Result<De
     if line.seq.checked_add(bodies.len() as u64 - 1).is_none() {
         return Err(format!("a batch at sequence {} overflows", line.seq));
     }
-    Ok(Decoded::Batch(
-        bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| Event {
-                seq: line.seq + i as u64,
-                kind: body.kind,
-                record: Arc::new(body.record),
-            })
-            .collect(),
-    ))
+    let events = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| event(line.seq + i as u64, raw))
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(Decoded(events))
 }
 
 /// The byte offset of the first line whose sequence number is above `seq` (the length of
@@ -241,7 +269,8 @@ pub(crate) struct Replay {
     pub torn_tail: Option<TornTail>,
 }
 
-/// Reads a journal, handing every event after `after_seq` to `apply`, in order.
+/// Reads a journal, handing every event after `after_seq` to `apply`, in order, with where its
+/// record is in the file (an error from `apply` stops the replay).
 ///
 /// A bad *last* line is reported as a [`TornTail`]; a bad line followed by anything is
 /// [`StoreError::Corrupt`], as is a gap in sequence numbers. The events of a batch line are
@@ -250,7 +279,7 @@ pub(crate) fn replay<T: DeserializeOwned>(
     reader: &mut dyn BufRead,
     path: &Path,
     after_seq: u64,
-    mut apply: impl FnMut(Event<T>),
+    mut apply: impl FnMut(Event<T>, Span) -> Result<()>,
 ) -> Result<Replay> {
     let corrupt = |line: u64, reason: String| StoreError::Corrupt {
         file: path.to_owned(),
@@ -304,18 +333,13 @@ pub(crate) fn replay<T: DeserializeOwned>(
                 }
                 prev_seq = Some(last);
                 out.last_seq = last.max(out.last_seq);
-                match decoded {
-                    Decoded::One(event) => {
-                        if event.seq > after_seq {
-                            apply(event);
-                        }
-                    }
-                    Decoded::Batch(events) => {
-                        for event in events {
-                            if event.seq > after_seq {
-                                apply(event);
-                            }
-                        }
+                for (event, span) in decoded.0 {
+                    if event.seq > after_seq {
+                        let at = Span {
+                            start: offset as usize + span.start,
+                            ..span
+                        };
+                        apply(event, at)?;
                     }
                 }
                 offset += n as u64;
@@ -366,7 +390,16 @@ mod tests {
 
     fn run(bytes: &[u8], after: u64) -> Result<(Replay, Vec<u64>)> {
         let mut seen = Vec::new();
-        let r = replay::<String>(&mut &bytes[..], Path::new("j"), after, |e| seen.push(e.seq))?;
+        let r = replay::<String>(&mut &bytes[..], Path::new("j"), after, |e, span| {
+            // The span is where the record's JSON is in the file.
+            let json = &bytes[span.start..span.start + span.len];
+            assert_eq!(
+                serde_json::from_slice::<Record<String>>(json).unwrap(),
+                *e.record
+            );
+            seen.push(e.seq);
+            Ok(())
+        })?;
         Ok((r, seen))
     }
 
@@ -381,7 +414,9 @@ mod tests {
     #[test]
     fn a_line_is_seq_crc_then_the_event_and_appends_to_what_is_there() {
         let mut buf = b"earlier\n".to_vec();
-        encode(u64::MAX, EventKind::Created, &rec(1), &mut buf).unwrap();
+        let span = encode(u64::MAX, EventKind::Created, &rec(1), &mut buf).unwrap();
+        let json = serde_json::to_string(&rec(1)).unwrap();
+        assert_eq!(&buf[span.start..span.start + span.len], json.as_bytes());
         let line = std::str::from_utf8(&buf[8..]).unwrap();
         let body = r#"{"kind":"created","record":{"id":"00000000-0000-0000-0000-000000000000","version":1,"created_at":"1970-01-01T00:00:00Z","updated_at":"1970-01-01T00:00:00Z","data":"v1"}}"#;
         let crc = checksum(u64::MAX, body.as_bytes());
@@ -390,9 +425,11 @@ mod tests {
             format!("{{\"seq\":{},\"crc\":{crc},\"event\":{body}}}\n", u64::MAX)
         );
         assert_eq!(&buf[..8], b"earlier\n");
-        let Decoded::One(event) = decode::<String>(line.trim_end().as_bytes()).unwrap() else {
-            panic!("a single event");
-        };
+        let mut events = decode::<String>(line.trim_end().as_bytes())
+            .unwrap()
+            .into_events();
+        assert_eq!(events.len(), 1);
+        let event = events.remove(0);
         assert_eq!((event.seq, event.record.data.as_str()), (u64::MAX, "v1"));
     }
 
@@ -438,7 +475,11 @@ mod tests {
         let chunks = [full[..cut].to_vec(), Vec::new(), full[cut..].to_vec()];
         let mut reader = std::io::BufReader::new(Growing(chunks.into()));
         let mut seen = Vec::new();
-        let r = replay::<String>(&mut reader, Path::new("j"), 0, |e| seen.push(e.seq)).unwrap();
+        let r = replay::<String>(&mut reader, Path::new("j"), 0, |e, _| {
+            seen.push(e.seq);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(seen, vec![1, 2]);
         assert_eq!(r.torn_tail.map(|t| t.line), Some(3));
     }
@@ -512,8 +553,14 @@ mod tests {
             format!("{{\"seq\":3,\"crc\":{crc},\"batch\":{array}}}\n")
         );
         let mut kinds = Vec::new();
-        let r = replay::<String>(&mut &buf[..], Path::new("j"), 0, |e| {
-            kinds.push((e.seq, e.kind, e.record.data.clone()))
+        let r = replay::<String>(&mut &buf[..], Path::new("j"), 0, |e, span| {
+            let json = &buf[span.start..span.start + span.len];
+            assert_eq!(
+                serde_json::from_slice::<Record<String>>(json).unwrap(),
+                *e.record
+            );
+            kinds.push((e.seq, e.kind, e.record.data.clone()));
+            Ok(())
         })
         .unwrap();
         assert_eq!(

@@ -33,6 +33,7 @@
 mod actor;
 mod batch;
 mod compaction;
+mod disk;
 mod error;
 mod flusher;
 pub mod fs;
@@ -51,7 +52,7 @@ pub use compaction::CompactionReport;
 pub use error::{Result, StoreError};
 pub use history::FeedHistory;
 pub use journal::TornTail;
-pub use options::{Durability, StoreOptions};
+pub use options::{Durability, Memory, StoreOptions};
 pub use query::{DEFAULT_BUDGET, Filter, Page, Query, SortKey};
 pub use record::{Event, EventKind, IndexKey, Record};
 pub use recovery::{VerifyReport, read_all, verify};

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
+use crate::Data;
+use crate::disk::{Disk, Loc, RecordCache};
 use crate::error::{Result, StoreError};
-use crate::fs::Fs;
-use crate::journal::{self, Replay, TornTail};
-use crate::options::StoreOptions;
+use crate::fs::{Fs, ReadCursor};
+use crate::journal::{self, Replay, Span, TornTail};
+use crate::options::{Memory, StoreOptions};
 use crate::record::Record;
 use crate::snapshot::{self, SnapshotInfo};
-use crate::state::State;
+use crate::state::{Loader, State};
 
 pub(crate) struct Loaded<T> {
     pub state: State<T>,
@@ -18,10 +18,14 @@ pub(crate) struct Loaded<T> {
     pub replay: Replay,
 }
 
-/// Reads snapshot and journal into a state, changing nothing on disk.
-pub(crate) fn load<T: DeserializeOwned + Send + Sync>(
-    options: &StoreOptions<T>,
-) -> Result<Loaded<T>> {
+/// The file generation of the snapshot a store opened with (see [`crate::disk::Loc`]).
+pub(crate) const SNAPSHOT_GEN: u16 = 0;
+/// The file generation of the journal a store opened with.
+pub(crate) const JOURNAL_GEN: u16 = 1;
+
+/// Reads snapshot and journal into a state, changing nothing on disk. Streams both files, one
+/// line in memory at a time: in index mode the state keeps where each record is, not the record.
+pub(crate) fn load<T: Data>(options: &StoreOptions<T>) -> Result<Loaded<T>> {
     let fs = &*options.fs;
     // The journal is opened before the snapshot is read, so that readers without the lock see
     // a consistent pair while a compaction swaps both: a compaction renames its snapshot in
@@ -29,22 +33,53 @@ pub(crate) fn load<T: DeserializeOwned + Send + Sync>(
     // follows, and the open file keeps every line up to the cut even once it is replaced
     // (replay just skips more). The other order can pair an old snapshot with a journal that
     // starts after it: a false sequence gap, or silently lost writes if that journal is empty.
-    // No journal yet: the snapshot alone is a consistent state.
+    // No journal yet: the snapshot alone is a consistent state. Each file is read through the
+    // handle index mode later reads records through, so both always see the same file.
     let journal_path = options.journal_path();
     let journal = fs
-        .open_read(&journal_path)
+        .open_file(&journal_path)
         .map_err(|e| StoreError::io("open", &journal_path, e))?;
-    let mut state = State::new(options.indexes.clone().into());
     let path = options.snapshot_path();
-    let mut records = Vec::new();
-    let snapshot = snapshot::read::<T>(fs, &path, |r, line| records.push((Arc::new(r), line)))?;
-    state.bulk_load(records, &path)?;
-    state.seq = snapshot.seq;
+    let snapshot_file = fs
+        .open_file(&path)
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    let disk = match options.memory {
+        Memory::InMemory => None,
+        Memory::Index { cache_bytes } => {
+            let mut disk = Disk::new(Arc::new(RecordCache::new(cache_bytes)));
+            if let Some(f) = &snapshot_file {
+                disk = disk.with(SNAPSHOT_GEN, f.clone(), &path, &[]);
+            }
+            if let Some(f) = &journal {
+                disk = disk.with(JOURNAL_GEN, f.clone(), &journal_path, &[SNAPSHOT_GEN]);
+            }
+            Some(Arc::new(disk))
+        }
+    };
+    let index = disk.is_some();
+    let at = |generation: u16, span: Span, archived: bool| {
+        index.then_some(Loc {
+            offset: span.start as u64,
+            len: span.len as u32,
+            generation,
+            archived,
+        })
+    };
+    let mut loader = Loader::new(options.indexes.clone().into());
+    let snapshot = snapshot::read::<T>(snapshot_file, &path, |r, line, span| {
+        let loc = at(SNAPSHOT_GEN, span, r.archived);
+        loader.add(r, line, loc)
+    })?;
+    let mut state = loader.finish(snapshot.seq, &path, disk)?;
     let replay = match journal {
         None => Replay::default(),
-        Some(mut reader) => journal::replay::<T>(&mut reader, &journal_path, snapshot.seq, |e| {
-            state.apply(Arc::new(e), options.feed_retention)
-        })?,
+        Some(file) => {
+            let mut reader = std::io::BufReader::with_capacity(1 << 16, ReadCursor::new(file));
+            journal::replay::<T>(&mut reader, &journal_path, snapshot.seq, |e, span| {
+                let loc = at(JOURNAL_GEN, span, e.record.archived);
+                state.apply(Arc::new(e), options.feed_retention, loc)
+            })?
+        }
     };
     Ok(Loaded {
         state,
@@ -150,10 +185,9 @@ pub struct VerifyReport {
 ///
 /// Damage that opening would refuse is an error ([`StoreError::Corrupt`] names file and line); a
 /// torn last journal line, which opening would drop, is reported in the result.
-pub fn verify<T: DeserializeOwned + Send + Sync>(
-    options: &StoreOptions<T>,
-) -> Result<VerifyReport> {
-    let loaded = load(options)?;
+pub fn verify<T: Data>(options: &StoreOptions<T>) -> Result<VerifyReport> {
+    // Streams: index mode keeps where records are, not the records.
+    let loaded = load(&options.clone().memory(Memory::Index { cache_bytes: 0 }))?;
     let fs = &*options.fs;
     let journal = options.journal_path();
     let exists = |p: &std::path::Path| -> Result<bool> {
@@ -188,9 +222,11 @@ pub fn verify<T: DeserializeOwned + Send + Sync>(
 /// Reads every record of a store (archived ones included, in id order) without locking or
 /// changing anything: safe while a service has the store open, e.g. for a backup export.
 /// A torn last journal line is ignored, as opening would drop it.
-pub fn read_all<T: DeserializeOwned + Send + Sync>(
-    options: &StoreOptions<T>,
-) -> Result<Vec<Arc<Record<T>>>> {
-    let loaded = load(options)?;
-    Ok(loaded.state.records.values().cloned().collect())
+pub fn read_all<T: Data>(options: &StoreOptions<T>) -> Result<Vec<Arc<Record<T>>>> {
+    let state = load(options)?.state;
+    state
+        .records
+        .iter()
+        .map(|(id, slot)| state.resolve(*id, slot, false))
+        .collect()
 }

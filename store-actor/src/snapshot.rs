@@ -22,8 +22,11 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::error::{Result, StoreError};
-use crate::fs::{Fs, WriteFile};
+use crate::fs::{Fs, ReadCursor, ReadFile, WriteFile};
+use crate::journal::Span;
 use crate::record::Record;
 
 /// The format tag written in every snapshot header.
@@ -65,18 +68,17 @@ pub(crate) struct SnapshotInfo {
     pub bytes: u64,
 }
 
-/// Reads a snapshot, handing each record and its line number to `apply`. A missing file is an empty snapshot.
+/// Reads a snapshot, handing each record, its line number and where its JSON is in the file to
+/// `apply`. A missing file is an empty snapshot. Streams: one line in memory at a time.
 pub(crate) fn read<T: DeserializeOwned>(
-    fs: &dyn Fs,
+    file: Option<Arc<dyn ReadFile>>,
     path: &Path,
-    mut apply: impl FnMut(Record<T>, u64),
+    mut apply: impl FnMut(Record<T>, u64, Span),
 ) -> Result<SnapshotInfo> {
-    let Some(mut reader) = fs
-        .open_read(path)
-        .map_err(|e| StoreError::io("open", path, e))?
-    else {
+    let Some(file) = file else {
         return Ok(SnapshotInfo::default());
     };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, ReadCursor::new(file));
     let corrupt = |line: u64, reason: String| StoreError::Corrupt {
         file: path.to_owned(),
         line,
@@ -138,7 +140,11 @@ pub(crate) fn read<T: DeserializeOwned>(
         };
         let record: Record<T> = serde_json::from_slice(body)
             .map_err(|e| corrupt(line_no, format!("record does not parse: {e}")))?;
-        apply(record, line_no);
+        let span = Span {
+            start: (bytes - n as u64) as usize,
+            len: body.len(),
+        };
+        apply(record, line_no, span);
         count += 1;
     }
     if !closed {
@@ -188,13 +194,15 @@ fn close(line: &[u8], checked: bool, crc: &crc32fast::Hasher) -> std::result::Re
 
 /// Writes a snapshot of `records` covering `seq` to `path`, atomically: temporary file, fsync,
 /// rename, fsync of the directory. A crash at any point leaves either the old or the new
-/// snapshot in place, never a partial one. Returns the snapshot's size in bytes.
-pub(crate) fn write_atomic<'a, T: Serialize + 'a>(
+/// snapshot in place, never a partial one. `placed` learns where each record's JSON is in the
+/// new file. Returns the snapshot's size in bytes.
+pub(crate) fn write_atomic<T: Serialize>(
     fs: &dyn Fs,
     path: &Path,
     seq: u64,
     count: u64,
-    records: impl Iterator<Item = &'a Record<T>>,
+    records: impl Iterator<Item = Result<Arc<Record<T>>>>,
+    mut placed: impl FnMut(&Record<T>, Span),
 ) -> Result<u64> {
     let tmp = path.with_extension("json.tmp");
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -224,9 +232,17 @@ pub(crate) fn write_atomic<'a, T: Serialize + 'a>(
         let mut written = 0u64;
         let mut crc = checksum();
         for r in records {
+            let r = r?;
             let start = w.buf.len();
-            serde_json::to_writer(&mut w.buf, r)
+            serde_json::to_writer(&mut w.buf, &*r)
                 .map_err(|e| StoreError::io("serialize", &tmp, e.into()))?;
+            placed(
+                &r,
+                Span {
+                    start: (w.len as usize) + start,
+                    len: w.buf.len() - start,
+                },
+            );
             written += 1;
             w.buf
                 .extend_from_slice(if written == count { b"\n" } else { b",\n" });

@@ -11,13 +11,16 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet, Vector};
 use uuid::Uuid;
 
+use serde::de::DeserializeOwned;
+
+use crate::disk::{Disk, Loc};
 use crate::error::{Result, StoreError};
 use crate::query::{IndexRange, Page, Position, Query, SortKey, decode_cursor, encode_cursor};
 use crate::record::{Event, IndexKey, Record};
 
 /// Yields a sorted vector's even positions, then its odd ones: both runs are in order (fast
 /// inserts), and the second run fills the room the first left in each node.
-fn interleaved<X>(v: Vec<X>) -> impl Iterator<Item = X> {
+pub(crate) fn interleaved<X>(v: Vec<X>) -> impl Iterator<Item = X> {
     let mut evens = Vec::with_capacity(v.len() / 2 + 1);
     let mut odds = Vec::with_capacity(v.len() / 2);
     for (i, x) in v.into_iter().enumerate() {
@@ -138,10 +141,140 @@ impl<T> fmt::Debug for IndexDef<T> {
     }
 }
 
+/// Where a state has a record: the record itself, or (index mode) where its JSON is on disk.
+pub(crate) enum Slot<T> {
+    /// Every record in memory mode; in index mode, a record written since the flusher last
+    /// said where it landed (the actor then [relocates](State::relocate) it).
+    Mem(Arc<Record<T>>),
+    /// Index mode: read from disk through the cache.
+    Disk(Loc),
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Mem(r) => Slot::Mem(r.clone()),
+            Slot::Disk(l) => Slot::Disk(*l),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    pub fn archived(&self) -> bool {
+        match self {
+            Slot::Mem(r) => r.archived,
+            Slot::Disk(l) => l.archived,
+        }
+    }
+}
+
+/// Builds a state from a snapshot's records, one at a time, keeping only what the state keeps
+/// (in index mode: the location, the creation time and the index keys, not the record).
+pub(crate) struct Loader<T> {
+    defs: Arc<[IndexDef<T>]>,
+    records: Vec<(Uuid, Slot<T>, u64)>,
+    created: Vec<(i128, Uuid)>,
+    keys: Vec<Vec<(IndexKey, Uuid)>>,
+    live: u64,
+}
+
+impl<T> Loader<T> {
+    pub fn new(defs: Arc<[IndexDef<T>]>) -> Self {
+        Self {
+            keys: defs.iter().map(|_| Vec::new()).collect(),
+            defs,
+            records: Vec::new(),
+            created: Vec::new(),
+            live: 0,
+        }
+    }
+
+    /// Adds a record read at line `line`; with `loc`, it is kept only as that location.
+    pub fn add(&mut self, rec: Record<T>, line: u64, loc: Option<Loc>) {
+        let id = rec.id;
+        self.created
+            .push((rec.created_at.unix_timestamp_nanos(), id));
+        for (def, keys) in self.defs.iter().zip(self.keys.iter_mut()) {
+            keys.extend((def.keys)(&rec.data).into_iter().map(|k| (k, id)));
+        }
+        if !rec.archived {
+            self.live += 1;
+        }
+        let slot = match loc {
+            Some(loc) => Slot::Disk(loc),
+            None => Slot::Mem(Arc::new(rec)),
+        };
+        self.records.push((id, slot, line));
+    }
+
+    /// The state of the records added, covering `seq`; a duplicate id is damage in `file`.
+    ///
+    /// Sorting first and inserting in order is several times faster than inserting in random
+    /// order, and inserting every other element first leaves the B-tree leaves full instead of
+    /// half full (in-order inserts split nodes in the middle). The indexes are built on a second
+    /// thread while the main map is.
+    pub fn finish(
+        self,
+        seq: u64,
+        file: &std::path::Path,
+        disk: Option<Arc<Disk<T>>>,
+    ) -> Result<State<T>> {
+        let Loader {
+            defs,
+            mut records,
+            mut created,
+            keys,
+            live,
+        } = self;
+        if !records.is_sorted_by_key(|r| r.0) {
+            records.sort_by_key(|r| r.0);
+        }
+        if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(StoreError::Corrupt {
+                file: file.to_owned(),
+                line: w[1].2,
+                reason: format!("duplicate record id {}", w[1].0),
+            });
+        }
+        let (records, (by_created, indexes)) = std::thread::scope(|scope| {
+            let side = scope.spawn(move || {
+                created.sort_unstable();
+                let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
+                let indexes: Vec<OrdSet<(IndexKey, Uuid)>> = keys
+                    .into_iter()
+                    .map(|mut keys| {
+                        keys.sort_unstable();
+                        keys.dedup();
+                        interleaved(keys).collect()
+                    })
+                    .collect();
+                (by_created, indexes)
+            });
+            let mut map = OrdMap::new();
+            for (id, slot, _) in interleaved(records) {
+                map.insert(id, slot);
+            }
+            (map, side.join().expect("index builder panicked"))
+        });
+        Ok(State {
+            records,
+            disk,
+            by_created,
+            indexes,
+            events: Vector::new(),
+            seq,
+            live,
+            defs,
+        })
+    }
+}
+
 /// Everything readers can see of a store at one sequence number.
 pub(crate) struct State<T> {
     /// All records, archived ones included.
-    pub records: OrdMap<Uuid, Arc<Record<T>>>,
+    pub records: OrdMap<Uuid, Slot<T>>,
+    /// Index mode: the files `records` point into, and the cache. `None` in memory mode.
+    pub disk: Option<Arc<Disk<T>>>,
     /// Creation order: (created_at as Unix nanoseconds, id).
     pub by_created: OrdSet<(i128, Uuid)>,
     /// One ordered set per declared index, in declaration order: (key, id).
@@ -160,6 +293,7 @@ impl<T> Clone for State<T> {
     fn clone(&self) -> Self {
         Self {
             records: self.records.clone(),
+            disk: self.disk.clone(),
             by_created: self.by_created.clone(),
             indexes: self.indexes.clone(),
             events: self.events.clone(),
@@ -181,21 +315,19 @@ impl<T> fmt::Debug for State<T> {
 }
 
 impl<T> State<T> {
-    pub fn new(defs: Arc<[IndexDef<T>]>) -> Self {
-        Self {
-            records: OrdMap::new(),
-            by_created: OrdSet::new(),
-            indexes: defs.iter().map(|_| OrdSet::new()).collect(),
-            events: Vector::new(),
-            seq: 0,
-            live: 0,
-            defs,
-        }
-    }
-
-    /// Puts a record in place of any earlier version, keeping indexes and counts right.
-    pub fn put(&mut self, rec: Arc<Record<T>>) {
-        let old = self.records.insert(rec.id, rec.clone());
+    /// Puts a record in place of any earlier version, keeping indexes and counts right; in
+    /// index mode, at `loc` if it is known to be on disk there. Fails, changing nothing, only
+    /// if the earlier version (whose index keys must go) cannot be read.
+    pub fn put(&mut self, rec: Arc<Record<T>>, loc: Option<Loc>) -> Result<()>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let old = self.get(&rec.id)?;
+        let slot = match loc {
+            Some(loc) => Slot::Disk(loc),
+            None => Slot::Mem(rec.clone()),
+        };
+        self.records.insert(rec.id, slot);
         if let Some(old) = &old {
             if !old.archived {
                 self.live -= 1;
@@ -225,74 +357,16 @@ impl<T> State<T> {
                 set.insert((k, rec.id));
             }
         }
-    }
-
-    /// Loads an empty state with a snapshot's records (and their line numbers, for errors).
-    ///
-    /// Sorting first and inserting in order is several times faster than inserting index keys
-    /// in random order, and inserting every other element first leaves the B-tree leaves full
-    /// instead of half full (in-order inserts split nodes in the middle). The indexes are built
-    /// on a second thread while the main map is.
-    pub fn bulk_load(
-        &mut self,
-        mut records: Vec<(Arc<Record<T>>, u64)>,
-        file: &std::path::Path,
-    ) -> Result<()>
-    where
-        T: Send + Sync,
-    {
-        debug_assert!(
-            self.records.is_empty(),
-            "bulk_load starts from an empty state"
-        );
-        records.sort_by_key(|(r, _)| r.id);
-        if let Some(w) = records.windows(2).find(|w| w[0].0.id == w[1].0.id) {
-            return Err(StoreError::Corrupt {
-                file: file.to_owned(),
-                line: w[1].1,
-                reason: format!("duplicate record id {}", w[1].0.id),
-            });
-        }
-        let records: Vec<Arc<Record<T>>> = records.into_iter().map(|(r, _)| r).collect();
-        self.live = records.iter().filter(|r| !r.archived).count() as u64;
-        let defs = self.defs.clone();
-        let (by_created, indexes) = std::thread::scope(|scope| {
-            let side = scope.spawn(|| {
-                let mut created: Vec<(i128, Uuid)> = records
-                    .iter()
-                    .map(|r| (r.created_at.unix_timestamp_nanos(), r.id))
-                    .collect();
-                created.sort_unstable();
-                let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
-                let indexes: Vec<OrdSet<(IndexKey, Uuid)>> = defs
-                    .iter()
-                    .map(|def| {
-                        let mut keys: Vec<(IndexKey, Uuid)> = records
-                            .iter()
-                            .flat_map(|r| (def.keys)(&r.data).into_iter().map(|k| (k, r.id)))
-                            .collect();
-                        keys.sort_unstable();
-                        keys.dedup();
-                        interleaved(keys).collect()
-                    })
-                    .collect();
-                (by_created, indexes)
-            });
-            let mut map = OrdMap::new();
-            for r in interleaved(records.iter().map(|r| (r.id, r.clone())).collect()) {
-                map.insert(r.0, r.1);
-            }
-            self.records = map;
-            side.join().expect("index builder panicked")
-        });
-        self.by_created = by_created;
-        self.indexes = indexes;
         Ok(())
     }
 
-    /// Applies a mutation and remembers its event, forgetting events beyond `retention`.
-    pub fn apply(&mut self, event: Arc<Event<T>>, retention: usize) {
-        self.put(event.record.clone());
+    /// Applies a mutation and remembers its event, forgetting events beyond `retention` (see
+    /// [`State::put`] for `loc` and failures).
+    pub fn apply(&mut self, event: Arc<Event<T>>, retention: usize, loc: Option<Loc>) -> Result<()>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        self.put(event.record.clone(), loc)?;
         self.seq = event.seq;
         if retention > 0 {
             self.events.push_back(event);
@@ -300,10 +374,51 @@ impl<T> State<T> {
                 self.events.pop_front();
             }
         }
+        Ok(())
     }
 
-    pub fn get(&self, id: &Uuid) -> Option<&Arc<Record<T>>> {
-        self.records.get(id)
+    /// Index mode: record `id` at `version`, held in memory since it was written, is on disk at
+    /// `loc`; the state keeps just that (and the cache the record), unless it changed since.
+    pub fn relocate(&mut self, id: Uuid, version: u64, loc: Loc)
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let Some(Slot::Mem(rec)) = self.records.get(&id) else {
+            return;
+        };
+        if rec.version != version {
+            return;
+        }
+        if let Some(disk) = &self.disk {
+            disk.remember(&loc, rec.clone());
+        }
+        self.records.insert(id, Slot::Disk(loc));
+    }
+
+    /// The record with this id, archived or not (read from disk in index mode).
+    pub fn get(&self, id: &Uuid) -> Result<Option<Arc<Record<T>>>>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        match self.records.get(id) {
+            None => Ok(None),
+            Some(slot) => self.resolve(*id, slot, true).map(Some),
+        }
+    }
+
+    /// The record in `slot`; `keep` puts what is read from disk in the cache.
+    pub fn resolve(&self, id: Uuid, slot: &Slot<T>, keep: bool) -> Result<Arc<Record<T>>>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        match slot {
+            Slot::Mem(r) => Ok(r.clone()),
+            Slot::Disk(loc) => self
+                .disk
+                .as_ref()
+                .expect("disk locations only in index mode")
+                .read(id, loc, keep),
+        }
     }
 
     fn index_pos(&self, name: &str) -> Result<usize> {
@@ -387,7 +502,10 @@ impl<T> State<T> {
     }
 
     /// One page of `q` (see [`Query`] for how it is found and what the budget does).
-    pub fn list(&self, q: &Query<T>) -> Result<Page<T>> {
+    pub fn list(&self, q: &Query<T>) -> Result<Page<T>>
+    where
+        T: DeserializeOwned + Clone,
+    {
         let idx = match &q.sort {
             SortKey::Index(name) => Some(self.index_pos(name)?),
             _ => None,
@@ -405,7 +523,7 @@ impl<T> State<T> {
             (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
         };
         let Some((pos, cond)) = cond else {
-            return Ok(self.scan(q, self.walk(&q.sort, idx, q.descending, after), keep));
+            return self.scan(q, self.walk(&q.sort, idx, q.descending, after), keep);
         };
         if idx == Some(pos) {
             // Sorted by the condition's own index: walk just its range.
@@ -415,7 +533,7 @@ impl<T> State<T> {
                 (Some(a), false) => (max_lower(range.0, Bound::Excluded(a)), range.1),
                 (Some(a), true) => (range.0, min_upper(range.1, Bound::Excluded(a))),
             };
-            return Ok(self.scan(q, self.index_walk(pos, bounds, q.descending), keep));
+            return self.scan(q, self.index_walk(pos, bounds, q.descending), keep);
         }
         // Few matches: collect and order them. Many: walk the order, checking the condition.
         let candidates: Vec<Uuid> = self
@@ -424,12 +542,12 @@ impl<T> State<T> {
             .take(q.budget + 1)
             .collect();
         if candidates.len() <= q.budget {
-            return Ok(self.collect(q, idx, candidates, after, keep));
+            return self.collect(q, idx, candidates, after, keep);
         }
         let def = &self.defs[pos];
         let within =
             |r: &Record<T>| keep(r) && (def.keys)(&r.data).iter().any(|k| cond.contains(k));
-        Ok(self.scan(q, self.walk(&q.sort, idx, q.descending, after), within))
+        self.scan(q, self.walk(&q.sort, idx, q.descending, after), within)
     }
 
     /// A page from walking `walk` (positions in the query's order after its cursor), examining
@@ -439,7 +557,10 @@ impl<T> State<T> {
         q: &Query<T>,
         walk: impl Iterator<Item = Position>,
         keep: impl Fn(&Record<T>) -> bool,
-    ) -> Page<T> {
+    ) -> Result<Page<T>>
+    where
+        T: DeserializeOwned + Clone,
+    {
         let mut items = Vec::with_capacity(q.limit.min(1024));
         let mut examined = 0;
         let mut last: Option<Position> = None;
@@ -449,24 +570,31 @@ impl<T> State<T> {
                 resume = last;
                 break;
             }
-            if let Some(r) = self.records.get(&pos.1)
-                && keep(r)
-            {
+            // Tombstones are skipped without reading them.
+            let slot = self
+                .records
+                .get(&pos.1)
+                .filter(|s| q.include_archived || !s.archived());
+            let hit = match slot {
+                Some(slot) => Some(self.resolve(pos.1, slot, true)?).filter(|r| keep(r)),
+                None => None,
+            };
+            if let Some(r) = hit {
                 if items.len() == q.limit {
                     // One more match exists: the next page starts right before it.
                     resume = last;
                     break;
                 }
-                items.push(r.clone());
+                items.push(r);
             }
             examined += 1;
             last = Some(pos);
         }
-        Page {
+        Ok(Page {
             items,
             next_cursor: resume.map(|p| encode_cursor(&q.sort, q.descending, &p)),
             examined,
-        }
+        })
     }
 
     /// A page from the candidate ids of an index condition (at most the budget of them): keeps
@@ -478,16 +606,26 @@ impl<T> State<T> {
         mut ids: Vec<Uuid>,
         after: Option<Position>,
         keep: impl Fn(&Record<T>) -> bool,
-    ) -> Page<T> {
+    ) -> Result<Page<T>>
+    where
+        T: DeserializeOwned + Clone,
+    {
         // A record with several keys in the range is a candidate once.
         ids.sort_unstable();
         ids.dedup();
-        let mut matches: Vec<(Position, &Arc<Record<T>>)> = ids
-            .iter()
-            .filter_map(|id| self.records.get(id))
-            .filter(|r| keep(r))
-            .map(|r| (self.position(&q.sort, idx, r), r))
-            .collect();
+        let mut matches: Vec<(Position, Arc<Record<T>>)> = Vec::new();
+        for id in &ids {
+            let Some(slot) = self.records.get(id) else {
+                continue;
+            };
+            if !q.include_archived && slot.archived() {
+                continue;
+            }
+            let r = self.resolve(*id, slot, true)?;
+            if keep(&r) {
+                matches.push((self.position(&q.sort, idx, &r), r));
+            }
+        }
         matches.sort_by(|a, b| a.0.cmp(&b.0));
         if q.descending {
             matches.reverse();
@@ -512,21 +650,21 @@ impl<T> State<T> {
             )),
             _ => None,
         };
-        Page {
+        Ok(Page {
             items,
             next_cursor,
             examined: ids.len(),
-        }
+        })
     }
 
     /// How many records match a query's conditions (its order, limit, cursor and budget are
     /// ignored). O(matches) with an index condition, O(1) without conditions, a scan of every
     /// record otherwise: not for request paths.
-    pub fn count_matching(&self, q: &Query<T>) -> Result<u64> {
-        let keep = |r: &Record<T>| {
-            (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
-        };
-        Ok(match &q.index {
+    pub fn count_matching(&self, q: &Query<T>) -> Result<u64>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let ids: Vec<Uuid> = match &q.index {
             Some(c) => {
                 let mut ids: Vec<Uuid> = self
                     .index_walk(self.index_pos(&c.name)?, index_bounds(c), false)
@@ -534,15 +672,26 @@ impl<T> State<T> {
                     .collect();
                 ids.sort_unstable();
                 ids.dedup();
-                ids.iter()
-                    .filter_map(|id| self.records.get(id))
-                    .filter(|r| keep(r))
-                    .count() as u64
+                ids
             }
-            None if q.filter.is_none() && !q.include_archived => self.live,
-            None if q.filter.is_none() => self.records.len() as u64,
-            None => self.records.values().filter(|r| keep(r)).count() as u64,
-        })
+            None if q.filter.is_none() && !q.include_archived => return Ok(self.live),
+            None if q.filter.is_none() => return Ok(self.records.len() as u64),
+            None => self.records.keys().copied().collect(),
+        };
+        let mut n = 0;
+        for id in ids {
+            let Some(slot) = self.records.get(&id) else {
+                continue;
+            };
+            if !q.include_archived && slot.archived() {
+                continue;
+            }
+            let r = self.resolve(id, slot, false)?;
+            if q.filter.as_ref().is_none_or(|f| f(&r)) {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The retained events after sequence `after`, at most `limit` of them.

@@ -89,6 +89,8 @@ pub struct Status {
     /// A whole last journal line failing its checksum was dropped at open: it may have been an
     /// acknowledged write damaged on disk (its bytes are in `NAME.journal.broken.N`).
     pub damaged_line_dropped: bool,
+    /// Index mode: estimated bytes of parsed records in the cache (0 in memory mode).
+    pub cached_bytes: u64,
 }
 
 /// Why a compaction failed (see [`Status::last_compaction_failure`]).
@@ -219,25 +221,41 @@ impl<T: Data> Store<T> {
         self.ticket(self.addr.send(Batch(ops))).await
     }
 
-    /// The record with this id, archived or not.
+    /// The record with this id, archived or not. In index mode this may read the disk (one
+    /// positional read of the record, on a cache miss).
     pub fn get(&self, id: Uuid) -> Result<Arc<Record<T>>> {
         self.shared
             .state
             .load()
-            .get(&id)
-            .cloned()
+            .get(&id)?
             .ok_or(StoreError::NotFound { id })
     }
 
     /// Many records at once, from one consistent state: `None` for unknown ids.
-    pub fn get_many(&self, ids: &[Uuid]) -> Vec<Option<Arc<Record<T>>>> {
+    pub fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Arc<Record<T>>>>> {
         let state = self.shared.state.load();
-        ids.iter().map(|id| state.get(id).cloned()).collect()
+        ids.iter().map(|id| state.get(id)).collect()
     }
 
-    /// One page of a list (see [`Query`]).
+    /// One page of a list (see [`Query`]). In index mode the records examined may be read from
+    /// disk (up to the query's budget of them): from async code, [`Store::list_async`] does
+    /// that on a blocking thread.
     pub fn list(&self, query: &Query<T>) -> Result<Page<T>> {
         self.shared.state.load().list(query)
+    }
+
+    /// [`Store::list`] for async callers: in index mode it runs on a blocking thread, so that a
+    /// page read from disk never holds up the caller's other tasks; in memory mode it runs
+    /// right away.
+    pub async fn list_async(&self, query: Query<T>) -> Result<Page<T>> {
+        let on_disk = self.shared.state.load().disk.is_some();
+        if !on_disk || tokio::runtime::Handle::try_current().is_err() {
+            return self.list(&query);
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.list(&query))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// How many records are live (not archived), in O(1).
@@ -255,18 +273,28 @@ impl<T: Data> Store<T> {
     /// Records whose index `index` holds `key` (archived ones included), through the index.
     pub fn lookup(&self, index: &str, key: &IndexKey) -> Result<Vec<Arc<Record<T>>>> {
         let state = self.shared.state.load();
-        Ok(state
-            .lookup_ids(index, key)?
-            .iter()
-            .filter_map(|id| state.get(id).cloned())
-            .collect())
+        let mut out = Vec::new();
+        for id in state.lookup_ids(index, key)? {
+            out.extend(state.get(&id)?);
+        }
+        Ok(out)
     }
 
-    /// Every record (archived ones included) in id order, from one consistent state.
+    /// Every record (archived ones included) in id order, from one consistent state. In index
+    /// mode each is read from disk (bypassing the cache); one that cannot be read is logged and
+    /// left out.
     pub fn all(&self) -> impl Iterator<Item = Arc<Record<T>>> + use<T> {
         let state = self.shared.state.load_full();
         let records = state.records.clone();
-        records.into_iter().map(|(_, r)| r)
+        records
+            .into_iter()
+            .filter_map(move |(id, slot)| match state.resolve(id, &slot, false) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(%id, error = %e, "record unreadable");
+                    None
+                }
+            })
     }
 
     /// Up to `limit` events after sequence `after` (0: from the oldest one kept), in order.
@@ -396,6 +424,7 @@ impl<T: Data> Store<T> {
                 }),
             torn_line_dropped: self.shared.dropped_at_open == Some(false),
             damaged_line_dropped: self.shared.dropped_at_open == Some(true),
+            cached_bytes: state.disk.as_ref().map_or(0, |d| d.cached_bytes()),
         }
     }
 
@@ -490,7 +519,25 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     // without this, every write acknowledged before the first compaction could vanish.
     fs.sync_dir(&options.dir)
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
-    let state = loaded.state;
+    let mut state = loaded.state;
+    if let Some(disk) = &state.disk {
+        // Index mode reads the journal the flusher appends to: a torn tail's repair (or the
+        // creation of the first journal) made it another file than the one replayed, with the
+        // same valid lines.
+        let reader = fs
+            .open_file(&journal_path)
+            .map_err(|e| StoreError::io("open", &journal_path, e))?
+            .ok_or_else(|| {
+                StoreError::io("open", &journal_path, std::io::ErrorKind::NotFound.into())
+            })?;
+        let disk = disk.with(
+            crate::recovery::JOURNAL_GEN,
+            reader,
+            &journal_path,
+            &[crate::recovery::SNAPSHOT_GEN],
+        );
+        state.disk = Some(Arc::new(disk));
+    }
     let seq = state.seq;
     let history = History::new(
         fs.clone(),
@@ -511,9 +558,9 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let addr = StoreActor::create(|ctx| {
         let me = ctx.address().downgrade();
-        let on_idle = move || {
+        let on_idle = move |written| {
             if let Some(addr) = me.upgrade() {
-                addr.do_send(Flushed);
+                addr.do_send(Flushed(written));
             }
         };
         Flusher::spawn(&options, file, len, lock, shared.clone(), jobs_rx, on_idle)

@@ -438,7 +438,7 @@ impl ProductService {
         let mut seen = std::collections::HashSet::new();
         let ids: Vec<_> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         let mut lookup = Lookup::default();
-        for (id, found) in ids.iter().zip(self.store.get_many(&ids)) {
+        for (id, found) in ids.iter().zip(self.store.get_many(&ids)?) {
             match found {
                 Some(r) if r.data.as_product().is_none() => lookup.unknown.push(*id),
                 None => lookup.unknown.push(*id),

@@ -135,7 +135,7 @@ impl ProductService {
             match self.store.batch(batch).await {
                 Ok(written) => {
                     self.count("held");
-                    return Ok(self.with_products(written[0].clone(), true));
+                    return self.with_products(written[0].clone(), true);
                 }
                 // The same reservation made meanwhile: answer it as a repeat.
                 Err(StoreError::BatchFailed { index: 0, source })
@@ -163,7 +163,7 @@ impl ProductService {
         let record = self
             .existing_reservation(id)?
             .ok_or(ProductError::NoReservation(id))?;
-        Ok(self.with_products(record, false))
+        self.with_products(record, false)
     }
 
     /// Turns a held reservation into a sale; committing it again answers the same.
@@ -237,13 +237,13 @@ impl ProductService {
                 return Err(ProductError::NoReservation(id));
             };
             let Some(to) = next(current.state)? else {
-                return Ok(self.with_products(record, false));
+                return self.with_products(record, false);
             };
             let batch = self.moves(id, record.version, &current, to);
             match self.store.batch(batch).await {
                 Ok(written) => {
                     self.count(to.as_str());
-                    return Ok(self.with_products(written[0].clone(), true));
+                    return self.with_products(written[0].clone(), true);
                 }
                 // Changed meanwhile (released, expired, or a product archived): look again.
                 Err(StoreError::BatchFailed { source, .. }) if lost_race(&source) => {
@@ -416,7 +416,7 @@ impl ProductService {
             ))));
         }
         if same_lines(&r.lines, lines) {
-            return Ok(self.with_products(existing, false));
+            return self.with_products(existing, false).map_err(Repeat::Refused);
         }
         if shrinks(&r.lines, lines) {
             return Err(Repeat::Shrink(existing));
@@ -470,14 +470,14 @@ impl ProductService {
         let written = self.store.batch(batch).await?;
         self.count("shrunk");
         // A change of an existing reservation: answered 200, like a repeat.
-        Ok(self.with_products(written[0].clone(), false))
+        self.with_products(written[0].clone(), false)
     }
 
     /// Refuses lines of unknown or archived products, then lines that do not fit (all named).
     fn check_available(&self, lines: &[HeldLine]) -> Result<(), ProductError> {
         let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
         let (mut unknown, mut archived, mut short) = (Vec::new(), Vec::new(), Vec::new());
-        for (line, found) in lines.iter().zip(self.store.get_many(&ids)) {
+        for (line, found) in lines.iter().zip(self.store.get_many(&ids)?) {
             match found
                 .as_ref()
                 .and_then(|r| r.data.as_product().map(|p| (r, p)))
@@ -524,16 +524,20 @@ impl ProductService {
         }
     }
 
-    fn with_products(&self, reservation: EntryRecord, created: bool) -> Reserved {
+    fn with_products(
+        &self,
+        reservation: EntryRecord,
+        created: bool,
+    ) -> Result<Reserved, ProductError> {
         let ids: Vec<Uuid> = reservation
             .data
             .as_reservation()
             .map(|r| r.lines.iter().map(|l| l.product_id).collect())
             .unwrap_or_default();
-        Reserved {
-            products: self.store.get_many(&ids),
+        Ok(Reserved {
+            products: self.store.get_many(&ids)?,
             reservation,
             created,
-        }
+        })
     }
 }

@@ -130,7 +130,7 @@ async fn get_many_batch() {
     let store = Store::open(options(dir.path())).await.unwrap();
     let a = store.create(item("a", 1)).await.unwrap();
     let b = store.create(item("b", 2)).await.unwrap();
-    let got = store.get_many(&[b.id, Uuid::nil(), a.id]);
+    let got = store.get_many(&[b.id, Uuid::nil(), a.id]).unwrap();
     assert_eq!(got[0].as_ref().unwrap().id, b.id);
     assert!(got[1].is_none());
     assert_eq!(got[2].as_ref().unwrap().id, a.id);

@@ -474,6 +474,7 @@ fn readers_and_the_feed_see_whole_batches_only() {
                 for keys in &groups {
                     let prices: Vec<i64> = store
                         .get_many(keys)
+                        .unwrap()
                         .iter()
                         .map(|r| r.as_ref().unwrap().data.price)
                         .collect();

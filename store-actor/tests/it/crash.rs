@@ -22,7 +22,9 @@ const DIR_VAR: &str = "STORE_ACTOR_CRASH_DIR";
 
 fn options(dir: &Path) -> StoreOptions<Item> {
     // A small compaction threshold, so that kills also land during compactions.
-    StoreOptions::new(dir, "crash").compaction(32 << 10, 1.0)
+    StoreOptions::new(dir, "crash")
+        .compaction(32 << 10, 1.0)
+        .memory(crate::helpers::memory())
 }
 
 /// Not a test on its own: the child process of `sigkill_at_random_moments`.

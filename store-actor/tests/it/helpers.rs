@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use store_actor::fs::SimFs;
-use store_actor::{IndexKey, Op, Record, Store, StoreOptions};
+use store_actor::{IndexKey, Memory, Op, Record, Store, StoreOptions};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -24,9 +24,22 @@ pub fn item(name: &str, price: i64) -> Item {
     }
 }
 
+/// The memory mode every suite runs in: `STORE_ACTOR_MEMORY=index` runs them all in index mode,
+/// with a cache small enough (64 KiB) that most reads go to the files.
+pub fn memory() -> Memory {
+    match std::env::var("STORE_ACTOR_MEMORY").as_deref() {
+        Ok("index") => Memory::Index {
+            cache_bytes: 64 << 10,
+        },
+        Ok("in-memory") | Err(_) => Memory::InMemory,
+        Ok(other) => panic!("STORE_ACTOR_MEMORY={other}: use index or in-memory"),
+    }
+}
+
 /// Options with the indexes the tests use: `name`, `price` (one key each) and `tag` (many).
 pub fn options(dir: &Path) -> StoreOptions<Item> {
     StoreOptions::new(dir, "items")
+        .memory(memory())
         .index("name", |i: &Item| vec![IndexKey::from(i.name.as_str())])
         .index("price", |i: &Item| vec![IndexKey::Int(i.price)])
         .index("tag", |i: &Item| {

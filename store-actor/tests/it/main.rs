@@ -7,6 +7,7 @@ mod corruption;
 mod crash;
 mod feed;
 mod helpers;
+mod index_mode;
 mod model;
 mod power_loss;
 mod queries;

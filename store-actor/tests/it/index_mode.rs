@@ -1,0 +1,186 @@
+//! Index mode: records stay in the files and are read back through a bounded cache; every
+//! other promise is the same (every suite also runs in index mode with `STORE_ACTOR_MEMORY`).
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use store_actor::{Durability, Memory, Op, Query, Store, StoreError};
+use uuid::Uuid;
+
+use crate::helpers::{Item, item, options};
+
+fn index(cache_bytes: u64) -> Memory {
+    Memory::Index { cache_bytes }
+}
+
+#[tokio::test]
+async fn records_are_read_from_the_files_and_survive_compaction_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || options(dir.path()).memory(index(16 << 10));
+    let store = Store::open(opts()).await.unwrap();
+    let mut model: HashMap<Uuid, (i64, bool)> = HashMap::new();
+    for round in 0..5 {
+        let ops = (0..200)
+            .map(|i| Op::create(item(&format!("r{round}-{i}"), i)))
+            .collect();
+        for r in store.batch(ops).await.unwrap() {
+            model.insert(r.id, (r.data.price, false));
+        }
+        let ids: Vec<Uuid> = model.keys().copied().take(150).collect();
+        for (n, id) in ids.iter().enumerate() {
+            if model[id].1 {
+                continue;
+            }
+            if n % 10 == 0 {
+                store.archive(*id, None).await.unwrap();
+                model.get_mut(id).unwrap().1 = true;
+            } else {
+                let price = model[id].0 + 1000;
+                store
+                    .update(*id, None, move |it: &Item| {
+                        Ok::<_, StoreError>(Item {
+                            price,
+                            ..it.clone()
+                        })
+                    })
+                    .await
+                    .unwrap();
+                model.get_mut(id).unwrap().0 = price;
+            }
+        }
+        if round % 2 == 1 {
+            store.compact().await.unwrap();
+        }
+    }
+    let check = |store: &Store<Item>| {
+        for (id, (price, archived)) in &model {
+            let r = store.get(*id).unwrap();
+            assert_eq!((r.data.price, r.archived), (*price, *archived), "{id}");
+        }
+        let live: usize = model.values().filter(|v| !v.1).count();
+        let mut listed = 0;
+        let mut cursor = None;
+        loop {
+            let page = store.list(&Query::new().limit(97).cursor(cursor)).unwrap();
+            listed += page.items.len();
+            assert!(page.items.iter().all(|r| !r.archived));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(listed, live);
+        let status = store.status();
+        assert!(status.cached_bytes <= 16 << 10, "{status:?}");
+        assert!(status.cached_bytes > 0, "{status:?}");
+    };
+    check(&store);
+    store.close().await.unwrap();
+    let store = Store::open(opts()).await.unwrap();
+    check(&store);
+
+    // The bytes come from the file: after a compaction (every record in the new snapshot, none
+    // of it cached), damage a record in place and its read is refused naming the file.
+    store.compact().await.unwrap();
+    let victim = *model.keys().next().unwrap();
+    let path = dir.path().join("items.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find(&victim.to_string()).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start(at as u64)).unwrap();
+    f.write_all(b"XXXX").unwrap();
+    drop(f);
+    match store.get(victim) {
+        Err(StoreError::Corrupt { file, .. }) => assert_eq!(file, path),
+        other => panic!("{other:?}"),
+    }
+    store.close().await.unwrap();
+    // And opening checks the snapshot's checksum first.
+    assert!(matches!(
+        Store::open(opts()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+/// Readers holding any published state keep reading the right records while compactions
+/// replace the files under them: each state keeps its own files open.
+#[test]
+fn compaction_under_concurrent_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(Store::open(
+            options(dir.path())
+                .memory(index(8 << 10))
+                .durability(Durability::Never)
+                .compaction(20_000, 0.1),
+        ))
+        .unwrap();
+    // Each record's name says its version: "v<version>".
+    let ids: Vec<Uuid> = rt.block_on(async {
+        let ops = (0..300).map(|_| Op::create(item("v1", 0))).collect();
+        store
+            .batch(ops)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|k| {
+            let (store, stop, ids) = (store.clone(), stop.clone(), ids.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut i = k;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = ids[i % ids.len()];
+                    i += 7;
+                    let r = store.get(id).unwrap();
+                    assert_eq!(r.id, id);
+                    assert_eq!(r.data.name, format!("v{}", r.version), "{id}");
+                    if i % 50 == 0 {
+                        let page = store.list(&Query::new().limit(40)).unwrap();
+                        for r in page.items {
+                            assert_eq!(r.data.name, format!("v{}", r.version));
+                        }
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        for round in 0..40u64 {
+            for id in &ids {
+                store
+                    .update(*id, None, |it: &Item| {
+                        let v: u64 = it.name[1..].parse().unwrap();
+                        Ok::<_, StoreError>(item(&format!("v{}", v + 1), 0))
+                    })
+                    .await
+                    .unwrap();
+            }
+            if round % 5 == 4 {
+                store.compact().await.unwrap();
+            }
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 100, "{reads} reads");
+    assert!(store.status().compactions >= 8);
+    for id in &ids {
+        let r = store.get(*id).unwrap();
+        assert_eq!((r.version, r.data.name.as_str()), (41, "v41"));
+    }
+    rt.block_on(store.close()).unwrap();
+}
