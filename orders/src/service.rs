@@ -419,7 +419,7 @@ impl OrderService {
     }
 
     /// A page of the orders `caller` may see.
-    pub fn list(&self, caller: &Caller, listing: Listing) -> Result<Page<Order>, OrderError> {
+    pub async fn list(&self, caller: &Caller, listing: Listing) -> Result<Page<Order>, OrderError> {
         let mut query = Query::new()
             .sort(SortKey::CreatedAt, listing.descending)
             .limit(listing.limit)
@@ -438,7 +438,7 @@ impl OrderService {
                 && status.is_none_or(|s| r.data.status == s)
                 && product.is_none_or(|p| r.data.items.iter().any(|i| i.product_id == p))
         });
-        Ok(self.store.list(&query)?)
+        Ok(self.store.list_async(query).await?)
     }
 
     /// Changes an order's lines and/or status (see the module's rules).

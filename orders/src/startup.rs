@@ -34,7 +34,9 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
     let products =
         ProductsClient::new(client_config).map_err(|e| StartupError::Config(e.to_string()))?;
     let orders = Store::open(
-        store::options(&common.data_dir, common.durability).feed_history(common.feed_history()),
+        store::options(&common.data_dir, common.durability)
+            .feed_history(common.feed_history())
+            .memory(common.memory()),
     )
     .await?;
     let cursor = Store::open(store::cursor_options(&common.data_dir)).await?;

@@ -21,7 +21,9 @@ use crate::store;
 pub async fn build(config: Config) -> Result<Bound, StartupError> {
     let common = &config.common;
     let store = Store::open(
-        store::options(&common.data_dir, common.durability).feed_history(common.feed_history()),
+        store::options(&common.data_dir, common.durability)
+            .feed_history(common.feed_history())
+            .memory(common.memory()),
     )
     .await?;
     let metrics = Metrics::new();

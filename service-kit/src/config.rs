@@ -46,9 +46,36 @@ pub struct CommonArgs {
     /// only the live journal).
     #[arg(long, env = "SHOP_FEED_HISTORY_MB", default_value_t = 256)]
     pub feed_history_mb: u64,
+    /// Where the stores keep their records: `in-memory` (all of them: fastest, RAM about 2.5
+    /// times the data files) or `index` (only a key directory and the indexes; records are read
+    /// from the files through a cache of --cache-mb), for data larger than memory.
+    #[arg(long, env = "SHOP_MEMORY", value_enum, default_value_t = MemoryMode::InMemory)]
+    pub memory: MemoryMode,
+    /// With `--memory index`: MiB of parsed records cached per store.
+    #[arg(long, env = "SHOP_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+}
+
+/// `--memory`: see [`store_actor::Memory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MemoryMode {
+    /// Every record in memory.
+    InMemory,
+    /// A key directory in memory, records on disk behind a cache.
+    Index,
 }
 
 impl CommonArgs {
+    /// The stores' memory mode, from `--memory` and `--cache-mb`.
+    pub fn memory(&self) -> store_actor::Memory {
+        match self.memory {
+            MemoryMode::InMemory => store_actor::Memory::InMemory,
+            MemoryMode::Index => store_actor::Memory::Index {
+                cache_bytes: self.cache_mb.saturating_mul(1 << 20),
+            },
+        }
+    }
+
     /// The change feed's retention on disk, from `--feed-history-hours` and `--feed-history-mb`.
     pub fn feed_history(&self) -> store_actor::FeedHistory {
         store_actor::FeedHistory {

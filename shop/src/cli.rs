@@ -67,6 +67,13 @@ pub struct UpArgs {
     /// Log format on stderr.
     #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
     pub log_format: service_kit::telemetry::LogFormat,
+    /// Where the stores keep their records: in-memory (all in RAM) or index (a key directory in
+    /// RAM, records read from the files through a cache of --cache-mb per store).
+    #[arg(long, env = "SHOP_MEMORY", value_enum, default_value_t = service_kit::config::MemoryMode::InMemory)]
+    pub memory: service_kit::config::MemoryMode,
+    /// With --memory index: MiB of parsed records cached per store.
+    #[arg(long, env = "SHOP_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
 }
 
 /// `shop keygen`.

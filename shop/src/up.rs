@@ -64,6 +64,8 @@ fn common(args: &UpArgs, data_dir: &Path, public_key_file: &Path) -> CommonArgs 
         max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
         feed_history_hours: 24,
         feed_history_mb: 256,
+        memory: args.memory,
+        cache_mb: args.cache_mb,
         workers: None,
     }
 }

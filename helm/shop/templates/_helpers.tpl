@@ -114,6 +114,10 @@ readinessProbe:
   value: {{ .Values.feedHistory.hours | quote }}
 - name: SHOP_FEED_HISTORY_MB
   value: {{ .Values.feedHistory.mb | quote }}
+- name: SHOP_MEMORY
+  value: {{ .Values.storage.memory | quote }}
+- name: SHOP_CACHE_MB
+  value: {{ .Values.storage.cacheMb | quote }}
 {{- end }}
 
 {{/* Per-service SHOP_* settings: (dict "svc" .Values.products). */}}

@@ -109,7 +109,7 @@ pub async fn list(
     let params: ListQuery = http::query(&req)?;
     let listing = api::listing(&params)?;
     let limit = listing.limit;
-    let page = state.service.list(&caller, listing)?;
+    let page = state.service.list(&caller, listing).await?;
     let next = http::next_page("/orders", page.next_cursor.as_ref(), |cursor| ListQuery {
         limit: Some(limit),
         cursor: Some(cursor),

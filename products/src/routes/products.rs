@@ -104,7 +104,7 @@ pub async fn list(
     let params: ListQuery = http::query(&req)?;
     let listing = listing(&params)?;
     let limit = listing.limit;
-    let page = state.service.list(listing)?;
+    let page = state.service.list(listing).await?;
     let next = http::next_page("/products", page.next_cursor.as_ref(), |cursor| ListQuery {
         limit: Some(limit),
         cursor: Some(cursor),

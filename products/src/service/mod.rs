@@ -288,7 +288,7 @@ impl ProductService {
     }
 
     /// A page of live products.
-    pub fn list(&self, listing: Listing) -> Result<Page<Entry>, ProductError> {
+    pub async fn list(&self, listing: Listing) -> Result<Page<Entry>, ProductError> {
         let sort = match listing.sort {
             Sort::CreatedAt => SortKey::CreatedAt,
             Sort::Name => SortKey::Index(BY_NAME.into()),
@@ -316,7 +316,7 @@ impl ProductService {
                     .is_none_or(|n| p.name.as_str().to_lowercase().contains(n))
             })
         });
-        Ok(self.store.list(&query)?)
+        Ok(self.store.list_async(query).await?)
     }
 
     /// The version a change of product `id` must apply at: the current one if `expected`

@@ -7,7 +7,7 @@ use products::domain::Money;
 use products::domain::{Entry, Product, ProductName};
 use store_actor::{DEFAULT_BUDGET, Durability, Op, Store};
 
-use crate::helpers::{fresh_dir, spawn_in};
+use crate::helpers::{fresh_dir, spawn_with};
 
 const PRODUCTS: usize = 100_000;
 
@@ -39,9 +39,25 @@ async fn seed(dir: &std::path::Path) {
 
 #[tokio::test]
 async fn a_rare_name_filter_pages_within_the_budget_and_healthz_stays_prompt() {
+    budgeted(false).await;
+}
+
+/// The same with the records on disk: pages are read on blocking threads.
+#[tokio::test]
+async fn in_index_mode_too() {
+    budgeted(true).await;
+}
+
+async fn budgeted(index: bool) {
     let (dir, root) = fresh_dir();
     seed(dir.path()).await;
-    let app = spawn_in(dir.path(), root, Vec::new()).await;
+    let app = spawn_with(dir.path(), root, Vec::new(), |c| {
+        if index {
+            c.common.memory = service_kit::config::MemoryMode::Index;
+            c.common.cache_mb = 4;
+        }
+    })
+    .await;
 
     // Nothing matches: every page is empty, yet each but the last links to the next.
     let first = app

@@ -85,6 +85,8 @@ pub async fn spawn_with(
             max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
             feed_history_hours: 24,
             feed_history_mb: 256,
+            memory: service_kit::config::MemoryMode::InMemory,
+            cache_mb: 64,
             workers: Some(2),
         },
     };

@@ -4,12 +4,40 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Events, assert_problem, fresh_dir, id_of, spawn_in};
 
+/// Starts the service on `dir` keeping its records in memory, or (`index`) on disk behind a
+/// small cache.
+async fn spawn_mode(
+    dir: &std::path::Path,
+    root: std::sync::Arc<biscuit_auth::KeyPair>,
+    index: bool,
+) -> crate::helpers::TestApp {
+    crate::helpers::spawn_with(dir, root, Vec::new(), |c| {
+        if index {
+            c.common.memory = service_kit::config::MemoryMode::Index;
+            c.common.cache_mb = 1;
+        }
+    })
+    .await
+}
+
 /// Products, versions and archived state survive a restart; new writes continue from them.
 #[actix_web::test]
 async fn data_survives_a_restart() {
+    survives_restarts([false, false, false]).await;
+}
+
+/// The same with the records on disk (index mode), and across changes of mode: the files are
+/// the same either way.
+#[actix_web::test]
+async fn data_survives_restarts_in_index_mode_and_across_modes() {
+    survives_restarts([true, true, true]).await;
+    survives_restarts([false, true, false]).await;
+}
+
+async fn survives_restarts(index: [bool; 3]) {
     // Arrange
     let (dir, root) = fresh_dir();
-    let app = spawn_in(dir.path(), root.clone(), Vec::new()).await;
+    let app = spawn_mode(dir.path(), root.clone(), index[0]).await;
     let kept = app.create_ok("Kept", "1.00").await;
     let changed = id_of(&app.create_ok("Changed", "2.00").await);
     let archived = id_of(&app.create_ok("Archived", "3.00").await);
@@ -21,7 +49,7 @@ async fn data_survives_a_restart() {
     app.stop().await;
 
     // Act
-    let app = spawn_in(dir.path(), root.clone(), Vec::new()).await;
+    let app = spawn_mode(dir.path(), root.clone(), index[1]).await;
 
     // Assert
     assert_eq!(app.all().await, before);
@@ -45,7 +73,7 @@ async fn data_survives_a_restart() {
     assert_eq!(app.delete(&archived, None).await.status(), 410);
     let after = app.all().await;
     app.stop().await;
-    let app = spawn_in(dir.path(), root, Vec::new()).await;
+    let app = spawn_mode(dir.path(), root, index[2]).await;
     assert_eq!(app.all().await, after);
     assert_eq!(after.len(), 3);
     assert_eq!(after[2], added);
