@@ -354,68 +354,179 @@ struct Incoming {
 }
 
 async fn import(file: &Path, path: &Path, table: Option<&str>) -> Outcome {
-    let bytes = if file == Path::new("-") {
-        let mut buf = Vec::new();
-        io::stdin()
-            .read_to_end(&mut buf)
+    // Standard input is read twice (a check, then the writes): keep it in a file meanwhile.
+    let spooled = if file == Path::new("-") {
+        let tmp = StoreOptions::<Value>::from_path(path)
+            .snapshot_path()
+            .with_extension("import.tmp");
+        let mut out = std::fs::File::create(&tmp)
+            .map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
+        io::copy(&mut io::stdin().lock(), &mut out)
             .map_err(|e| fail(format!("cannot read stdin: {e}")))?;
-        buf
+        Some(tmp)
     } else {
-        std::fs::read(file).map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?
+        None
     };
-    let doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(format!("{} is not JSON: {e}", file.display())))?;
-    drop(bytes);
-    let incoming =
-        parse_import(doc, table).map_err(|m| fail(format!("{}: {m}", file.display())))?;
+    let input = spooled.as_deref().unwrap_or(file);
+    let result = import_from(input, file, path, table).await;
+    if let Some(tmp) = spooled {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
 
-    let mut seen: HashMap<Uuid, &str> = HashMap::with_capacity(incoming.len());
-    for rec in &incoming {
-        if let Some(first) = seen.insert(rec.id, &rec.origin) {
-            return Err(fail(format!(
-                "{}: duplicate id {}: {first} and {}; nothing was imported",
-                file.display(),
-                rec.id,
-                rec.origin
-            )));
+/// Memory the store may use for cached records during an import: it is opened in index mode,
+/// so the records it writes stay in its files.
+const IMPORT_CACHE_BYTES: u64 = 8 << 20;
+
+async fn import_from(input: &Path, shown: &Path, path: &Path, table: Option<&str>) -> Outcome {
+    let open = || {
+        std::fs::File::open(input)
+            .map(|f| io::BufReader::with_capacity(1 << 16, f))
+            .map_err(|e| fail(format!("cannot read {}: {e}", shown.display())))
+    };
+    let mut first = [0u8; 1];
+    let is_array = {
+        let mut reader = open()?;
+        loop {
+            match reader.read(&mut first) {
+                Ok(0) => break false,
+                Ok(_) if first[0].is_ascii_whitespace() => continue,
+                Ok(_) => break first[0] == b'[',
+                Err(e) => return Err(fail(format!("cannot read {}: {e}", shown.display()))),
+            }
         }
+    };
+    if is_array && table.is_some() {
+        return Err(fail(format!(
+            "{}: --table only applies to TinyDB files, not to an array",
+            shown.display()
+        )));
     }
-    drop(seen);
-
-    let options = StoreOptions::<Value>::from_path(path).durability(Durability::Never);
+    let options = StoreOptions::<Value>::from_path(path)
+        .durability(Durability::Never)
+        .memory(store_actor::Memory::Index {
+            cache_bytes: IMPORT_CACHE_BYTES,
+        });
     let snapshot = options.snapshot_path();
-    let store = Store::<Value>::open(options).await?;
-    if let Some(taken) = incoming.iter().find(|r| store.get(r.id).is_ok()) {
-        let message = format!(
-            "record {} ({}) already exists in {}; nothing was imported",
-            taken.id,
-            taken.origin,
-            snapshot.display()
-        );
-        store.close().await?;
-        return Err(fail(message));
-    }
+    // Ids already in the store are refused too (the store is created only past the checks of
+    // the file itself).
+    let taken = |store: &Store<Value>, ids: &mut dyn Iterator<Item = (Uuid, String)>| {
+        let mut found = None;
+        for (id, origin) in ids {
+            if store.get(id).is_ok() {
+                found = Some((id, origin));
+                break;
+            }
+        }
+        found.map(|(id, origin)| {
+            format!(
+                "record {id} ({origin}) already exists in {}",
+                snapshot.display()
+            )
+        })
+    };
+    let refuse = |message: String| {
+        fail(format!(
+            "{}: {message}; nothing was imported",
+            shown.display()
+        ))
+    };
 
-    let total = incoming.len() as u64;
-    let archived = incoming.iter().filter(|r| r.archived).count();
+    // Check everything before writing anything. An array is streamed (one element in memory at
+    // a time; the ids seen so far are kept to find repeats); other documents are read whole.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Incoming>(IMPORT_IN_FLIGHT);
+    let (store, total, archived, writer) = if is_array {
+        let mut seen: HashMap<Uuid, usize> = HashMap::new();
+        let (mut total, mut archived) = (0u64, 0usize);
+        let checked = for_each_element(open()?, |i, element| {
+            let rec = incoming(i, element)?;
+            if let Some(first) = seen.insert(rec.id, i) {
+                return Err(format!(
+                    "duplicate id {}: element {first} and {}",
+                    rec.id, rec.origin
+                ));
+            }
+            total += 1;
+            archived += usize::from(rec.archived);
+            Ok(())
+        });
+        checked.map_err(refuse)?;
+        let store = Store::<Value>::open(options).await?;
+        let mut ids = seen.iter().map(|(id, i)| (*id, format!("element {i}")));
+        let exists = taken(&store, &mut ids);
+        drop(seen);
+        if let Some(message) = exists {
+            store.close().await?;
+            return Err(refuse(message));
+        }
+        // The writes: a second pass, on a blocking thread, feeding the in-flight creates.
+        let reader = open()?;
+        let writer = tokio::task::spawn_blocking(move || {
+            for_each_element(reader, |i, element| {
+                let rec = incoming(i, element)?;
+                tx.blocking_send(rec)
+                    .map_err(|_| "the import stopped".to_owned())
+            })
+        });
+        (store, total, archived, writer)
+    } else {
+        let mut bytes = Vec::new();
+        open()?
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("cannot read {}: {e}", shown.display())))?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("{} is not JSON: {e}", shown.display())))?;
+        drop(bytes);
+        let all =
+            parse_import(doc, table).map_err(|m| fail(format!("{}: {m}", shown.display())))?;
+        let mut seen: HashMap<Uuid, &str> = HashMap::with_capacity(all.len());
+        for rec in &all {
+            if let Some(first) = seen.insert(rec.id, &rec.origin) {
+                let message = format!("duplicate id {}: {first} and {}", rec.id, rec.origin);
+                return Err(refuse(message));
+            }
+        }
+        drop(seen);
+        let store = Store::<Value>::open(options).await?;
+        let mut ids = all.iter().map(|r| (r.id, r.origin.clone()));
+        if let Some(message) = taken(&store, &mut ids) {
+            store.close().await?;
+            return Err(refuse(message));
+        }
+        let (total, archived) = (all.len() as u64, all.iter().filter(|r| r.archived).count());
+        let writer = tokio::task::spawn_blocking(move || {
+            for rec in all {
+                tx.blocking_send(rec)
+                    .map_err(|_| "the import stopped".to_owned())?;
+            }
+            Ok(())
+        });
+        (store, total, archived, writer)
+    };
     let bar = ProgressBar::new(total);
     if let Ok(style) =
         ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} records ({per_sec}, {eta})")
     {
         bar.set_style(style);
     }
-    let (imported, failed) = create_all(&store, incoming, &bar).await;
+    let (imported, failed) = create_all(&store, rx, &bar).await;
     bar.finish_and_clear();
-    if let Some(e) = failed {
+    let read = writer.await.unwrap_or_else(|e| Err(e.to_string()));
+    let failed = match (failed, read) {
+        (Some(e), _) => Some(Failure::from(e)),
+        // The file changed between the check and the writes.
+        (None, Err(message)) => Some(fail(message)),
+        (None, Ok(())) => None,
+    };
+    if let Some(failure) = failed {
         let _ = store.close().await;
         let message = format!(
-            "import into {} failed after {imported} of {total} records: {e}",
-            snapshot.display()
+            "import into {} failed after {imported} of {total} records: {}",
+            snapshot.display(),
+            failure.message
         );
-        return Err(Failure {
-            message,
-            ..Failure::from(e)
-        });
+        return Err(Failure { message, ..failure });
     }
 
     // A compaction already under way may cover only part of the import: compact until the
@@ -453,20 +564,72 @@ async fn import(file: &Path, path: &Path, table: Option<&str>) -> Outcome {
     })())
 }
 
-/// Creates (and archives, where asked) every record with many writes in flight; returns how
-/// many were imported and the first error.
+/// Calls `each` with the index and value of every element of the JSON array `reader` holds,
+/// one element in memory at a time; stops at the first error (bad JSON, or `each`'s).
+fn for_each_element(
+    reader: impl Read,
+    mut each: impl FnMut(usize, Value) -> Result<(), String>,
+) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, Error, SeqAccess, Visitor};
+
+    struct Elements<'a, F>(&'a mut F);
+    impl<'de, F: FnMut(usize, Value) -> Result<(), String>> Visitor<'de> for Elements<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while let Some(element) = seq.next_element::<Value>()? {
+                (self.0)(i, element).map_err(A::Error::custom)?;
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+    impl<'de, F: FnMut(usize, Value) -> Result<(), String>> DeserializeSeed<'de> for Elements<'_, F> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    Elements(&mut each)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| e.to_string())
+}
+
+/// Element `i` of an import array as a record to write.
+fn incoming(i: usize, element: Value) -> Result<Incoming, String> {
+    let origin = format!("element {i}");
+    let Value::Object(obj) = element else {
+        return Err(format!("{origin} is not a JSON object"));
+    };
+    if is_full_record(&obj) {
+        full_record(obj, origin)
+    } else {
+        Ok(plain_object(obj, origin))
+    }
+}
+
+/// Creates (and archives, where asked) every record received, with many writes in flight;
+/// returns how many were imported and the first error.
 async fn create_all(
     store: &Store<Value>,
-    incoming: Vec<Incoming>,
+    mut incoming: tokio::sync::mpsc::Receiver<Incoming>,
     bar: &ProgressBar,
 ) -> (u64, Option<StoreError>) {
     let mut tasks = JoinSet::new();
-    let mut pending = incoming.into_iter();
     let mut imported = 0u64;
     let mut failed = None;
+    let mut more = true;
     loop {
-        while failed.is_none() && tasks.len() < IMPORT_IN_FLIGHT {
-            let Some(rec) = pending.next() else { break };
+        while more && failed.is_none() && tasks.len() < IMPORT_IN_FLIGHT {
+            let Some(rec) = incoming.recv().await else {
+                more = false;
+                break;
+            };
             let store = store.clone();
             tasks.spawn(async move {
                 store.create_with_id(rec.id, rec.data).await?;
@@ -476,8 +639,12 @@ async fn create_all(
                 Ok::<_, StoreError>(())
             });
         }
+        if failed.is_some() {
+            incoming.close();
+        }
         match tasks.join_next().await {
-            None => break,
+            None if !more || failed.is_some() => break,
+            None => continue,
             Some(Ok(Ok(()))) => {
                 imported += 1;
                 bar.inc(1);
@@ -501,15 +668,7 @@ fn parse_import(doc: Value, table: Option<&str>) -> Result<Vec<Incoming>, String
             }
             out.reserve(elements.len());
             for (i, element) in elements.into_iter().enumerate() {
-                let origin = format!("element {i}");
-                let Value::Object(obj) = element else {
-                    return Err(format!("{origin} is not a JSON object"));
-                };
-                out.push(if is_full_record(&obj) {
-                    full_record(obj, origin)?
-                } else {
-                    plain_object(obj, origin)
-                });
+                out.push(incoming(i, element)?);
             }
         }
         Value::Object(tables) => {
