@@ -41,6 +41,7 @@ PY
 
 # 10,000 products for reads and writes.
 "$BIN/examples/seed" "$WORK/data" 10000 "$WORK/ids.txt" 2>/dev/null
+cp -r "$WORK/data" "$WORK/data-index"   # the same products for the index-mode rows
 export IDS_FILE="$WORK/ids.txt"
 RUST_LOG=${PRODUCTS_LOG:-info} "$BIN/products" --listen 127.0.0.1:18081 --data-dir "$WORK/data" --workers "$WORKERS" \
   --public-key-file "$WORK/keys/public.key" >/dev/null 2>&1 &
@@ -83,6 +84,19 @@ run "POST /products (durable)" http://127.0.0.1:18081/products "$WORK/post.lua"
 echo "products RSS after the runs: $(rss_mb "$PRODUCTS_PID") MB"
 kill "$PRODUCTS_PID"; wait "$PRODUCTS_PID" 2>/dev/null || true
 
+# The same in index mode (records read from the files through an 8 MiB cache: the 10,000
+# products fit in it, so reads are mostly cache hits).
+"$BIN/products" --listen 127.0.0.1:18083 --data-dir "$WORK/data-index" --workers "$WORKERS" \
+  --memory index --cache-mb 8 --public-key-file "$WORK/keys/public.key" >/dev/null 2>&1 &
+PIDS+=($!); INDEX_PID=$!
+wait_ready http://127.0.0.1:18083
+sleep 0.3
+run "index: GET /products/{id}" http://127.0.0.1:18083/ "$WORK/get.lua"
+run "index: GET /products?limit=20" "http://127.0.0.1:18083/products?limit=20" "$WORK/list.lua"
+run "index: POST /products" http://127.0.0.1:18083/products "$WORK/post.lua"
+echo "index mode: products RSS after the runs: $(rss_mb "$INDEX_PID") MB"
+kill "$INDEX_PID"; wait "$INDEX_PID" 2>/dev/null || true
+
 # Resident memory with 100,000 products loaded.
 "$BIN/examples/seed" "$WORK/big" 100000 "$WORK/big-ids.txt" 2>/dev/null
 "$BIN/products" --listen 127.0.0.1:18082 --data-dir "$WORK/big" --workers "$WORKERS" \
@@ -90,3 +104,9 @@ kill "$PRODUCTS_PID"; wait "$PRODUCTS_PID" 2>/dev/null || true
 PIDS+=($!); BIG_PID=$!
 wait_ready http://127.0.0.1:18082
 echo "100,000 products: products.json $(du -m "$WORK/big/products.json" | cut -f1) MB, products RSS $(rss_mb "$BIG_PID") MB"
+kill "$BIG_PID"; wait "$BIG_PID" 2>/dev/null || true
+"$BIN/products" --listen 127.0.0.1:18084 --data-dir "$WORK/big" --workers "$WORKERS" \
+  --memory index --cache-mb 8 --public-key-file "$WORK/keys/public.key" >/dev/null 2>&1 &
+PIDS+=($!); BIG_INDEX_PID=$!
+wait_ready http://127.0.0.1:18084
+echo "100,000 products, index mode (8 MiB cache): products RSS $(rss_mb "$BIG_INDEX_PID") MB"

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::{compaction, fsync_interference, insert_cost, open, reads, writers};
+use crate::{compaction, fsync_interference, insert_cost, modes, open, reads, writers};
 
 /// Benchmarks of store-actor (see BENCHMARKS.md for figures).
 ///
@@ -36,11 +36,15 @@ pub enum Command {
     Reads(reads::Args),
     Compaction(compaction::Args),
     FsyncInterference(fsync_interference::Args),
+    Modes(modes::Args),
     /// All of the above, with their defaults
     All,
     /// The fresh process that `open` starts to open the store in --dir
     #[command(hide = true)]
     OpenChild(open::ChildArgs),
+    /// The fresh process that `modes` starts for each measurement
+    #[command(hide = true)]
+    ModesChild(modes::ChildArgs),
 }
 
 /// The arguments of a subcommand when none are given: its defaults.

@@ -10,6 +10,8 @@
 //!   compaction   compaction pause under concurrent durable writes, 1,000,000 records
 //!   fsync-interference
 //!                journal-like fsyncs while a snapshot-sized file is written and synced
+//!   modes        in-memory and index mode by record count: open, memory, get, insert, list;
+//!                writes an SVG chart
 //!   all          all of the above, with their defaults
 //!
 //! common flags: --dir PATH   where temporary stores go (default: the system's temporary
@@ -33,6 +35,7 @@ mod common;
 mod compaction;
 mod fsync_interference;
 mod insert_cost;
+mod modes;
 mod open;
 mod reads;
 mod writers;
@@ -50,6 +53,10 @@ fn main() -> Res<()> {
         let dir = dir.ok_or("open-child needs --dir, the store's directory")?;
         return open::child(args, &dir);
     }
+    if let Command::ModesChild(args) = command {
+        let dir = dir.ok_or("modes-child needs --dir, the store's directory")?;
+        return modes::child(args, &dir);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -64,6 +71,7 @@ fn main() -> Res<()> {
             Command::Reads(args) => reads::run(args, &base).await,
             Command::Compaction(args) => compaction::run(args, &base).await,
             Command::FsyncInterference(args) => fsync_interference::run(args, &base),
+            Command::Modes(args) => modes::run(args, &base).await,
             Command::All => {
                 machine(&base);
                 writers::run(defaults(), &base).await?;
@@ -73,7 +81,7 @@ fn main() -> Res<()> {
                 compaction::run(defaults(), &base).await?;
                 fsync_interference::run(defaults(), &base)
             }
-            Command::OpenChild(_) => unreachable!("handled above"),
+            Command::OpenChild(_) | Command::ModesChild(_) => unreachable!("handled above"),
         }
     });
     if created_base {
