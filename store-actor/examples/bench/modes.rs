@@ -1,5 +1,7 @@
-//! 7. Memory modes side by side: open time, memory, get, insert and list cost by record count,
-//! in a fresh process per measurement, with an SVG chart of memory and get latency.
+//! 7. Memory modes side by side.
+//!
+//! Open time, memory, get, insert and list cost by record count, in a fresh process per
+//! measurement, with an SVG chart of memory and get latency.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -201,7 +203,12 @@ fn chart(rows: &[Row], modes: &[String], path: &Path) -> Res<()> {
             .map(|r| (r.records as f64, f(r)))
             .collect()
     };
-    let panels: [(&DrawingArea<SVGBackend<'_>, _>, &str, &dyn Fn(&Row) -> f64); 2] = [
+    type Panel<'a, 'b> = (
+        &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+        &'static str,
+        &'a dyn Fn(&Row) -> f64,
+    );
+    let panels: [Panel<'_, '_>; 2] = [
         (&left, "settled RSS (MB)", &|r: &Row| r.get("rss") / 1e6),
         (
             &right,
@@ -210,11 +217,7 @@ fn chart(rows: &[Row], modes: &[String], path: &Path) -> Res<()> {
         ),
     ];
     for (area, title, f) in panels {
-        let all: Vec<f64> = rows
-            .iter()
-            .map(|r| f(r))
-            .filter(|v| v.is_finite())
-            .collect();
+        let all: Vec<f64> = rows.iter().map(f).filter(|v| v.is_finite()).collect();
         let top = all.iter().cloned().fold(1.0, f64::max) * 1.2;
         let bottom = all.iter().cloned().fold(top, f64::min).max(0.01) / 1.5;
         let mut chart = ChartBuilder::on(area)

@@ -9,11 +9,11 @@ use store_actor::{DEFAULT_BUDGET, IndexKey, Op, Query, Record, SortKey, Store};
 
 use crate::helpers::{Item, item, open_sim};
 
+/// What following a query's cursors found: every item, and each page's size and examined count.
+type Followed = (Vec<Arc<Record<Item>>>, Vec<(usize, usize)>);
+
 /// Follows the cursors of `q` to the end: every item, and each page's size and examined count.
-fn follow(
-    store: &Store<Item>,
-    q: impl Fn() -> Query<Item>,
-) -> (Vec<Arc<Record<Item>>>, Vec<(usize, usize)>) {
+fn follow(store: &Store<Item>, q: impl Fn() -> Query<Item>) -> Followed {
     let (mut items, mut pages) = (Vec::new(), Vec::new());
     let mut cursor = None;
     loop {
