@@ -403,10 +403,16 @@ async fn import_from(input: &Path, shown: &Path, path: &Path, table: Option<&str
             shown.display()
         )));
     }
+    // No change feed history: nobody follows an import, and its retired journals would take as
+    // much disk as the import itself.
     let options = StoreOptions::<Value>::from_path(path)
         .durability(Durability::Never)
         .memory(store_actor::Memory::Index {
             cache_bytes: IMPORT_CACHE_BYTES,
+        })
+        .feed_history(store_actor::FeedHistory {
+            max_age: Duration::ZERO,
+            max_bytes: 0,
         });
     let snapshot = options.snapshot_path();
     // Ids already in the store are refused too (the store is created only past the checks of

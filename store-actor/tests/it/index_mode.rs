@@ -184,3 +184,42 @@ fn compaction_under_concurrent_reads() {
     }
     rt.block_on(store.close()).unwrap();
 }
+
+/// A full disk in the middle of many concurrent writes and compactions: every write is answered
+/// (done or refused), and the store closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_load_answers_every_write_and_closes() {
+    for memory in [Memory::InMemory, index(4 << 10)] {
+        for fail_at in [50, 400, 1500] {
+            let fs = store_actor::fs::SimFs::new();
+            let store = Store::open(
+                crate::helpers::sim_options(&fs)
+                    .memory(memory)
+                    .compaction(2_000, 0.5),
+            )
+            .await
+            .unwrap();
+            fs.fail_after_with(fail_at, std::io::ErrorKind::StorageFull);
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..600 {
+                let store = store.clone();
+                tasks.spawn(async move { store.create(item("x", i)).await.map(|_| ()) });
+            }
+            let answered = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                let mut n = 0;
+                while let Some(r) = tasks.join_next().await {
+                    let _ = r.unwrap();
+                    n += 1;
+                }
+                n
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{memory}, fail at {fail_at}: writes never answered"));
+            assert_eq!(answered, 600);
+            tokio::time::timeout(std::time::Duration::from_secs(20), store.close())
+                .await
+                .unwrap_or_else(|_| panic!("{memory}, fail at {fail_at}: close hangs"))
+                .unwrap();
+        }
+    }
+}
