@@ -161,6 +161,39 @@ async fn export_then_import_round_trips() {
     assert!(stdout(&out).contains("imported 5 records (1 archived)"));
     assert_eq!(contents(&copy).await, contents(&path).await);
     assert!(copy.exists(), "the import is compacted into a snapshot");
+
+    // From standard input too (kept in a file next to the store for the two passes, then
+    // removed); a bad element is refused before anything is written.
+    let piped = dir.path().join("piped").join("items3.json");
+    std::fs::create_dir_all(piped.parent().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_store-actor"))
+        .args([
+            std::ffi::OsStr::new("import"),
+            "-".as_ref(),
+            piped.as_os_str(),
+        ])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(contents(&piped).await, contents(&path).await);
+    let leftovers: Vec<_> = std::fs::read_dir(piped.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("import"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "[{\"n\": 1},\n2]").unwrap();
+    let target = dir.path().join("never").join("items4.json");
+    let out = cli(&[&"import", &bad, &target]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("element 1 is not a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists() && !target.with_extension("journal").exists());
 }
 
 /// A TinyDB file: every table's documents are imported; `id`/`uuid` UUID fields become the id
