@@ -24,7 +24,7 @@ use crate::Data;
 use crate::disk::Loc;
 use crate::error::{Result, StoreError};
 use crate::fs::{Fs, ReadFile};
-use crate::journal;
+
 use crate::snapshot;
 use crate::state::{Slot, State, interleaved};
 
@@ -118,20 +118,39 @@ pub(crate) fn stage<T: Data>(
     )?;
     drop(state);
 
-    // Only whole lines are below `journal_len`: the flusher updates it after each append.
+    // Only whole lines are below `journal_len`: the flusher updates it after each append. The
+    // lines after the snapshot are found by binary search and copied in chunks: the journal is
+    // never read into memory whole.
     let copied_upto = journal_len.load(Ordering::Acquire);
-    let mut journal = fs
-        .read_from(journal_path, 0)
+    let journal = fs
+        .open_file(journal_path)
+        .map_err(|e| StoreError::io("open", journal_path, e))?
+        .ok_or_else(|| StoreError::io("open", journal_path, std::io::ErrorKind::NotFound.into()))?;
+    let from = crate::history::first_line_after(&*journal, copied_upto, seq)
         .map_err(|e| StoreError::io("read", journal_path, e))?;
-    journal.truncate(copied_upto as usize);
-    let from = journal::offset_after(&journal, seq);
     let tmp = journal_path.with_extension("journal.tmp");
     let staged = (|| {
         let mut f = fs
             .create(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
-        f.append(&journal[from..])
-            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < copied_upto {
+            let want = ((copied_upto - at) as usize).min(buf.len());
+            let n = journal
+                .read_at(&mut buf[..want], at)
+                .map_err(|e| StoreError::io("read", journal_path, e))?;
+            if n == 0 {
+                return Err(StoreError::io(
+                    "read",
+                    journal_path,
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            f.append(&buf[..n])
+                .map_err(|e| StoreError::io("write", &tmp, e))?;
+            at += n as u64;
+        }
         f.sync().map_err(|e| StoreError::io("fsync", &tmp, e))
     })();
     if let Err(e) = staged {
@@ -159,7 +178,7 @@ pub(crate) fn stage<T: Data>(
                 journal_gen,
                 journal: None,
                 old_journal_gen,
-                shift: from as u64,
+                shift: from,
             })
         }
     };

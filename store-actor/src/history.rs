@@ -242,12 +242,12 @@ fn read_file<T: DeserializeOwned>(
     }
 }
 
-/// Where to start reading for the events after `after`: the line before the first line whose
-/// sequence number is above it (that line may be a batch holding `after + 1`).
-fn start_offset(file: &dyn ReadFile, len: u64, after: u64) -> io::Result<u64> {
+/// The offset of the first line of `file` (its first `len` bytes) whose sequence number is above
+/// `seq` (`len` if none): a binary search over the lines' `{"seq":N` prefixes.
+pub(crate) fn first_line_after(file: &dyn ReadFile, len: u64, seq: u64) -> io::Result<u64> {
     let beyond = |pos: u64| -> io::Result<bool> {
         let start = line_start_from(file, pos, len)?;
-        Ok(start >= len || seq_at(file, start)?.is_none_or(|s| s > after))
+        Ok(start >= len || seq_at(file, start)?.is_none_or(|s| s > seq))
     };
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
@@ -258,7 +258,13 @@ fn start_offset(file: &dyn ReadFile, len: u64, after: u64) -> io::Result<u64> {
             lo = mid + 1;
         }
     }
-    let first_later = line_start_from(file, lo, len)?;
+    line_start_from(file, lo, len)
+}
+
+/// Where to start reading for the events after `after`: the line before the first line whose
+/// sequence number is above it (that line may be a batch holding `after + 1`).
+fn start_offset(file: &dyn ReadFile, len: u64, after: u64) -> io::Result<u64> {
+    let first_later = first_line_after(file, len, after)?;
     if first_later == 0 {
         return Ok(0);
     }
@@ -345,6 +351,28 @@ mod tests {
             }
         }
         buf
+    }
+
+    #[test]
+    fn binary_search_finds_what_a_scan_finds() {
+        let fs = SimFs::new();
+        let path = Path::new("/d/j");
+        let bytes = journal(40);
+        fs.put(path, &bytes);
+        let file = fs.open_file(path).unwrap().unwrap();
+        for seq in 0..45 {
+            for len in [bytes.len(), bytes.len() / 2, 0] {
+                let prefix = &bytes[..journal::offset_after(&bytes, u64::MAX).min(len)];
+                // Only whole lines: cut at the last newline within `len`.
+                let whole = prefix
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let want = journal::offset_after(&bytes[..whole], seq) as u64;
+                let got = first_line_after(&*file, whole as u64, seq).unwrap();
+                assert_eq!(got, want, "seq {seq}, len {whole}");
+            }
+        }
     }
 
     #[test]

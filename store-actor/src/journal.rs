@@ -220,6 +220,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<D
 /// `journal` if there is none). Reads only each line's `{"seq":N` prefix, which for a batch line
 /// is its first event's: `seq` must not fall inside a batch, and it never does, because a
 /// published state (which is what snapshots are written from) holds whole batches only.
+#[cfg(test)]
 pub(crate) fn offset_after(journal: &[u8], seq: u64) -> usize {
     let mut offset = 0;
     for line in journal.split_inclusive(|b| *b == b'\n') {
