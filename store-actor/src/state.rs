@@ -322,12 +322,22 @@ impl<T> State<T> {
     where
         T: DeserializeOwned + Clone,
     {
-        let old = self.get(&rec.id)?;
         let slot = match loc {
             Some(loc) => Slot::Disk(loc),
             None => Slot::Mem(rec.clone()),
         };
-        self.records.insert(rec.id, slot);
+        // One walk of the map: the earlier version comes back from the insert (and goes back
+        // in if, in index mode, it cannot be read).
+        let old = match self.records.insert(rec.id, slot) {
+            None => None,
+            Some(old_slot) => match self.resolve(rec.id, &old_slot, true) {
+                Ok(old) => Some(old),
+                Err(e) => {
+                    self.records.insert(rec.id, old_slot);
+                    return Err(e);
+                }
+            },
+        };
         if let Some(old) = &old {
             if !old.archived {
                 self.live -= 1;
