@@ -7,28 +7,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-venv="${VENV:-$HOME/.cache/shop-helm-venv}"
-python="${PYTHON:-python3}"
+# shellcheck source=../../scripts/lib/venv.sh
+. "$repo/scripts/lib/venv.sh"
+venv="$(cached_venv shop-helm-venv "$here/requirements.txt")"
 
 bin_dir="${SHOP_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/debug}"
 case "$bin_dir" in /*) ;; *) bin_dir="$PWD/$bin_dir" ;; esac
 export SHOP_BIN_DIR="$bin_dir"
-
-mkdir -p "$(dirname "$venv")"
-# One setup at a time when several runs share the cached virtualenv.
-if command -v flock >/dev/null; then
-  exec 9>"$venv.lock"
-  flock 9
-fi
-want="$({ cat "$here/requirements.txt"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.shop-requirements" 2>/dev/null)" != "$want" ]; then
-  echo "== setting up $venv"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$want" >"$venv/.shop-requirements"
-fi
-if command -v flock >/dev/null; then flock -u 9; fi
 
 cd "$repo"
 # Leave no __pycache__ or .pytest_cache in the clone.

@@ -25,6 +25,7 @@ pub struct OrderBody {
     pub status: Status,
     /// Why it is on hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub hold_reason: Option<String>,
     /// Its lines, each with the product as it was when ordered.
     pub items: Vec<LineItem>,
@@ -36,6 +37,7 @@ pub struct OrderBody {
     /// `released` (cancelled or deleted), or `expired` (the hold ran out before the sale was
     /// confirmed: the order is on hold). Absent on orders placed before stock was tracked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub stock: Option<StockState>,
     /// Bumped by every change; the ETag is this number in quotes.
     pub version: u64,
@@ -73,6 +75,7 @@ impl From<&Record<Order>> for OrderBody {
 
 /// A requested line.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     /// The product.
     pub product_id: Uuid,
@@ -81,25 +84,38 @@ pub struct ItemRequest {
     pub quantity: u32,
 }
 
-/// The body of `POST /orders`: `items`, or the single-product form `product_id` + `quantity`.
-/// Lines of the same product are merged (their quantities add up, at most 10,000).
+/// The body of `POST /orders`, in one of two forms: `{"items": [...]}`, or the single-product
+/// form `{"product_id": ..., "quantity": ...}`. Lines of the same product are merged (their
+/// quantities add up, at most 10,000).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreateOrder {
+#[serde(untagged)]
+pub enum CreateOrder {
+    /// Several lines.
+    Items(OrderLines),
+    /// One product.
+    Single(ItemRequest),
+}
+
+/// The lines of an order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLines {
     /// The lines (1 to 100).
-    pub items: Option<Vec<ItemRequest>>,
-    /// Single-product form: the product.
-    pub product_id: Option<Uuid>,
-    /// Single-product form: the quantity.
-    pub quantity: Option<u32>,
+    #[schema(min_items = 1, max_items = 100)]
+    pub items: Vec<ItemRequest>,
 }
 
 /// The body of `PATCH /orders/{id}`: new lines (re-validated against products) and/or a new
-/// status.
+/// status, at least one of them.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateOrder {
-    /// Replaces the lines (only while placed or on hold).
+    /// Replaces the lines, 1 to 100 (only while placed or on hold).
+    #[schema(nullable = false, min_items = 1, max_items = 100)]
     pub items: Option<Vec<ItemRequest>>,
     /// placed → fulfilled | cancelled; on_hold → placed | fulfilled | cancelled.
+    #[schema(nullable = false)]
     pub status: Option<Status>,
 }
 
@@ -109,16 +125,22 @@ pub struct UpdateOrder {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(nullable = false, minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (only a cursor this service issued is valid).
+    #[param(nullable = false, pattern = "^(?:[0-9a-f]{2})+$")]
     pub cursor: Option<String>,
     /// Only orders with this status.
+    #[param(nullable = false)]
     pub status: Option<Status>,
     /// Only orders containing this product.
+    #[param(nullable = false)]
     pub product_id: Option<Uuid>,
     /// `asc` (default) or `desc` by creation time.
+    #[param(nullable = false)]
     pub order: Option<products_api::SortOrder>,
     /// Only this owner's orders (admins; others may name only themselves).
+    #[param(nullable = false)]
     pub owner: Option<String>,
 }
 
@@ -128,10 +150,13 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Only this owner's orders (admins; others may name only themselves).
+    #[param(nullable = false)]
     pub owner: Option<String>,
     /// Only orders created at or after this time (RFC 3339).
+    #[param(nullable = false, format = DateTime)]
     pub from: Option<String>,
     /// Only orders created before this time (RFC 3339).
+    #[param(nullable = false, format = DateTime)]
     pub to: Option<String>,
 }
 
@@ -153,6 +178,7 @@ pub struct FiguresBody {
 pub struct StatsBody {
     /// Whose orders: an owner, or absent for everyone's (admins).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub owner: Option<String>,
     /// Figures of every status together.
     pub all: FiguresBody,
@@ -208,9 +234,11 @@ pub struct OrderPage {
     /// number of orders, so one with rare filters may hold fewer than `limit` items, or none,
     /// and still have a next page: the list ends only where this is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
     /// The next page's URL, absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next: Option<String>,
 }
 

@@ -13,9 +13,11 @@
 
 pub mod client;
 pub mod money;
+pub mod whole;
 pub mod wire;
 
 pub use money::Money;
+pub use whole::whole_number;
 pub use wire::*;
 
 /// Most ids one `POST /products/lookup` may ask for.

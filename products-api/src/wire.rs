@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -42,40 +43,159 @@ pub struct ProductBody {
     pub available: Option<u64>,
 }
 
+/// The characters no text field may hold: the control characters (Unicode `Cc`).
+macro_rules! control {
+    () => {
+        r"\u0000-\u001f\u007f-\u009f"
+    };
+}
+/// White space that is not a control character (the rest of Unicode `White_Space`).
+macro_rules! space {
+    () => {
+        r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+/// Format characters that render as nothing (zero-width spaces and joiners, direction marks,
+/// the byte-order mark, soft hyphens, fillers).
+macro_rules! invisible {
+    () => {
+        r"\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    };
+}
+
+/// The pattern of text people type for others to read (a product's name, a stock
+/// adjustment's reason): no control characters, no white space at either end, at least one
+/// visible character. The products service checks exactly this (and the length).
+pub const TEXT_PATTERN: &str = concat!(
+    "^(?:[^",
+    control!(),
+    space!(),
+    "][^",
+    control!(),
+    "]*)?[^",
+    control!(),
+    space!(),
+    invisible!(),
+    "](?:[^",
+    control!(),
+    "]*[^",
+    control!(),
+    space!(),
+    "])?$"
+);
+
+/// The pattern of a price (or a price bound), as [`Money`]'s `FromStr` reads it: a decimal
+/// string from 0 (`-0` is 0) to 1,000,000,000,000.00, at most two fraction digits once
+/// trailing zeros are dropped.
+pub const MONEY_PATTERN: &str =
+    r"^(?:-0+(?:\.0+)?|0*(?:[0-9]{1,12}(?:\.[0-9]{1,2}0*)?|1000000000000(?:\.0+)?))$";
+
+/// The most units a product may hold in stock.
+pub const MAX_STOCK: u64 = 1_000_000_000_000;
+
+/// The longest product name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// The longest time a reservation may ask to be held, in seconds (a year).
+pub const MAX_TTL_SECONDS: u64 = 31_536_000;
+
+/// The longest stock adjustment reason, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+fn text_schema(max: usize, example: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(TEXT_PATTERN))
+        .examples([example])
+        .build()
+}
+
+fn name_schema() -> Object {
+    text_schema(MAX_NAME_CHARS, "Green tea")
+}
+
+fn reason_schema() -> Object {
+    text_schema(MAX_REASON_CHARS, "broken in transit")
+}
+
+fn money_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(MONEY_PATTERN))
+        .examples(["4.20"])
+        .build()
+}
+
+fn stock_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(MAX_STOCK as f64))
+        .examples([10])
+        .build()
+}
+
+/// A delta is a whole number from `-MAX_STOCK` to `MAX_STOCK`, but not 0.
+fn delta_schema() -> Schema {
+    let range = |min: f64, max: f64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(range(-(MAX_STOCK as f64), -1.0))
+            .item(range(1.0, MAX_STOCK as f64))
+            .examples([-2])
+            .build(),
+    )
+}
+
 /// The body of `POST /products`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateProduct {
-    /// 1 to 200 characters after trimming.
-    #[schema(example = "Green tea")]
+    /// 1 to 200 characters: no control characters, no white space at either end, at least one
+    /// visible character (stored in Unicode NFC).
+    #[schema(schema_with = name_schema)]
     pub name: String,
-    /// At least 0, at most two fraction digits; a string (or a JSON number).
-    #[schema(value_type = String, example = "4.20")]
+    /// A decimal string, at least 0, at most two fraction digits: `"4.20"` (a JSON number is
+    /// refused).
+    #[schema(schema_with = money_schema)]
     pub price: String,
-    /// Units in stock (absent or `null`: stock is not tracked).
-    #[schema(example = 10)]
+    /// Units in stock, 0 to 10^12 (absent or `null`: stock is not tracked).
+    #[schema(schema_with = stock_schema)]
     pub stock: Option<u64>,
 }
 
-/// The body of `PATCH /products/{id}`: any of the fields.
+/// The body of `PATCH /products/{id}`: any of the fields, at least one.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateProduct {
-    /// New name.
+    /// New name (the rules of `CreateProduct.name`).
+    #[schema(schema_with = name_schema)]
     pub name: Option<String>,
-    /// New price.
-    #[schema(value_type = Option<String>, example = "4.50")]
+    /// New price (the rules of `CreateProduct.price`).
+    #[schema(schema_with = money_schema)]
     pub price: Option<String>,
     /// New stock (`null` stops tracking it); needs `If-Match`, and at least the reserved units.
+    #[schema(schema_with = stock_schema)]
     pub stock: Option<u64>,
 }
 
 /// The body of `POST /products/{id}/stock`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AdjustStock {
-    /// Units to add (negative: remove), not 0.
-    #[schema(example = -2)]
+    /// Units to add (negative: remove): a whole number from -10^12 to 10^12, not 0.
+    #[schema(schema_with = delta_schema)]
     pub delta: i64,
-    /// Why (1 to 200 characters), e.g. "delivery 42" or "broken in transit".
-    #[schema(example = "broken in transit")]
+    /// Why, e.g. "delivery 42" or "broken in transit" (the rules of `CreateProduct.name`).
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
 }
 
@@ -126,18 +246,25 @@ pub enum SortOrder {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(nullable = false, minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (only a cursor this service issued is valid).
+    #[param(nullable = false, pattern = "^(?:[0-9a-f]{2})+$")]
     pub cursor: Option<String>,
     /// Sort field (default `created_at`).
+    #[param(nullable = false)]
     pub sort: Option<SortField>,
     /// Sort direction (default `asc`).
+    #[param(nullable = false)]
     pub order: Option<SortOrder>,
-    /// Only names containing this text (case-insensitive).
+    /// Only names containing this text (case-insensitive; white space around it is ignored).
+    #[param(nullable = false)]
     pub name_contains: Option<String>,
-    /// Only prices at least this.
+    /// Only prices at least this (a price, e.g. `4.20`).
+    #[param(schema_with = money_schema)]
     pub min_price: Option<String>,
-    /// Only prices at most this.
+    /// Only prices at most this (a price).
+    #[param(schema_with = money_schema)]
     pub max_price: Option<String>,
 }
 
@@ -151,9 +278,11 @@ pub struct ProductPage {
     /// than `limit` items, or none, and still have a next page: the list ends only where this
     /// is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next_cursor: Option<String>,
     /// The next page's URL (path and query), absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next: Option<String>,
 }
 
@@ -162,6 +291,7 @@ pub struct ProductPage {
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
     /// 1 to [`MAX_LOOKUP`](crate::MAX_LOOKUP) product ids.
+    #[schema(min_items = 1, max_items = 1000)]
     pub ids: Vec<Uuid>,
 }
 
@@ -208,6 +338,7 @@ pub struct ReserveLine {
     pub product_id: Uuid,
     /// Units to hold, 1 to 10,000 (lines of the same product add up).
     #[schema(minimum = 1, maximum = 10000)]
+    #[serde(deserialize_with = "crate::whole::serde_whole::u32")]
     pub quantity: u32,
 }
 
@@ -215,11 +346,13 @@ pub struct ReserveLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
-    /// 1 to 100 lines.
+    /// 1 to 100 lines (lines of one product add up to at most 10,000 units).
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<ReserveLine>,
-    /// How long to hold them, in seconds (at most, and by default, the service's
-    /// `--reservation-ttl`).
-    #[serde(default)]
+    /// How long to hold them, in seconds, 1 to [`MAX_TTL_SECONDS`] (a year); held for at
+    /// most, and by default, the service's `--reservation-ttl`.
+    #[serde(default, deserialize_with = "crate::whole::serde_whole::option_u64")]
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -296,6 +429,7 @@ pub struct ShortLine {
 #[serde(deny_unknown_fields)]
 pub struct CommitMany {
     /// 1 to 100 reservation ids (repeats count once).
+    #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<Uuid>,
 }
 
@@ -308,4 +442,69 @@ pub struct CommitOutcomes {
     pub ended: Vec<Uuid>,
     /// No such reservation.
     pub unknown: Vec<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings that look like prices, and some that almost do.
+    fn price_like() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("-".to_owned()),
+            Just(".".to_owned()),
+            Just("0".to_owned()),
+            Just("00".to_owned()),
+            Just("1000000000000".to_owned()),
+            Just("999999999999".to_owned()),
+            Just(" ".to_owned()),
+            Just("e".to_owned()),
+            Just("+".to_owned()),
+            "[0-9]{1,3}",
+        ];
+        prop::collection::vec(piece, 0..6).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        /// The OpenAPI pattern of a price accepts exactly what the server's parser accepts.
+        #[test]
+        fn the_money_pattern_is_the_money_parser(text in price_like()) {
+            let pattern = regex::Regex::new(MONEY_PATTERN).unwrap();
+            prop_assert_eq!(pattern.is_match(&text), text.parse::<Money>().is_ok(), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn the_money_pattern_knows_the_edges() {
+        let pattern = regex::Regex::new(MONEY_PATTERN).unwrap();
+        for ok in [
+            "0",
+            "-0.00",
+            "4.20",
+            "4.2",
+            "4.200",
+            "1000000000000.00",
+            "007",
+        ] {
+            assert!(pattern.is_match(ok) && ok.parse::<Money>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "4.",
+            ".5",
+            "4.201",
+            "1000000000000.01",
+            "1e3",
+            " 4",
+            "+4",
+        ] {
+            assert!(
+                !pattern.is_match(bad) && bad.parse::<Money>().is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

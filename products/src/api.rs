@@ -104,7 +104,7 @@ pub fn listing(params: &ListQuery) -> Result<Listing, ApiError> {
 }
 
 /// Checks a reservation request: 1 to 100 lines, 1 to 10,000 units each once merged per
-/// product, a time to live of at least a second.
+/// product, a time to live of a second to a year.
 pub fn reserve_request(request: ReserveRequest) -> Result<Reserve, ApiError> {
     let mut errors = Vec::new();
     if request.lines.is_empty() || request.lines.len() > MAX_LINES {
@@ -138,8 +138,14 @@ pub fn reserve_request(request: ReserveRequest) -> Result<Reserve, ApiError> {
             ),
         ));
     }
-    if request.ttl_seconds == Some(0) {
-        errors.push(FieldError::new("ttl_seconds", "must be at least 1"));
+    if request
+        .ttl_seconds
+        .is_some_and(|t| !(1..=products_api::MAX_TTL_SECONDS).contains(&t))
+    {
+        errors.push(FieldError::new(
+            "ttl_seconds",
+            format!("must be 1 to {}", products_api::MAX_TTL_SECONDS),
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use service_kit::docs::BearerAuth;
+use service_kit::docs::{BearerAuth, EventStream, ProblemResponses, RecordId};
 use service_kit::problem::{FieldError, Problem};
 use utoipa::OpenApi;
 
@@ -8,7 +8,7 @@ use crate::routes::{events, products, reservations};
 use products_api::{
     AdjustStock, CommitMany, CommitOutcomes, CreateProduct, LookupRequest, LookupResponse,
     ProductBody, ProductEvent, ProductPage, ReservationBody, ReservationState, ReserveLine,
-    ReserveRequest, ReservedLine, ShortLine, SortField, SortOrder, StockAdjustment, UpdateProduct,
+    ReserveRequest, ReservedLine, SortField, SortOrder, StockAdjustment, UpdateProduct,
 };
 
 /// The products API.
@@ -20,12 +20,19 @@ use products_api::{
         reservations::get, reservations::commit, reservations::release, reservations::commit_many),
     components(schemas(ProductBody, CreateProduct, UpdateProduct, ProductPage, LookupRequest,
         LookupResponse, ProductEvent, SortField, SortOrder, AdjustStock, StockAdjustment,
-        ReserveRequest, ReserveLine, ReservationBody, ReservedLine, ReservationState, ShortLine,
+        ReserveRequest, ReserveLine, ReservationBody, ReservedLine, ReservationState,
         CommitMany, CommitOutcomes,
-        Problem, FieldError)),
+        Problem, FieldError, RecordId)),
     servers((url = "/", description = "The products service that serves this document")),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses, &FEED),
     tags((name = "products", description = "The product catalogue"),
         (name = "reservations", description = "Stock held for orders, all or nothing (products:reserve)"))
 )]
 pub struct ApiDoc;
+
+/// The change feed's events.
+const FEED: EventStream = EventStream {
+    path: "/products/events",
+    data: "ProductEvent",
+    kinds: &["created", "updated", "archived"],
+};

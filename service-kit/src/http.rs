@@ -26,27 +26,49 @@ pub struct EntityTag {
 }
 
 /// Parses a list of entity tags (`"1", W/"2"`), or `None` if it is not one (RFC 9110 §8.8.3).
+/// An empty list (an empty value, or only commas) is a list: it names no version.
 fn parse_tags(value: &str) -> Option<Vec<EntityTag>> {
+    // A tag may hold a comma (`",a"`), so the list is scanned, not split.
+    let is_space = |b: u8| b == b' ' || b == b'\t';
+    let bytes = value.as_bytes();
     let mut tags = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        let (weak, quoted) = match item.strip_prefix("W/") {
-            Some(rest) => (true, rest),
-            None => (false, item),
-        };
-        let opaque = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    let mut i = 0;
+    loop {
+        // Any number of separators (empty list elements are allowed).
+        while i < bytes.len() && (is_space(bytes[i]) || bytes[i] == b',') {
+            i += 1;
+        }
+        if i == bytes.len() {
+            return Some(tags);
+        }
+        let weak = bytes[i..].starts_with(b"W/");
+        if weak {
+            i += 2;
+        }
+        if bytes.get(i) != Some(&b'"') {
+            return None;
+        }
+        let start = i + 1;
         // etagc: visible ASCII but the double quote.
-        if !opaque
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
-        {
+        let len = bytes[start..]
+            .iter()
+            .take_while(|&&b| b == 0x21 || (0x23..=0x7e).contains(&b))
+            .count();
+        if bytes.get(start + len) != Some(&b'"') {
             return None;
         }
         tags.push(EntityTag {
             weak,
-            opaque: opaque.to_owned(),
+            opaque: value[start..start + len].to_owned(),
         });
+        i = start + len + 1;
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] != b',' {
+            return None;
+        }
     }
-    (!tags.is_empty()).then_some(tags)
 }
 
 /// An `If-Match` precondition (RFC 9110 §13.1.1): `*`, or a list of entity tags.
@@ -168,8 +190,13 @@ pub fn created(
 /// Parses a path id (after authorization, so anonymous callers learn nothing); `what` names it
 /// in the message ("product", "order").
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a valid {what} id (a UUID)")))
+    // Only the hyphenated form the services issue (the OpenAPI pattern says so), not the
+    // simple, braced or URN forms `Uuid` also reads.
+    // (`Uuid` reads 36 characters only in the hyphenated form.)
+    (raw.len() == 36)
+        .then(|| raw.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::BadRequest(format!("{raw:?} is not a valid {what} id (a UUID)")))
 }
 
 /// Authorizes the request for `operation` on `resource` (needs `web::Data<Authenticator>`).
@@ -378,8 +405,26 @@ mod tests {
             "weak tags never match"
         );
         assert!(!cond(&["\"stale-etag\""]).unwrap().matches(4));
+        // An empty list (RFC 9110's `#entity-tag` may be empty) names no version: 412, not 400.
+        for empty in ["", ", ,"] {
+            let none = cond(&[empty]).unwrap();
+            assert_eq!(none, IfMatch::Tags(Vec::new()), "{empty:?}");
+            assert!(!none.matches(1));
+        }
         assert_eq!(list.to_string(), "\"1\", \"4\"");
-        for bad in ["four", "\"4", "4\"", "\"a\"b\""] {
+        // A tag may hold a comma.
+        let commas = cond(&["\",a\", W/\"b,\", \"4\""]).unwrap();
+        assert!(commas.matches(4));
+        assert_eq!(commas.to_string(), "\",a\", W/\"b,\", \"4\"");
+        for bad in [
+            "four",
+            "\"4",
+            "4\"",
+            "\"a\"b\"",
+            "\"1\" \"2\"",
+            "W/4",
+            "\"é\"",
+        ] {
             assert!(if_match(&with(header::IF_MATCH, &[bad])).is_err(), "{bad}");
         }
     }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error body.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     /// A stable URI naming the kind of problem, e.g. `urn:shop:problem:not-found`.
     #[serde(rename = "type")]
@@ -29,8 +29,75 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Extension members (e.g. the ids a request named that do not exist).
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub extensions: Map<String, Value>,
+}
+
+// What `Problem` documents: its members and, named one by one, the extension members some
+// problems carry (so that a generated client gets a type every body satisfies, not `allOf` an
+// empty object).
+/// An error body (RFC 9457), sent as `application/problem+json`.
+#[derive(ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)] // Only its schema is used.
+struct ProblemSchema {
+    /// A stable URI naming the kind of problem, e.g. `urn:shop:problem:not-found`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:shop:problem:not-found")]
+    kind: String,
+    /// A short summary of the kind.
+    #[schema(example = "Not found")]
+    title: String,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599, example = 404)]
+    status: u16,
+    /// What went wrong this time, for humans.
+    #[schema(example = "no product 0193a1c2-7d2e-7c3b-9f00-5a1e2b3c4d5e")]
+    detail: String,
+    /// Field-level errors of a validation failure (422, and 400 for a query parameter).
+    #[schema(nullable = false)]
+    errors: Option<Vec<FieldError>>,
+    /// Out of stock (409): each line that could not be held.
+    #[schema(nullable = false)]
+    lines: Option<Vec<ShortLine>>,
+    /// Products named by an order that do not exist (422).
+    #[schema(nullable = false)]
+    unknown_product_ids: Option<Vec<uuid::Uuid>>,
+    /// Archived products named by an order (422).
+    #[schema(nullable = false)]
+    archived_product_ids: Option<Vec<uuid::Uuid>>,
+}
+
+/// A line that could not be held, in the `lines` of an out-of-stock problem.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+struct ShortLine {
+    /// The product.
+    product_id: uuid::Uuid,
+    /// Units asked for.
+    requested: u32,
+    /// Units available.
+    available: u64,
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        ProblemSchema::schema()
+    }
+}
+
+impl ToSchema for Problem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        ProblemSchema::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        ProblemSchema::schemas(schemas);
+    }
 }
 
 /// One invalid field.

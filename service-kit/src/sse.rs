@@ -73,8 +73,11 @@ where
     T: Data,
     F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,
 {
-    let after = resume_point(req, &feed.0)?;
-    Ok(stream(feed.0.clone(), after, closing, render))
+    let query = crate::http::query::<FeedQuery>(req)?;
+    let after = resume_point(req, &query, &feed.0)?;
+    // Not following: stop at the end as it is now.
+    let until = (query.follow == Some(false)).then(|| feed.0.last_seq());
+    Ok(stream(feed.0.clone(), after, until, closing, render))
 }
 
 /// The query of a feed endpoint.
@@ -83,20 +86,45 @@ where
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// Start after this sequence number (`Last-Event-ID` takes precedence; default: only new
-    /// events).
+    /// events). At most 2^53.
+    #[param(nullable = false, maximum = 9_007_199_254_740_992_u64)]
     pub after: Option<u64>,
+    /// `false`: send the events up to the current end, then close the stream (for clients that
+    /// read a response whole, e.g. generated ones, or a periodic poll). Default `true`: keep
+    /// following.
+    #[param(nullable = false)]
+    pub follow: Option<bool>,
 }
+
+/// The largest sequence number a client may name: 2^53, the largest whole number every JSON
+/// client holds exactly (a store would need centuries of writes to pass it).
+pub const MAX_SEQ: u64 = 1 << 53;
 
 /// Where a feed starts: `Last-Event-ID` if present, else `?after=`, else the current end
 /// (only new events). A bad query or header is a 400.
-fn resume_point<T: Data>(req: &HttpRequest, store: &Store<T>) -> Result<u64, ApiError> {
-    let after = crate::http::query::<FeedQuery>(req)?.after;
+fn resume_point<T: Data>(
+    req: &HttpRequest,
+    query: &FeedQuery,
+    store: &Store<T>,
+) -> Result<u64, ApiError> {
+    let after = query.after;
+    if after.is_some_and(|a| a > MAX_SEQ) {
+        return Err(ApiError::bad_param(
+            "after",
+            format!("must be at most {MAX_SEQ}"),
+        ));
+    }
     if let Some(value) = req.headers().get("last-event-id") {
         return value
             .to_str()
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be a sequence number".into()));
+            .filter(|seq| *seq <= MAX_SEQ)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Last-Event-ID must be a sequence number, at most {MAX_SEQ}"
+                ))
+            });
     }
     Ok(after.unwrap_or_else(|| store.last_seq()))
 }
@@ -104,14 +132,22 @@ fn resume_point<T: Data>(req: &HttpRequest, store: &Store<T>) -> Result<u64, Api
 struct Feed<T: Data, F> {
     store: Store<T>,
     after: u64,
+    until: Option<u64>,
     render: Arc<F>,
     done: bool,
     closing: watch::Receiver<bool>,
 }
 
-/// Streams the events after `after`; `render` turns each into the JSON of its `data:` line,
-/// or `None` to leave it out (e.g. another user's record).
-fn stream<T, F>(store: Store<T>, after: u64, closing: &Closing, render: F) -> HttpResponse
+/// Streams the events after `after` (and, with `until`, ends after that one); `render` turns
+/// each into the JSON of its `data:` line, or `None` to leave it out (e.g. another user's
+/// record).
+fn stream<T, F>(
+    store: Store<T>,
+    after: u64,
+    until: Option<u64>,
+    closing: &Closing,
+    render: F,
+) -> HttpResponse
 where
     T: Data,
     F: Fn(&Event<T>) -> Option<serde_json::Value> + 'static,
@@ -119,12 +155,14 @@ where
     let feed = Feed {
         store,
         after,
+        until,
         render: Arc::new(render),
         done: false,
         closing: closing.subscribe(),
     };
     let events = stream::unfold(feed, |mut feed| async move {
-        if feed.done || *feed.closing.borrow() {
+        let caught_up = feed.until.is_some_and(|until| feed.after >= until);
+        if feed.done || caught_up || *feed.closing.borrow() {
             return None;
         }
         let next = tokio::time::timeout(KEEPALIVE, feed.store.wait_events_after(feed.after, BATCH));

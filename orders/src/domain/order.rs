@@ -497,8 +497,8 @@ fn item(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Reque
     .map_err(|m| errors.push(FieldError::new(format!("{path}.product_id"), m)))
     .ok();
     let quantity = match obj.get("quantity") {
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(q) if (1..=u64::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
+        Some(Value::Number(n)) => match products_api::whole_number(n) {
+            Some(q) if (1..=i128::from(MAX_QUANTITY)).contains(&q) => Ok(q as u32),
             _ => Err(format!("must be a whole number from 1 to {MAX_QUANTITY}")),
         },
         Some(_) => Err(format!("must be a whole number from 1 to {MAX_QUANTITY}")),

@@ -12,8 +12,8 @@ use crate::api::OrderEvent;
 /// Follow order changes (`text/event-stream`): `created`, `updated` (including holds),
 /// `archived` (deleted), with the sequence number as the event id.
 #[utoipa::path(
-    get, path = "/orders/events", tag = "orders",
-    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
+    get, path = "/orders/events", operation_id = "follow_orders", tag = "orders",
+    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_007_199_254_740_992_u64, description = "Resume after this event (a sequence number, at most 2^53; takes precedence over `after`)")),
     responses(
         (status = 200, description = "Server-Sent Events; each data line is an OrderEvent", body = OrderEvent, content_type = "text/event-stream"),
         Unauthorized,

@@ -1,6 +1,7 @@
 //! `/orders`: place, read, list, change, delete.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use service_kit::docs::RecordId;
 use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
 use service_kit::docs::responses::{BadBody, ById, NotModified, Stale, Unauthorized};
 use service_kit::http::{self, authorize, idempotency_key, if_match};
@@ -22,7 +23,7 @@ fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// Place an order.
 #[utoipa::path(
-    post, path = "/orders", tag = "orders",
+    post, path = "/orders", operation_id = "place_order", tag = "orders",
     request_body = CreateOrder,
     params(IdempotencyKey),
     responses(
@@ -67,8 +68,8 @@ pub async fn create(
 
 /// Read an order (your own; admins any).
 #[utoipa::path(
-    get, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id (UUID)"), IfNoneMatch),
+    get, path = "/orders/{id}", operation_id = "get_order", tag = "orders",
+    params(("id" = RecordId, Path, description = "Order id (UUID)"), IfNoneMatch),
     responses(
         (status = 200, description = "The order", body = OrderBody, headers(("ETag" = String))),
         NotModified, ById, Unauthorized,
@@ -91,7 +92,7 @@ pub async fn get(
 /// Each request examines a bounded number of orders (10,000), so a page may be short or empty
 /// and still link to the next one: the list ends only where `next` is absent.
 #[utoipa::path(
-    get, path = "/orders", tag = "orders",
+    get, path = "/orders", operation_id = "list_orders", tag = "orders",
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = OrderPage),
@@ -124,9 +125,9 @@ pub async fn list(
 
 /// Change an order's lines (re-validated against products) and/or its status.
 #[utoipa::path(
-    patch, path = "/orders/{id}", tag = "orders",
+    patch, path = "/orders/{id}", operation_id = "change_order", tag = "orders",
     request_body = UpdateOrder,
-    params(("id" = String, Path, description = "Order id (UUID)"), IfMatch),
+    params(("id" = RecordId, Path, description = "Order id (UUID)"), IfMatch),
     responses(
         (status = 200, description = "Changed", body = OrderBody, headers(("ETag" = String))),
         ById, BadBody, Unauthorized,
@@ -156,8 +157,8 @@ pub async fn update(
 
 /// Delete an order (kept as a tombstone: reads then say 410).
 #[utoipa::path(
-    delete, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id (UUID)"), IfMatch),
+    delete, path = "/orders/{id}", operation_id = "delete_order", tag = "orders",
+    params(("id" = RecordId, Path, description = "Order id (UUID)"), IfMatch),
     responses(
         (status = 204, description = "Deleted"),
         ById, Unauthorized,
@@ -180,7 +181,7 @@ pub async fn delete(
 /// Order figures: counts, exact totals and averages per status, over a creation-time range
 /// (your own orders; admins everyone's or one `owner`'s).
 #[utoipa::path(
-    get, path = "/orders/stats", tag = "orders",
+    get, path = "/orders/stats", operation_id = "order_stats", tag = "orders",
     params(StatsQuery),
     responses(
         (status = 200, description = "The figures", body = StatsBody),

@@ -134,6 +134,10 @@ async fn openapi_document_describes_the_api() {
     // Every schema a path or component refers to is in the document (generators refuse it
     // otherwise), and it says where the service is.
     assert_eq!(test_kit::openapi::dangling_refs(&doc), Vec::<String>::new());
+    assert_eq!(
+        test_kit::openapi::contract_violations(&doc),
+        Vec::<String>::new()
+    );
     assert!(doc["servers"][0]["url"].is_string(), "{}", doc["servers"]);
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");

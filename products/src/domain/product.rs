@@ -11,38 +11,49 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::Money;
 
-/// The longest name accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
+pub use products_api::{MAX_NAME_CHARS, MAX_STOCK};
 
-/// A product name: trimmed, 1 to 200 characters, no control characters.
+/// A product name: 1 to 200 characters, no control characters, no white space at either end,
+/// at least one visible character (see [`visible_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ProductName(String);
 
 impl ProductName {
-    /// Validates a name: trimmed, normalised to NFC (so that the same text typed two ways is
-    /// one name), with at least one visible character.
+    /// Validates a name (see [`visible_text`]).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let name: String = raw.trim().nfc().collect();
-        if name.is_empty() {
-            return Err("must not be empty".into());
-        }
-        if name.chars().all(invisible) {
-            return Err("must contain a visible character".into());
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
-        }
-        Ok(ProductName(name))
+        visible_text(raw, MAX_NAME_CHARS).map(ProductName)
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Checks text people type for others to read (a product name, an adjustment's reason): 1 to
+/// `max` characters as sent, no control characters, no white space at either end, at least one
+/// visible character; returns it normalised to NFC (so that the same text typed two ways is one
+/// name). White space at the ends is refused rather than trimmed, so that the OpenAPI pattern
+/// (`TEXT_PATTERN` in products-api) says exactly what is accepted.
+pub fn visible_text(raw: &str, max: usize) -> Result<String, String> {
+    let count = raw.chars().count();
+    if count == 0 {
+        return Err("must not be empty".into());
+    }
+    if count > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace) {
+        return Err("must not start or end with white space".into());
+    }
+    if raw.chars().all(invisible) {
+        return Err("must contain a visible character".into());
+    }
+    Ok(raw.nfc().collect())
 }
 
 /// Characters that show nothing: white space and the format characters that render as nothing
@@ -132,9 +143,6 @@ impl Product {
     }
 }
 
-/// The most units a product may have in stock.
-pub const MAX_STOCK: u64 = 1_000_000_000_000;
-
 /// Who created a product with which key and which body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
@@ -221,14 +229,13 @@ fn name_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<ProductNam
 fn price_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Money> {
     let text = raw.get().trim();
     let parsed = match text.as_bytes().first() {
-        // A string: its content, exactly.
-        // A string: its content exactly, as documented ("12.50"; no spaces around it).
+        // A string: its content exactly, as documented ("12.50"; no spaces around it). A JSON
+        // number is refused: most clients hold it as a binary float (0.57 sent as
+        // 0.5700000000000001), and no schema can say which floats are exact cents.
         Some(b'"') => serde_json::from_str::<String>(text)
             .map_err(|e| e.to_string())
             .and_then(|s| s.parse::<Money>().map_err(|e| e.to_string())),
-        // A number: its literal digits, exactly (an exponent is refused as not decimal).
-        Some(b'-' | b'0'..=b'9') => text.parse::<Money>().map_err(|e| e.to_string()),
-        _ => Err("must be a decimal number such as \"12.50\"".into()),
+        _ => Err("must be a string holding a decimal number, such as \"12.50\"".into()),
     };
     parsed
         .map_err(|m| errors.push(FieldError::new("price", m)))
@@ -237,17 +244,21 @@ fn price_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Money> {
 
 /// A stock: `null` (not tracked) or a whole number from 0 to [`MAX_STOCK`].
 fn stock_field(raw: &RawValue, errors: &mut Vec<FieldError>) -> Option<Option<u64>> {
-    match serde_json::from_str::<Value>(raw.get()) {
+    let stock = match serde_json::from_str::<Value>(raw.get()) {
         Ok(Value::Null) => Some(None),
-        Ok(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= MAX_STOCK) => Some(n.as_u64()),
-        _ => {
-            errors.push(FieldError::new(
-                "stock",
-                format!("must be null or a whole number from 0 to {MAX_STOCK}"),
-            ));
-            None
-        }
+        // `10` or `10.0`: both are the integer 10 to JSON Schema.
+        Ok(Value::Number(n)) => products_api::whole_number(&n)
+            .filter(|w| (0..=i128::from(MAX_STOCK)).contains(w))
+            .map(|w| Some(w as u64)),
+        _ => None,
+    };
+    if stock.is_none() {
+        errors.push(FieldError::new(
+            "stock",
+            format!("must be null or a whole number from 0 to {MAX_STOCK}"),
+        ));
     }
+    stock
 }
 
 /// Refuses fields other than `known`.
@@ -319,8 +330,10 @@ impl ProductPatch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    use super::*;
 
     fn fields(v: Value) -> RawFields {
         raw_fields(&serde_json::to_vec(&v).unwrap()).unwrap()
@@ -336,16 +349,26 @@ mod tests {
     }
 
     #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(ProductName::parse("  Tea  ").unwrap().as_str(), "Tea");
+    fn names_are_bounded_and_not_padded() {
+        assert_eq!(
+            ProductName::parse("Green tea").unwrap().as_str(),
+            "Green tea"
+        );
         assert!(ProductName::parse("   ").is_err());
+        for padded in ["  Tea", "Tea ", "Tea\u{3000}", "\u{A0}Tea"] {
+            assert_eq!(
+                ProductName::parse(padded),
+                Err("must not start or end with white space".into()),
+                "{padded:?}"
+            );
+        }
         assert!(ProductName::parse(&"é".repeat(200)).is_ok());
         assert!(ProductName::parse(&"é".repeat(201)).is_err());
         assert!(ProductName::parse("a\u{7}b").is_err());
         for invisible in [
             "\u{200B}",
             "\u{200B}\u{200D}\u{FEFF}",
-            " \u{2060} ",
+            "\u{2060}",
             "\u{3164}",
         ] {
             assert_eq!(
@@ -361,19 +384,63 @@ mod tests {
         );
     }
 
+    /// Characters from every class the text rule names: letters, spaces, controls, invisible
+    /// format characters, combining marks.
+    fn text_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            Just('a'),
+            Just('é'),
+            Just('\u{301}'),
+            Just(' '),
+            Just('\u{A0}'),
+            Just('\u{3000}'),
+            Just('\u{2028}'),
+            Just('\t'),
+            Just('\n'),
+            Just('\u{85}'),
+            Just('\u{7F}'),
+            Just('\u{200B}'),
+            Just('\u{FEFF}'),
+            Just('\u{AD}'),
+            Just('\u{180E}'),
+            Just('\u{1C}'),
+            any::<char>(),
+        ]
+    }
+
+    proptest! {
+        /// The OpenAPI schema of a name (pattern and length) accepts exactly what the service
+        /// accepts.
+        #[test]
+        fn the_text_schema_is_the_text_rule(chars in prop::collection::vec(text_char(), 0..8)) {
+            let text: String = chars.into_iter().collect();
+            let pattern = regex::Regex::new(products_api::TEXT_PATTERN).unwrap();
+            let schema_valid = pattern.is_match(&text) && (1..=MAX_NAME_CHARS).contains(&text.chars().count());
+            prop_assert_eq!(schema_valid, ProductName::parse(&text).is_ok(), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn the_text_schema_counts_characters_as_sent() {
+        let pattern = regex::Regex::new(products_api::TEXT_PATTERN).unwrap();
+        let long = "é".repeat(MAX_NAME_CHARS);
+        assert!(pattern.is_match(&long) && ProductName::parse(&long).is_ok());
+        let longer = format!("{long}a");
+        assert!(ProductName::parse(&longer).is_err());
+    }
+
     #[test]
     fn new_product_reports_every_field() {
-        let p = NewProduct::from_fields(&fields(json!({"name": " Tea ", "price": "3.5"}))).unwrap();
+        let p = NewProduct::from_fields(&fields(json!({"name": "Tea", "price": "3.5"}))).unwrap();
         assert_eq!((p.name.as_str(), p.price.cents()), ("Tea", 350));
-        let p = NewProduct::from_fields(&fields(json!({"name": "Tea", "price": 3.5}))).unwrap();
-        assert_eq!(p.price.cents(), 350);
-        // Number literals are read digit by digit: no float rounding.
-        let exact = raw_fields(br#"{"name":"Tea","price":4.999999999999999999}"#).unwrap();
-        assert!(NewProduct::from_fields(&exact).is_err());
-        let exact = raw_fields(br#"{"name":"Tea","price":12.500000000000000000}"#).unwrap();
-        assert_eq!(NewProduct::from_fields(&exact).unwrap().price.cents(), 1250);
-        let exponent = raw_fields(br#"{"name":"Tea","price":1e2}"#).unwrap();
-        assert!(NewProduct::from_fields(&exponent).is_err());
+        // A price is a string: a JSON number is refused, whatever its digits (a client holding
+        // it as a float could not send exact cents).
+        for number in [&b"3.5"[..], b"4.999999999999999999", b"12.50", b"1e2", b"5"] {
+            let body = [&br#"{"name":"Tea","price":"#[..], number, b"}"].concat();
+            let errs =
+                field_errors(NewProduct::from_fields(&raw_fields(&body).unwrap()).unwrap_err());
+            assert_eq!(errs[0].0, "price", "{}", String::from_utf8_lossy(number));
+        }
         // Only the documented forms: no spaces inside the string.
         for spaced in [" 4.20", "4.20 ", "4. 20"] {
             let errs = field_errors(

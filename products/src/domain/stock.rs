@@ -9,10 +9,9 @@ use service_kit::{ApiError, FieldError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::product::{IdempotencyRecord, MAX_STOCK, Product, RawFields};
+use super::product::{IdempotencyRecord, MAX_STOCK, Product, RawFields, visible_text};
 
-/// The longest adjustment reason, in characters.
-pub const MAX_REASON_CHARS: usize = 200;
+pub use products_api::MAX_REASON_CHARS;
 
 /// One change of a product's stock, kept as a record of its own: the audit trail of stock, and
 /// what an `Idempotency-Key` finds on a retry.
@@ -34,7 +33,7 @@ pub struct Adjustment {
 pub struct AdjustStock {
     /// Units to add (negative: remove); never 0.
     pub delta: i64,
-    /// Why: 1 to 200 characters after trimming.
+    /// Why: 1 to 200 characters (see [`visible_text`]).
     pub reason: String,
 }
 
@@ -53,8 +52,10 @@ impl AdjustStock {
             .get("delta")
             .map(|v| serde_json::from_str::<Value>(v.get()))
         {
-            Some(Ok(Value::Number(n))) => match n.as_i64() {
-                Some(d) if d != 0 && (-limit..=limit).contains(&d) => Some(d),
+            Some(Ok(Value::Number(n))) => match products_api::whole_number(&n) {
+                Some(d) if d != 0 && (-i128::from(limit)..=i128::from(limit)).contains(&d) => {
+                    Some(d as i64)
+                }
                 _ => None,
             },
             _ => None,
@@ -69,19 +70,16 @@ impl AdjustStock {
             .get("reason")
             .map(|v| serde_json::from_str::<Value>(v.get()))
         {
-            Some(Ok(Value::String(r))) => {
-                let r = r.trim();
-                let fits = !r.is_empty()
-                    && r.chars().count() <= MAX_REASON_CHARS
-                    && !r.chars().any(char::is_control);
-                fits.then(|| r.to_owned())
-            }
+            Some(Ok(Value::String(r))) => visible_text(&r, MAX_REASON_CHARS).ok(),
             _ => None,
         };
         if reason.is_none() {
             errors.push(FieldError::new(
                 "reason",
-                format!("is required: 1 to {MAX_REASON_CHARS} characters, no control characters"),
+                format!(
+                    "is required: 1 to {MAX_REASON_CHARS} characters, no control characters, \
+                     no white space at either end"
+                ),
             ));
         }
         match (delta, reason) {
@@ -397,7 +395,7 @@ mod tests {
     #[test]
     fn adjustment_requests_are_checked() {
         let ok = AdjustStock::from_fields(
-            &raw_fields(br#"{"delta": -3, "reason": " broken in transit "}"#).unwrap(),
+            &raw_fields(br#"{"delta": -3, "reason": "broken in transit"}"#).unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -412,6 +410,7 @@ mod tests {
             (json!({"delta": 1.5, "reason": "x"}), vec!["delta"]),
             (json!({"delta": "1", "reason": ""}), vec!["delta", "reason"]),
             (json!({"reason": "x", "colour": 1}), vec!["colour", "delta"]),
+            (json!({"delta": 1, "reason": " padded "}), vec!["reason"]),
         ] {
             let fields_of = raw_fields(body.to_string().as_bytes()).unwrap();
             let ApiError::Validation { errors, .. } =

@@ -13,8 +13,8 @@ use crate::api::product_event;
 /// Follow product changes (`text/event-stream`): `created`, `updated`, `archived`, with the
 /// sequence number as the event id; a `resync` event when asked for events no longer retained.
 #[utoipa::path(
-    get, path = "/products/events", tag = "products",
-    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")),
+    get, path = "/products/events", operation_id = "follow_products", tag = "products",
+    params(sse::FeedQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_007_199_254_740_992_u64, description = "Resume after this event (a sequence number, at most 2^53; takes precedence over `after`)")),
     responses(
         (status = 200, description = "Server-Sent Events; each data line is a ProductEvent", body = ProductEvent, content_type = "text/event-stream"),
         (status = 400, description = "Bad query", body = Problem),

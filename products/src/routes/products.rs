@@ -5,6 +5,7 @@ use products_api::{
     AdjustStock, CreateProduct, ListQuery, LookupRequest, LookupResponse, ProductBody, ProductPage,
     StockAdjustment, UpdateProduct,
 };
+use service_kit::docs::RecordId;
 use service_kit::docs::params::{IdempotencyKey, IfMatch, IfNoneMatch};
 use service_kit::docs::responses::{BadBody, ById, InFlight, NotModified, Stale, Unauthorized};
 use service_kit::http::{self, authorize, idempotency_key, if_match};
@@ -19,7 +20,7 @@ use crate::domain::{self, NewProduct, ProductPatch, raw_fields};
 
 /// Create a product.
 #[utoipa::path(
-    post, path = "/products", tag = "products",
+    post, path = "/products", operation_id = "create_product", tag = "products",
     request_body = CreateProduct,
     params(IdempotencyKey),
     responses(
@@ -61,8 +62,8 @@ pub async fn create(
 
 /// Read a product.
 #[utoipa::path(
-    get, path = "/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id (UUID)"), IfNoneMatch),
+    get, path = "/products/{id}", operation_id = "get_product", tag = "products",
+    params(("id" = RecordId, Path, description = "Product id (UUID)"), IfNoneMatch),
     responses(
         (status = 200, description = "The product", body = ProductBody, headers(("ETag" = String))),
         NotModified, ById, Unauthorized,
@@ -86,7 +87,7 @@ pub async fn get(
 /// `name_contains` may be short or empty and still link to the next one: the list ends only
 /// where `next` is absent. A price range is served by the price index.
 #[utoipa::path(
-    get, path = "/products", tag = "products",
+    get, path = "/products", operation_id = "list_products", tag = "products",
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = ProductPage),
@@ -119,13 +120,14 @@ pub async fn list(
 
 /// Change a product's name and/or price.
 #[utoipa::path(
-    patch, path = "/products/{id}", tag = "products",
+    patch, path = "/products/{id}", operation_id = "update_product", tag = "products",
     request_body = UpdateProduct,
-    params(("id" = String, Path, description = "Product id (UUID)"), IfMatch),
+    params(("id" = RecordId, Path, description = "Product id (UUID)"), IfMatch),
     responses(
         (status = 200, description = "Updated", body = ProductBody, headers(("ETag" = String))),
         ById, BadBody, Unauthorized,
         (status = 403, description = "Token lacks products:write", body = Problem), Stale,
+        (status = 428, description = "A change of `stock` without `If-Match`", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -145,8 +147,8 @@ pub async fn update(
 
 /// Archive a product: it leaves lists, reads say 410, new orders for it are refused.
 #[utoipa::path(
-    delete, path = "/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id (UUID)"), IfMatch),
+    delete, path = "/products/{id}", operation_id = "archive_product", tag = "products",
+    params(("id" = RecordId, Path, description = "Product id (UUID)"), IfMatch),
     responses(
         (status = 204, description = "Archived"),
         ById, Unauthorized,
@@ -168,7 +170,7 @@ pub async fn archive(
 
 /// Look up many products at once (what orders uses to validate an order in one call).
 #[utoipa::path(
-    post, path = "/products/lookup", tag = "products",
+    post, path = "/products/lookup", operation_id = "lookup_products", tag = "products",
     request_body = LookupRequest,
     responses(
         (status = 200, description = "Each id sorted into products, unknown and archived", body = LookupResponse),
@@ -195,9 +197,9 @@ pub async fn lookup(
 
 /// Adjust a product's stock by a signed number of units, with a reason.
 #[utoipa::path(
-    post, path = "/products/{id}/stock", tag = "products",
+    post, path = "/products/{id}/stock", operation_id = "adjust_stock", tag = "products",
     request_body = AdjustStock,
-    params(("id" = String, Path, description = "Product id (UUID)"), IdempotencyKey),
+    params(("id" = RecordId, Path, description = "Product id (UUID)"), IdempotencyKey),
     responses(
         (status = 200, description = "Adjusted: the adjustment (read the product for its stock now)", body = StockAdjustment),
         ById, BadBody, Unauthorized, InFlight,

@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use products_api::{CommitMany, CommitOutcomes, ReservationBody, ReserveRequest};
+use service_kit::docs::RecordId;
 use service_kit::docs::responses::{BadBody, ById, Unauthorized};
 use service_kit::http::{self, authorize};
 use service_kit::json::Body;
@@ -15,9 +16,9 @@ use crate::api::{reservation_body, reserve_request};
 /// Hold units of several products under the order's id, all or nothing (or shrink a
 /// reservation to fewer of them).
 #[utoipa::path(
-    put, path = "/reservations/{id}", tag = "reservations",
+    put, path = "/reservations/{id}", operation_id = "reserve", tag = "reservations",
     request_body = ReserveRequest,
-    params(("id" = String, Path, description = "Reservation id (the order's UUID)")),
+    params(("id" = RecordId, Path, description = "Reservation id (the order's UUID)")),
     responses(
         (status = 201, description = "Held", body = ReservationBody),
         (status = 200, description = "The same reservation, asked again; or shrunk to fewer units of the same products (the rest given back)", body = ReservationBody),
@@ -48,8 +49,8 @@ pub async fn reserve(
 
 /// Read a reservation.
 #[utoipa::path(
-    get, path = "/reservations/{id}", tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    get, path = "/reservations/{id}", operation_id = "get_reservation", tag = "reservations",
+    params(("id" = RecordId, Path, description = "Reservation id (UUID)")),
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
         ById, Unauthorized,
@@ -71,8 +72,8 @@ pub async fn get(
 
 /// Commit a held reservation: the units are sold (idempotent).
 #[utoipa::path(
-    post, path = "/reservations/{id}/commit", tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    post, path = "/reservations/{id}/commit", operation_id = "commit_reservation", tag = "reservations",
+    params(("id" = RecordId, Path, description = "Reservation id (UUID)")),
     responses(
         (status = 200, description = "Committed", body = ReservationBody),
         ById, Unauthorized,
@@ -91,8 +92,8 @@ pub async fn commit(
 
 /// Release a reservation: its units are given back, also after a commit (idempotent).
 #[utoipa::path(
-    post, path = "/reservations/{id}/release", tag = "reservations",
-    params(("id" = String, Path, description = "Reservation id (UUID)")),
+    post, path = "/reservations/{id}/release", operation_id = "release_reservation", tag = "reservations",
+    params(("id" = RecordId, Path, description = "Reservation id (UUID)")),
     responses(
         (status = 200, description = "Released", body = ReservationBody),
         ById, Unauthorized,
@@ -132,7 +133,7 @@ async fn settle(
 
 /// Commit many reservations at once (one batch: what orders' settler sends each round).
 #[utoipa::path(
-    post, path = "/reservations/commit", tag = "reservations",
+    post, path = "/reservations/commit", operation_id = "commit_reservations", tag = "reservations",
     request_body = CommitMany,
     responses(
         (status = 200, description = "Each id sorted into committed (now or before), ended (released or expired) and unknown", body = CommitOutcomes),

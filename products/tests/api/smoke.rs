@@ -10,7 +10,7 @@ use crate::helpers::spawn_app;
 async fn crud_round_trip() {
     let app = spawn_app().await;
     let res = app
-        .create(&json!({"name": " Green tea ", "price": "4.20"}))
+        .create(&json!({"name": "Green tea", "price": "4.20"}))
         .await;
     assert_eq!(res.status(), 201);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
@@ -29,7 +29,7 @@ async fn crud_round_trip() {
     let patched = app
         .request(Method::PATCH, &location, Some(&app.writer))
         .header("If-Match", "\"1\"")
-        .json(&json!({"price": 5}))
+        .json(&json!({"price": "5"}))
         .send()
         .await
         .unwrap();
