@@ -300,10 +300,20 @@ impl Shop {
 
     /// Like [`Shop::start`], with extra flags for products (e.g. `--reservation-ttl 10s`).
     pub async fn start_with(products_flags: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
+        Self::start_in(Self::new_dir(), products_flags).await
+    }
+
+    /// A temporary directory for [`Shop::start_in`]: the services keep their data in
+    /// `products-data/` and `orders-data/` under it.
+    pub fn new_dir() -> TempDir {
+        tempfile::Builder::new()
             .prefix("shop-e2e-")
             .tempdir()
-            .expect("a temporary directory");
+            .expect("a temporary directory")
+    }
+
+    /// Like [`Shop::start_with`], in `dir` (which may already hold data).
+    pub async fn start_in(dir: TempDir, products_flags: &[&str]) -> Self {
         let keys = Keys::generate(&dir.path().join("keys"));
         let tokens = Tokens {
             alice: keys.mint("alice", &["orders:read", "orders:write"], false),

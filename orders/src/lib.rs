@@ -17,6 +17,7 @@ pub mod api;
 pub mod configuration;
 pub mod domain;
 pub mod follower;
+pub mod import;
 pub mod openapi;
 pub mod routes;
 pub mod service;

@@ -41,6 +41,54 @@ pub enum Command {
     /// Mint, attenuate and inspect Biscuit tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import records into a service's store (it must be stopped), each checked with the
+    /// service's own rules: nothing is written while any is refused, unless --skip-invalid.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `shop import`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Products: checked as POST /products checks them (TinyDB's `uuid`, `name` and `price`,
+    /// a numeric price read as the decimal it spells), into DATA_DIR/products/.
+    Products(ImportArgs),
+    /// Orders: TinyDB's `uuid`, `product_uuid` and `quantity`, each line checked as POST
+    /// /orders checks it and priced from the products store (import products first), into
+    /// DATA_DIR/orders/. Imported orders take no stock.
+    Orders(ImportOrdersArgs),
+}
+
+/// `shop import products`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A JSON array (`store-actor export` output, or plain objects) or a TinyDB file; `-` reads
+    /// standard input.
+    pub file: PathBuf,
+    /// The data directory `shop up` uses.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SHOP_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+    /// Only this table of a TinyDB file (default: every table).
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Import the valid records and skip the refused ones (each reported, and counted).
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// `shop import orders`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportOrdersArgs {
+    #[command(flatten)]
+    pub import: ImportArgs,
+    /// Who owns the imported TinyDB orders (they name no one).
+    #[arg(long, value_name = "USER", default_value = "migrated")]
+    pub owner: String,
 }
 
 /// `shop up`.

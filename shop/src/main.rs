@@ -6,11 +6,13 @@
 //! - `shop keygen --out DIR`: a root key pair as `DIR/private.key` (mode 0600) and
 //!   `DIR/public.key`.
 //! - `shop token mint | attenuate | inspect`: Biscuit tokens.
+//! - `shop import products | orders FILE`: records checked with the service's own rules.
 //!
 //! A thin layer over [`service_kit::auth::keys`] and [`service_kit::auth::tokens`]: parsing,
 //! reading inputs, printing. Errors go to stderr with exit status 1; usage errors exit with 2.
 
 mod cli;
+mod import;
 mod keygen;
 mod token;
 mod up;
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::cli::{Cli, Command, TokenCommand};
+use crate::cli::{Cli, Command, ImportCommand, TokenCommand};
 
 /// Any failure of a subcommand: printed as `error: {it}`, exit status 1.
 type Error = Box<dyn std::error::Error>;
@@ -67,5 +69,7 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Token(TokenCommand::Mint(args)) => token::mint(&args),
         Command::Token(TokenCommand::Attenuate(args)) => token::attenuate(&args),
         Command::Token(TokenCommand::Inspect(args)) => token::inspect(&args),
+        Command::Import(ImportCommand::Products(args)) => import::products(&args),
+        Command::Import(ImportCommand::Orders(args)) => import::orders(&args),
     }
 }

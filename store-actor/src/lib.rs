@@ -38,6 +38,7 @@ mod error;
 mod flusher;
 pub mod fs;
 mod history;
+pub mod import;
 mod journal;
 mod options;
 mod query;

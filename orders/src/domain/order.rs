@@ -612,7 +612,7 @@ pub fn price(requested: &[RequestedItem], lookup: &LookupResponse) -> Result<Pri
 }
 
 /// Prices each requested line with the name and unit price `product` finds for it.
-fn priced<'a>(
+pub fn priced<'a>(
     requested: &[RequestedItem],
     product: impl Fn(Uuid) -> Option<(&'a str, Money)>,
 ) -> Result<Priced, PricingError> {
