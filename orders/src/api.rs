@@ -16,6 +16,18 @@ use crate::service::Listing;
 
 /// An order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b",
+    "owner": "alice",
+    "status": "placed",
+    "items": [{"product_id": "0193a1c2-7d2e-7c3b-9f00-5a1e2b3c4d5e", "quantity": 3,
+               "product_name": "Green tea", "unit_price": "4.20", "line_total": "12.60"}],
+    "total": "12.60",
+    "stock": "confirmed",
+    "version": 2,
+    "created_at": "2026-12-01T09:30:00Z",
+    "updated_at": "2026-12-01T09:30:01Z"
+}))]
 pub struct OrderBody {
     /// Its id.
     pub id: Uuid,

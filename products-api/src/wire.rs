@@ -11,6 +11,17 @@ use crate::money::Money;
 
 /// A product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a1c2-7d2e-7c3b-9f00-5a1e2b3c4d5e",
+    "name": "Green tea",
+    "price": "4.20",
+    "version": 1,
+    "created_at": "2026-12-01T09:30:00Z",
+    "updated_at": "2026-12-01T09:30:00Z",
+    "stock": 10,
+    "reserved": 0,
+    "available": 10
+}))]
 pub struct ProductBody {
     /// Its id.
     pub id: Uuid,
@@ -398,6 +409,14 @@ pub struct ReservedLine {
 
 /// A reservation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b",
+    "state": "held",
+    "expires_at": "2026-12-01T09:45:00Z",
+    "lines": [{"product_id": "0193a1c2-7d2e-7c3b-9f00-5a1e2b3c4d5e", "quantity": 2,
+               "name": "Green tea", "unit_price": "4.20"}],
+    "version": 1
+}))]
 pub struct ReservationBody {
     /// Its id (the order's).
     pub id: Uuid,
