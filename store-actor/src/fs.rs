@@ -85,6 +85,9 @@ pub trait Fs: Send + Sync + fmt::Debug + 'static {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// The paths of the files in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Shortens `path` to its first `len` bytes, in place, and makes that durable (what stays
+    /// is unchanged, so a crash at any point leaves either length).
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
 }
 
 /// The operating system's file system: syncs are `fdatasync` (`fsync` for directories) and the
@@ -192,6 +195,11 @@ impl Fs for OsFs {
         std::fs::read_dir(dir)?
             .map(|entry| entry.map(|e| e.path()))
             .collect()
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
     }
 }
 
@@ -566,5 +574,17 @@ impl Fs for SimFs {
             .filter(|p| p.parent() == Some(dir))
             .cloned()
             .collect())
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.wait_for_gate();
+        let mut s = self.inner.lock().unwrap();
+        // The shortening, then its sync: either may fail.
+        s.tick()?;
+        s.tick()?;
+        let i = s.inode(path)?;
+        let inode = &mut s.inodes[i];
+        inode.data.truncate(len as usize);
+        inode.synced = inode.data.clone();
+        Ok(())
     }
 }

@@ -90,15 +90,17 @@ pub(crate) fn load<T: Data>(options: &StoreOptions<T>) -> Result<Loaded<T>> {
 
 /// Drops a torn last journal line: keeps the dropped bytes as evidence in the first free
 /// `NAME.journal.broken.N` (N = 1, 2, ...: an earlier drop's evidence is never overwritten),
-/// then atomically replaces the journal by its intact prefix. Returns the evidence's path.
+/// then truncates the journal to its intact prefix in place. Only the torn bytes are copied, so
+/// a store on a nearly full disk can still open (a crash between the two steps finds the same
+/// tail again and keeps a second copy of it). Returns the evidence's path.
 pub(crate) fn drop_torn_tail<T>(
     options: &StoreOptions<T>,
     torn: &TornTail,
 ) -> Result<std::path::PathBuf> {
     let fs: &dyn Fs = &*options.fs;
     let path = options.journal_path();
-    let all = fs
-        .read_from(&path, 0)
+    let tail = fs
+        .read_from(&path, torn.valid_len)
         .map_err(|e| StoreError::io("read", &path, e))?;
     let broken = free_broken_path(fs, &path)?;
     if torn.complete {
@@ -120,13 +122,11 @@ pub(crate) fn drop_torn_tail<T>(
             "dropping a torn last journal line (an unacknowledged write); its bytes are kept"
         );
     }
-    write_synced(fs, &broken, &all[torn.valid_len as usize..])?;
-    let tmp = path.with_extension("journal.tmp");
-    write_synced(fs, &tmp, &all[..torn.valid_len as usize])?;
-    fs.rename(&tmp, &path)
-        .map_err(|e| StoreError::io("rename", &tmp, e))?;
+    write_synced(fs, &broken, &tail)?;
     fs.sync_dir(&options.dir)
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
+    fs.truncate(&path, torn.valid_len)
+        .map_err(|e| StoreError::io("truncate", &path, e))?;
     Ok(broken)
 }
 

@@ -39,12 +39,19 @@ async fn truncated_tail_is_dropped_with_a_copy() {
     three_records(dir.path()).await;
     let full = journal(dir.path());
     std::fs::write(dir.path().join("items.journal"), &full[..full.len() - 10]).unwrap();
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let journal_inode = inode(&dir.path().join("items.journal"));
 
     let report = verify(&options(dir.path())).unwrap();
     assert_eq!(report.torn_tail.as_ref().unwrap().line, 3);
 
     let store = Store::open(options(dir.path())).await.unwrap();
     assert_eq!(store.count(), 2);
+    // Truncated in place (the same file, no copy of the journal: a nearly full disk can still
+    // drop a torn tail), and no temporary file left.
+    assert_eq!(inode(&dir.path().join("items.journal")), journal_inode);
+    assert!(!dir.path().join("items.journal.tmp").exists());
     let status = store.status();
     assert!(status.torn_line_dropped && !status.damaged_line_dropped);
     let broken = std::fs::read_to_string(dir.path().join("items.journal.broken.1")).unwrap();
