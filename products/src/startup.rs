@@ -7,10 +7,11 @@ use service_kit::http;
 use service_kit::metrics::Metrics;
 use service_kit::server::{self, Bound, Parts, StartupError};
 use service_kit::sse::Closing;
-use store_actor::Store;
+use store_actor::{Store, StoreOptions};
 use utoipa::OpenApi;
 
 use crate::configuration::Config;
+use crate::domain::Entry;
 use crate::openapi::ApiDoc;
 use crate::routes::{ProductsState, events, products, reservations};
 use crate::service::ProductService;
@@ -19,12 +20,21 @@ use crate::store;
 /// Opens the store and binds the address (`:0` picks a free port); serve it with
 /// [`Bound::run_until_stopped`], which closes the store after the server stops.
 pub async fn build(config: Config) -> Result<Bound, StartupError> {
+    build_with(config, |options| options).await
+}
+
+/// Like [`build`], with the store's options passed through `store_options` first: tests run
+/// the service on a simulated disk (`store_actor::fs::SimFs`) to fail or hold its writes.
+pub async fn build_with(
+    config: Config,
+    store_options: impl FnOnce(StoreOptions<Entry>) -> StoreOptions<Entry>,
+) -> Result<Bound, StartupError> {
     let common = &config.common;
-    let store = Store::open(
+    let store = Store::open(store_options(
         store::options(&common.data_dir, common.durability)
             .feed_history(common.feed_history())
             .memory(common.memory()),
-    )
+    ))
     .await?;
     let metrics = Metrics::new();
     {

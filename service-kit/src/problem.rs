@@ -412,8 +412,20 @@ impl From<StoreError> for ApiError {
                 detail: reason.to_string(),
                 extensions: Map::new(),
             },
-            StoreError::ReadOnly { .. } | StoreError::Closed => ApiError::Unavailable {
-                detail: "storage is not accepting writes".into(),
+            // Say why, and what brings writes back (a restart reopens the store from its files).
+            e @ StoreError::ReadOnly { .. } => ApiError::Unavailable {
+                detail: if e.is_disk_full() {
+                    "storage is not accepting writes: the disk is full (writes resume when the \
+                     service restarts with space free)"
+                } else {
+                    "storage is not accepting writes after an I/O failure (writes resume when the \
+                     service restarts)"
+                }
+                .into(),
+                retry_after: 30,
+            },
+            StoreError::Closed => ApiError::Unavailable {
+                detail: "storage is closed: the service is stopping".into(),
                 retry_after: 30,
             },
             other => ApiError::Internal(other.to_string()),

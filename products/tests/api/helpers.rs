@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use biscuit_auth::KeyPair;
 use products::configuration::Config;
+use products::domain::Entry;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
-use store_actor::Durability;
+use store_actor::fs::{Fs, SimFs};
+use store_actor::{Durability, StoreOptions};
 use test_kit::tokens::mint;
 pub use test_kit::{
     DEADLINE, Events, Frame, assert_problem, error_fields, id_of, redactions, scrub,
@@ -59,12 +61,32 @@ pub async fn spawn_in(dir: &Path, root: Arc<KeyPair>, revoked: Vec<String>) -> T
     spawn_with(dir, root, revoked, |_| {}).await
 }
 
+/// Starts a service whose store lives on the simulated disk `fs` (to fail or hold its
+/// writes and fsyncs deterministically).
+pub async fn spawn_on(fs: SimFs) -> TestApp {
+    let (dir, root) = fresh_dir();
+    let fs: Arc<dyn Fs> = Arc::new(fs);
+    let mut app = spawn_configured(dir.path(), root, Vec::new(), |_| {}, |o| o.fs(fs)).await;
+    app._dir = Some(dir);
+    app
+}
+
 /// Like [`spawn_in`], with a chance to change the configuration (e.g. the body limit).
 pub async fn spawn_with(
     dir: &Path,
     root: Arc<KeyPair>,
     revoked: Vec<String>,
     adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_configured(dir, root, revoked, adjust, |o| o).await
+}
+
+async fn spawn_configured(
+    dir: &Path,
+    root: Arc<KeyPair>,
+    revoked: Vec<String>,
+    adjust: impl FnOnce(&mut Config),
+    store_options: impl FnOnce(StoreOptions<Entry>) -> StoreOptions<Entry>,
 ) -> TestApp {
     let revoked_file = (!revoked.is_empty()).then(|| {
         let path = dir.join("revoked.txt");
@@ -91,7 +113,7 @@ pub async fn spawn_with(
         },
     };
     adjust(&mut config);
-    let app = products::startup::build(config)
+    let app = products::startup::build_with(config, store_options)
         .await
         .expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());

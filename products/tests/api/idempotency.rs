@@ -1,11 +1,12 @@
 //! `Idempotency-Key` on `POST /products`: retries return the first result, reuse is refused.
 
-use futures_util::future::join_all;
+use futures_util::future::{Either, join_all};
 use reqwest::{Method, Response};
 use serde_json::Value;
+use store_actor::fs::SimFs;
 
 use crate::helpers::{
-    TestApp, assert_problem, fresh_dir, id_of, redactions, scrub, spawn_app, spawn_in,
+    TestApp, assert_problem, fresh_dir, id_of, redactions, scrub, spawn_app, spawn_in, spawn_on,
 };
 
 /// `POST /products` with `token`, an `Idempotency-Key` and a raw JSON body.
@@ -258,7 +259,7 @@ async fn burst(app: &TestApp, key: &str, body: &str) -> Outcomes {
 /// `BURST` (> 1) answers is the original, at least one replay or 409 must occur: a service
 /// that quietly created a product per request fails here. (Which of the two the other
 /// answers are depends on timing: a 409 while the first create waits for its fsync, a replay
-/// once it is done; [`retry_while_the_first_is_in_flight_is_conflict`] requires the 409.)
+/// once it is done; [`retry_while_the_first_is_in_flight_is_conflict`] forces the 409.)
 #[actix_web::test]
 async fn concurrent_retries_create_one_product() {
     // Arrange
@@ -296,37 +297,50 @@ async fn concurrent_retries_create_one_product() {
 /// A retry that arrives while the first request with its key is still being processed is
 /// refused with 409 conflict (problem+json naming the key), and creates nothing.
 ///
-/// Not deterministic, and why: the first create is in flight only while it waits for the
-/// store's fsync, and the test app cannot be given a store on `store_actor::fs::SimFs` (whose
-/// `hold_syncs` would keep it there): `Application::build` takes only a `Config` and opens
-/// the store itself on the OS file system. So the test sends bursts of [`BURST`] same-key
-/// requests, each burst with a fresh key, until one of them gets a 409. Measured here (ext4
-/// and tmpfs, 2 workers) most bursts of even 2 requests get one; 50 bursts without any 409
-/// mean the in-flight check is gone (the others would then all be replays or duplicates).
+/// Deterministic: the store runs on a simulated disk whose fsyncs are held, so whichever of the
+/// two same-key requests claims the key first stays in flight until the test releases the
+/// disk, and the other is answered 409 meanwhile.
 #[actix_web::test]
 async fn retry_while_the_first_is_in_flight_is_conflict() {
     // Arrange
-    let app = spawn_app().await;
+    let fs = SimFs::new();
+    let app = spawn_on(fs.clone()).await;
     let body = r#"{"name":"Tea","price":"1.00"}"#;
+    fs.hold_syncs();
 
     // Act
-    let mut conflict = None;
-    let mut bursts = 0;
-    while conflict.is_none() && bursts < 50 {
-        bursts += 1;
-        let outcomes = burst(&app, &format!("in-flight-{bursts}"), body).await;
-        assert_eq!(outcomes.originals.len(), 1, "{outcomes:?}");
-        conflict = outcomes.conflicts.into_iter().next();
-    }
+    let (conflict, original) = {
+        let first = Box::pin(create_with_key(&app, &app.writer, "in-flight", body));
+        let retry = Box::pin(async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            create_with_key(&app, &app.writer, "in-flight", body).await
+        });
+        // Without the in-flight check both would wait for the held disk and neither answer.
+        let raced = futures_util::future::select(first, retry);
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(10), raced).await;
+        match answered.expect("one of two same-key requests answers 409 while the other waits") {
+            Either::Left((answered, retry)) => {
+                let conflict = assert_problem(answered, 409, "conflict").await;
+                fs.release_syncs();
+                (conflict, retry.await)
+            }
+            Either::Right((answered, first)) => {
+                let conflict = assert_problem(answered, 409, "conflict").await;
+                fs.release_syncs();
+                (conflict, first.await)
+            }
+        }
+    };
 
     // Assert
-    let conflict = conflict.expect("no 409 in 50 bursts: a retry while the first is in flight");
     assert!(conflict.get("errors").is_none(), "{conflict}");
     insta::assert_json_snapshot!(
         "problem_conflict_in_flight",
-        scrub(&conflict, &[(&format!("in-flight-{bursts}"), "[key]")])
+        scrub(&conflict, &[("in-flight", "[key]")])
     );
-    assert_eq!(app.count().await, bursts);
+    assert_eq!(original.status(), 201);
+    assert_eq!(replayed(&original), None);
+    assert_eq!(app.count().await, 1);
     app.stop().await;
 }
 

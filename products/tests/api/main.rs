@@ -3,6 +3,7 @@
 mod auth;
 mod budget;
 mod concurrency;
+mod disk;
 mod errors;
 mod events;
 mod helpers;
