@@ -1,8 +1,9 @@
 //! Exact money: an amount in cents, written as a decimal string with two fraction digits.
 //!
-//! Never a binary float in storage or arithmetic. A JSON number is accepted on input only if
-//! its shortest decimal form has at most two fraction digits (so `12.5` is 12.50, while
-//! `12.345` or `1e-7` are refused rather than rounded).
+//! Never a binary float in storage or arithmetic. The products API takes prices only as
+//! strings; where a JSON number is read (this type's `Deserialize`, e.g. for a TinyDB import),
+//! it is accepted only if its shortest decimal form has at most two fraction digits (so `12.5`
+//! is 12.50, while `12.345` or `1e-7` are refused rather than rounded).
 
 use std::fmt;
 use std::str::FromStr;
