@@ -116,8 +116,39 @@ async fn feed_resumes_after_an_event() {
     app.stop_now().await;
 }
 
-/// The feed needs a token (401) with the read right (403); a bad `Last-Event-ID` or an unknown
-/// parameter answers 400.
+/// `follow=false` sends the events up to the current end, then ends the stream, so a client
+/// that reads a response whole (a generated one) gets the backlog and returns.
+#[actix_web::test]
+async fn feed_without_follow_ends_at_the_current_end() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        ids.push(id_of(&app.create_ok(name, "1.00").await));
+    }
+
+    // Act
+    let res = open(&app, "?after=0&follow=false", None).await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
+        .await
+        .expect("the stream ends by itself")
+        .unwrap();
+    let nothing_new = open(&app, "?follow=false", None).await;
+    let empty = tokio::time::timeout(std::time::Duration::from_secs(10), nothing_new.text())
+        .await
+        .expect("an empty backlog ends at once")
+        .unwrap();
+
+    // Assert
+    let events: Vec<&str> = body.lines().filter(|l| l.starts_with("id: ")).collect();
+    assert_eq!(events, ["id: 1", "id: 2"], "{body}");
+    assert!(body.contains(&ids[1]), "{body}");
+    assert!(!empty.contains("id: "), "{empty}");
+    app.stop().await;
+}
+
+/// The feed needs a token (401) with the read right (403); a bad `Last-Event-ID`, a sequence
+/// past 2^53 or an unknown parameter answers 400.
 #[actix_web::test]
 async fn feed_refuses_bad_requests() {
     // Arrange
@@ -138,6 +169,8 @@ async fn feed_refuses_bad_requests() {
     let bad_id = open(&app, "", Some("yesterday")).await;
     let bad_query = open(&app, "?since=0", None).await;
     let bad_after = open(&app, "?after=-1", None).await;
+    let too_far = open(&app, "?after=9007199254740993", None).await;
+    let too_far_id = open(&app, "", Some("9007199254740993")).await;
 
     // Assert
     assert_problem(anonymous, 401, "unauthorized").await;
@@ -145,6 +178,8 @@ async fn feed_refuses_bad_requests() {
     assert_problem(bad_id, 400, "bad-request").await;
     assert_problem(bad_query, 400, "bad-request").await;
     assert_problem(bad_after, 400, "bad-request").await;
+    assert_problem(too_far, 400, "bad-request").await;
+    assert_problem(too_far_id, 400, "bad-request").await;
     app.stop().await;
 }
 

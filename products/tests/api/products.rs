@@ -88,6 +88,29 @@ async fn create_refuses_a_json_number_price() {
     app.stop().await;
 }
 
+/// A whole number may be written with a zero fraction (`10.0`), as JSON Schema counts
+/// integers; a fraction is refused.
+#[actix_web::test]
+async fn whole_numbers_may_have_a_zero_fraction() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let whole = app
+        .create(&json!({"name": "Pot", "price": "25.00", "stock": 10.0}))
+        .await;
+    let fraction = app
+        .create(&json!({"name": "Pot", "price": "25.00", "stock": 10.5}))
+        .await;
+
+    // Assert
+    assert_eq!(whole.status(), 201);
+    assert_eq!(whole.json::<Value>().await.unwrap()["stock"], 10);
+    let problem = assert_problem(fraction, 422, "validation").await;
+    assert_eq!(error_fields(&problem), ["stock"]);
+    app.stop().await;
+}
+
 /// A name with white space at either end is refused, not trimmed: what is stored is what was
 /// sent, as the OpenAPI pattern says.
 #[actix_web::test]
