@@ -27,7 +27,7 @@ pub type Catalogue = HashMap<Uuid, Option<(String, Money)>>;
 /// The check of each imported record: TinyDB orders are `owner`'s, priced from `catalogue`.
 pub fn check(catalogue: Catalogue, owner: String) -> Check {
     let catalogue = Arc::new(catalogue);
-    Arc::new(move |c: &Candidate| {
+    Arc::new(move |c: Candidate| {
         let order = order(&c.data, &catalogue, &owner)?;
         serde_json::to_value(order).map_err(|e| e.to_string())
     })
@@ -44,7 +44,7 @@ fn order(data: &Value, catalogue: &Catalogue, owner: &str) -> Result<Order, Stri
     if let Some(product) = line.remove("product_uuid") {
         line.insert("product_id".into(), product);
     }
-    let requested = requested_items(&Value::Object(line)).map_err(|e| e.one_line())?;
+    let requested = requested_items(&Value::Object(line)).map_err(|e| e.to_string())?;
     let priced = priced(&requested, |id| match catalogue.get(&id) {
         Some(Some((name, price))) => Some((name.as_str(), *price)),
         _ => None,

@@ -24,27 +24,22 @@ pub mod serde_whole {
     use serde::Deserialize;
     use serde::de::{Deserializer, Error};
 
-    fn read<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
-        let n = serde_json::Number::deserialize(d)?;
+    fn convert<T: TryFrom<i128>, E: Error>(n: serde_json::Number) -> Result<T, E> {
         super::whole_number(&n)
             .and_then(|w| T::try_from(w).ok())
-            .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range")))
+            .ok_or_else(|| E::custom(format!("{n} is not a whole number in range")))
     }
 
     /// A `u32`.
     pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        read(d)
+        convert(serde_json::Number::deserialize(d)?)
     }
 
     /// An optional `u64` (`null` or absent: `None`; give the field `#[serde(default)]`).
     pub fn option_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        match Option::<serde_json::Number>::deserialize(d)? {
-            None => Ok(None),
-            Some(n) => super::whole_number(&n)
-                .and_then(|w| u64::try_from(w).ok())
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range"))),
-        }
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(convert)
+            .transpose()
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::{Entry, IdempotencyRecord, NewProduct, Product, RawFields};
 
 /// The check of each imported record.
 pub fn check() -> Check {
-    Arc::new(|c: &Candidate| {
+    Arc::new(|c: Candidate| {
         let entry = entry(&c.data)?;
         serde_json::to_value(entry).map_err(|e| e.to_string())
     })
@@ -38,7 +38,7 @@ fn entry(data: &Value) -> Result<Entry, String> {
         let text = n.to_string();
         fields.insert("price".into(), Value::String(text));
     }
-    let new = NewProduct::from_fields(&raw(fields)?).map_err(|e| e.one_line())?;
+    let new = NewProduct::from_fields(&raw(fields)?).map_err(|e| e.to_string())?;
     if new.stock.is_some_and(|stock| reserved > stock) {
         return Err(format!("reserved ({reserved}) exceeds stock"));
     }

@@ -4,7 +4,9 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
 use utoipa::{Modify, PartialSchema, ToSchema};
@@ -98,7 +100,7 @@ impl Modify for EventStream {
             .schema_type(Type::String)
             .content_media_type("application/json")
             .content_schema(Some(Schema::OneOf(
-                utoipa::openapi::schema::OneOfBuilder::new()
+                OneOfBuilder::new()
                     .item(Ref::from_schema_name(self.data))
                     .item(Ref::from_schema_name("Resync"))
                     .build(),
@@ -140,10 +142,7 @@ impl Modify for EventStream {
         let whole = ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some("The stream as text, read whole (`follow=false`)"));
-        let schema = utoipa::openapi::schema::OneOfBuilder::new()
-            .item(whole)
-            .item(event)
-            .build();
+        let schema = OneOfBuilder::new().item(whole).item(event).build();
         ok.content.insert(
             "text/event-stream".to_owned(),
             RefOr::T(

@@ -191,11 +191,10 @@ pub fn created(
 /// in the message ("product", "order").
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     // Only the hyphenated form the services issue (the OpenAPI pattern says so), not the
-    // simple, braced or URN forms `Uuid` also reads.
-    // (`Uuid` reads 36 characters only in the hyphenated form.)
-    (raw.len() == 36)
-        .then(|| raw.parse().ok())
-        .flatten()
+    // simple, braced or URN forms `Uuid` also reads: those are not 36 characters long.
+    raw.parse()
+        .ok()
+        .filter(|_| raw.len() == 36)
         .ok_or_else(|| ApiError::BadRequest(format!("{raw:?} is not a valid {what} id (a UUID)")))
 }
 

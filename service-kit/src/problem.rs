@@ -309,19 +309,6 @@ impl ApiError {
         }
     }
 
-    /// The error in one line: each invalid field as `field: message`, joined by `; ` (for a
-    /// command-line report); other errors as they display.
-    pub fn one_line(&self) -> String {
-        match self {
-            ApiError::Validation { errors, .. } | ApiError::InvalidQuery { errors, .. } => errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            other => other.to_string(),
-        }
-    }
-
     /// A validation error with one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::fields(vec![FieldError::new(field, message)])

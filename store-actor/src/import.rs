@@ -48,12 +48,13 @@ pub struct Candidate {
 }
 
 /// The caller's check of each record: the data to store, or why it is refused. Runs in both
-/// passes, so it must answer the same way each time.
-pub type Check = Arc<dyn Fn(&Candidate) -> Result<Value, String> + Send + Sync>;
+/// passes, so it must answer the same way each time. It takes the record by value, so a check
+/// that stores the data as it is copies nothing.
+pub type Check = Arc<dyn Fn(Candidate) -> Result<Value, String> + Send + Sync>;
 
 /// A check that takes every record as it is.
 pub fn as_is() -> Check {
-    Arc::new(|c: &Candidate| Ok(c.data.clone()))
+    Arc::new(|c: Candidate| Ok(c.data))
 }
 
 /// What to import and how.
@@ -253,19 +254,22 @@ async fn import_from(
     let mut total = 0u64;
     input.each(|i, candidate| {
         total += 1;
-        let checked = candidate.and_then(|c| match check(&c) {
-            Ok(_) => Ok(c),
-            Err(reason) => Err(format!("{}: {reason}", c.origin)),
+        let checked = candidate.and_then(|c| {
+            let (id, origin) = (c.id, c.origin.clone());
+            match check(c) {
+                Ok(_) => Ok((id, origin)),
+                Err(reason) => Err(format!("{origin}: {reason}")),
+            }
         });
         match checked {
-            Ok(c) => {
-                if let Some(first) = seen.get(&c.id) {
+            Ok((id, origin)) => {
+                if let Some(first) = seen.get(&id) {
                     refusals.add(
                         i,
-                        format!("{}: repeats the id {} of record {first}", c.origin, c.id),
+                        format!("{origin}: repeats the id {id} of record {first}"),
                     );
                 } else {
-                    seen.insert(c.id, i);
+                    seen.insert(id, i);
                 }
             }
             Err(reason) => refusals.add(i, reason),
@@ -311,8 +315,9 @@ async fn import_from(
                 return Ok(());
             }
             let c = candidate?;
-            let data = reader_check(&c).map_err(|reason| format!("{}: {reason}", c.origin))?;
-            tx.blocking_send((c.id, c.archived, data))
+            let (id, archived, origin) = (c.id, c.archived, c.origin.clone());
+            let data = reader_check(c).map_err(|reason| format!("{origin}: {reason}"))?;
+            tx.blocking_send((id, archived, data))
                 .map_err(|_| "the import stopped".to_owned())
         })
     });
