@@ -1,4 +1,9 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (every readiness check passes).
+//! `GET /healthz` (the process answers and can recover by itself) and `GET /readyz` (every
+//! readiness check passes).
+//!
+//! A store that stopped writes is not ready while it heals by itself (a full disk that may get
+//! room again); it is not *live* only when a restart is what brings writes back, so that a
+//! liveness probe restarts the process then, and only then.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,10 +16,11 @@ use serde::Serialize;
 /// A readiness check: `Ok` when ready, `Err(reason)` otherwise.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The named readiness checks of one app.
+/// The named readiness checks of one app, and its liveness checks.
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(String, Check)>,
+    live: Vec<(String, Check)>,
 }
 
 impl fmt::Debug for Readiness {
@@ -37,8 +43,24 @@ impl Readiness {
         self
     }
 
-    /// Adds the check that a store accepts writes.
-    pub fn store<T: store_actor::Data>(self, name: &str, store: store_actor::Store<T>) -> Self {
+    /// Adds the check that a store accepts writes, and the liveness check that it has not
+    /// stopped them for good.
+    pub fn store<T: store_actor::Data>(mut self, name: &str, store: store_actor::Store<T>) -> Self {
+        let live = store.clone();
+        self.live.push((
+            name.to_owned(),
+            Arc::new(move || {
+                let status = live.status();
+                Box::pin(async move {
+                    match status.read_only_reason {
+                        Some(reason) if status.needs_reopen => {
+                            Err(format!("writes stopped until a restart: {reason}"))
+                        }
+                        _ => Ok(()),
+                    }
+                })
+            }),
+        ));
         self.check(
             name,
             Arc::new(move || {
@@ -62,35 +84,46 @@ struct Report {
     checks: BTreeMap<String, String>,
 }
 
-/// `GET /healthz`.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Report {
-        status: "ok",
-        checks: BTreeMap::new(),
-    })
-}
-
-/// `GET /readyz`: 200 when every check passes, 503 with the failing reasons otherwise.
-pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
-    let mut checks = BTreeMap::new();
-    let mut ready = true;
-    for (name, check) in &readiness.checks {
+/// Runs `checks` and answers with their report (only the failing ones unless `list_all`).
+async fn run(
+    checks: &[(String, Check)],
+    ok: &'static str,
+    not_ok: &'static str,
+    list_all: bool,
+) -> HttpResponse {
+    let mut report = BTreeMap::new();
+    let mut passed = true;
+    for (name, check) in checks {
         let outcome = check().await;
-        ready &= outcome.is_ok();
-        checks.insert(
+        passed &= outcome.is_ok();
+        report.insert(
             name.clone(),
             outcome.err().unwrap_or_else(|| "ok".to_owned()),
         );
     }
     let report = Report {
-        status: if ready { "ready" } else { "not_ready" },
-        checks,
+        status: if passed { ok } else { not_ok },
+        checks: if list_all || !passed {
+            report
+        } else {
+            BTreeMap::new()
+        },
     };
-    if ready {
+    if passed {
         HttpResponse::Ok().json(report)
     } else {
         HttpResponse::ServiceUnavailable().json(report)
     }
+}
+
+/// `GET /healthz`: 200 unless a store stopped writes until a restart (503 with why).
+pub async fn healthz(readiness: web::Data<Readiness>) -> HttpResponse {
+    run(&readiness.live, "ok", "failing", false).await
+}
+
+/// `GET /readyz`: 200 when every check passes, 503 with the failing reasons otherwise.
+pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    run(&readiness.checks, "ready", "not_ready", true).await
 }
 
 #[cfg(test)]
@@ -104,18 +137,22 @@ mod tests {
 
     use super::*;
 
-    async fn readyz_of(store: &Store<String>) -> (u16, Value) {
+    async fn probe(store: &Store<String>, path: &str) -> (u16, Value) {
         let readiness = Readiness::new().store("store", store.clone());
         let app = test::init_service(
             App::new()
                 .app_data(web::Data::new(readiness))
-                .route("/readyz", web::get().to(readyz)),
+                .route("/readyz", web::get().to(readyz))
+                .route("/healthz", web::get().to(healthz)),
         )
         .await;
-        let res =
-            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        let res = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
         let status = res.status().as_u16();
         (status, test::read_body_json(res).await)
+    }
+
+    async fn readyz_of(store: &Store<String>) -> (u16, Value) {
+        probe(store, "/readyz").await
     }
 
     #[actix_web::test]
@@ -141,6 +178,14 @@ mod tests {
             reason.starts_with("read-only: ") && reason.contains("fsync"),
             "{reason}"
         );
+        // It heals by itself, so it stays live: no restart wanted.
+        assert_eq!(probe(&store, "/healthz").await.0, 200);
+        disk.heal();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while readyz_of(&store).await.0 != 200 {
+            assert!(std::time::Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
 
         let other = Store::open(
             StoreOptions::<String>::new(Path::new("/sim2"), "things").fs(Arc::new(SimFs::new())),
@@ -154,5 +199,37 @@ mod tests {
             (503, &Value::from("closed")),
             "{body}"
         );
+    }
+
+    /// A store that stops writes until a restart makes the process not live (so a liveness
+    /// probe restarts it); `/healthz` says which store and why.
+    #[actix_web::test]
+    async fn healthz_fails_when_only_a_restart_brings_writes_back() {
+        let disk = SimFs::new();
+        let options = StoreOptions::<String>::new(Path::new("/sim"), "things")
+            .fs(Arc::new(disk.clone()))
+            .durability(store_actor::Durability::Interval(
+                std::time::Duration::from_millis(10),
+            ));
+        let store = Store::open(options).await.unwrap();
+        let (status, body) = probe(&store, "/healthz").await;
+        assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+        disk.fail_after(1); // the write is acknowledged, its background fsync fails
+        store.create("acked".to_owned()).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = probe(&store, "/healthz").await;
+            if status == 503 {
+                assert_eq!(body["status"], "failing");
+                let reason = body["checks"]["store"].as_str().unwrap();
+                assert!(
+                    reason.starts_with("writes stopped until a restart: fsync"),
+                    "{reason}"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{body}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

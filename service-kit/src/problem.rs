@@ -399,18 +399,32 @@ impl From<StoreError> for ApiError {
                 detail: reason.to_string(),
                 extensions: Map::new(),
             },
-            // Say why, and what brings writes back (a restart reopens the store from its files).
-            e @ StoreError::ReadOnly { .. } => ApiError::Unavailable {
-                detail: if e.is_disk_full() {
-                    "storage is not accepting writes: the disk is full (writes resume when the \
-                     service restarts with space free)"
+            // Say why, and what brings writes back: the store's own retry, or a restart (which
+            // reopens the store from its files; `/healthz` fails so that one happens).
+            ref e @ StoreError::ReadOnly { retry_after, .. } => {
+                let cause = if e.is_disk_full() {
+                    "the disk is full"
                 } else {
-                    "storage is not accepting writes after an I/O failure (writes resume when the \
-                     service restarts)"
+                    "a disk write failed"
+                };
+                match retry_after {
+                    Some(wait) => ApiError::Unavailable {
+                        detail: format!(
+                            "storage is not accepting writes: {cause}; writes resume by \
+                             themselves once the disk takes writes again (checked every few \
+                             seconds)"
+                        ),
+                        retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    },
+                    None => ApiError::Unavailable {
+                        detail: format!(
+                            "storage is not accepting writes: {cause}; writes resume when the \
+                             service restarts"
+                        ),
+                        retry_after: 30,
+                    },
                 }
-                .into(),
-                retry_after: 30,
-            },
+            }
             StoreError::Closed => ApiError::Unavailable {
                 detail: "storage is closed: the service is stopping".into(),
                 retry_after: 30,

@@ -24,7 +24,7 @@ use crate::batch::{Mutation, Op, prepare};
 use crate::compaction::{self, CompactionReport, NewFiles, Switched};
 use crate::disk::Loc;
 use crate::error::{Result, StoreError};
-use crate::flusher::{Job, Shared, Waiter, Written};
+use crate::flusher::{Fault, Job, Shared, Waiter, Written};
 use crate::journal::{self, Span};
 use crate::options::StoreOptions;
 use crate::record::{Event, EventKind, Record};
@@ -57,11 +57,11 @@ pub(crate) struct Compact;
 #[rtype(result = "()")]
 pub(crate) struct Close;
 
-/// From the flusher: the shipped batch is done (written at this file generation and offset,
-/// or failed), ship the next one.
+/// From the flusher: the shipped batch is done (written at this file generation and offset:
+/// ship the next one), or failed (roll back).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Flushed(pub Option<Written>);
+pub(crate) struct Flushed(pub std::result::Result<Written, Fault>);
 
 /// From a compaction: it finished (with index mode's new files), or failed.
 #[derive(Message)]
@@ -188,9 +188,7 @@ impl<T: Data> StoreActor<T> {
     fn publish_if_idle(&self) {
         // After a failed write the working state is ahead of what is durable: never publish it.
         let idle = self.index_mode() && !self.in_flight && self.pending.is_empty();
-        if idle
-            && self.shared.poisoned().is_none()
-            && self.working.seq == self.shared.state.load().seq
+        if idle && self.shared.fault().is_none() && self.working.seq == self.shared.state.load().seq
         {
             self.shared.state.store(Arc::new(self.working.clone()));
         }
@@ -359,7 +357,7 @@ impl<T: Data> StoreActor<T> {
     /// Snapshots the published (durable) state on a separate thread, then has the flusher cut
     /// the journal. Writes go on throughout except during the cut.
     fn start_compaction(&mut self, ctx: &mut Context<Self>) {
-        if self.compacting || self.shared.poisoned().is_some() {
+        if self.compacting || self.shared.fault().is_some() {
             return;
         }
         let Some(jobs) = self.jobs.clone() else {
@@ -475,6 +473,31 @@ impl<T: Data> StoreActor<T> {
         self.journal_gen = journal_gen;
     }
 
+    /// A shipped batch failed, so nothing after the published state is durable: the lines
+    /// accepted since then fail too, and the working state goes back to the published one
+    /// (O(1), structurally shared), so that writes resume from exactly what is on disk.
+    fn roll_back(&mut self, fault: Fault) {
+        self.pending.clear();
+        self.pending_spans.clear();
+        self.in_flight_spans.clear();
+        for w in self.waiters.drain(..) {
+            w(Err(fault.error()));
+        }
+        let published = self.shared.state.load_full();
+        let same_files = match (&self.working.disk, &published.disk) {
+            (Some(working), Some(published)) => Arc::ptr_eq(working, published),
+            _ => true,
+        };
+        if same_files {
+            self.working = (*published).clone();
+        } else {
+            // Index mode, a compaction switched the files after the last publish: the
+            // published directory points into files the working one no longer holds.
+            self.shared
+                .stop_for_good("the files were switched since the last durable state");
+        }
+    }
+
     fn finish_close_if_idle(&mut self) {
         if self.closing && !self.in_flight && self.pending.is_empty() && !self.compacting {
             // Dropping the sender lets the flusher finish its queue, sync and release the files.
@@ -505,16 +528,19 @@ impl<T: Data> Handler<Flushed> for StoreActor<T> {
     fn handle(&mut self, Flushed(written): Flushed, ctx: &mut Context<Self>) {
         self.in_flight = false;
         let spans = std::mem::take(&mut self.in_flight_spans);
-        if let Some((generation, base)) = written {
-            for p in spans {
-                let loc = Loc {
-                    offset: base + p.span.start as u64,
-                    len: p.span.len as u32,
-                    generation,
-                    archived: p.archived,
-                };
-                self.working.relocate(p.id, p.version, loc);
+        match written {
+            Ok((generation, base)) => {
+                for p in spans {
+                    let loc = Loc {
+                        offset: base + p.span.start as u64,
+                        len: p.span.len as u32,
+                        generation,
+                        archived: p.archived,
+                    };
+                    self.working.relocate(p.id, p.version, loc);
+                }
             }
+            Err(fault) => self.roll_back(fault),
         }
         self.ship();
         self.publish_if_idle();

@@ -67,14 +67,18 @@ pub enum StoreError {
         /// The data file that is locked.
         path: PathBuf,
     },
-    /// An earlier write or fsync failed, so the store no longer knows what reached the disk. It
-    /// serves reads but refuses writes until it is reopened.
+    /// A journal write or fsync failed. The store serves reads but refuses writes until it has
+    /// healed (cut the failed write off the journal and found that the disk takes writes again,
+    /// which it retries by itself) or, for the few failures it cannot heal, until it is reopened.
     #[error("the store refuses writes after an I/O failure: {reason}")]
     ReadOnly {
         /// The failure that stopped writes.
         reason: String,
         /// The kind of that failure's I/O error (see [`StoreError::is_disk_full`]).
         kind: Option<io::ErrorKind>,
+        /// When the store next tries to resume writes by itself; `None` if only reopening it
+        /// brings them back.
+        retry_after: Option<std::time::Duration>,
     },
     /// The change feed no longer holds events this old: the reader must resynchronise from the
     /// current state.

@@ -5,16 +5,26 @@
 //! a batch is being synced becomes the next batch, so concurrent writers share one fsync (group
 //! commit). HTTP worker threads never touch the disk.
 //!
-//! If a write or fsync fails the flusher *poisons* the store: after a failed fsync the kernel
-//! may have dropped the dirty pages and a retried fsync can falsely succeed, so nothing that
-//! follows can be trusted to be durable. Reads go on; writes are refused until reopen.
+//! If a journal write or fsync fails, the store stops taking writes (reads go on) and *heals*
+//! by itself: the flusher cuts the journal back to its last acknowledged length, so no line of
+//! the failed batch (whose callers are told it failed) can be replayed later, and the actor
+//! rolls its working state back to the published one. Then the flusher probes, with backoff,
+//! until a test write and fsync succeed (the disk has room again), and resumes on a freshly
+//! opened handle: after a failed fsync the kernel may have dropped the dirty pages and a retried
+//! fsync on the same file can falsely succeed, so the old handle is never synced again. What the
+//! new handle finds is the durable prefix, which is exactly the published state, so this is what
+//! reopening the store would do, without reading it again.
+//!
+//! A few failures cannot be healed that way and stop writes until the store is reopened
+//! ([`Fault::heals`] false): a failed background fsync in `Interval` mode (its writes were
+//! already acknowledged), and a failure in the middle of a journal switch.
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
@@ -52,8 +62,8 @@ pub(crate) type Written = (u16, u64);
 
 /// What the handle, the actor and the flusher share.
 ///
-/// Only the flusher publishes: it writes `state`, `seq`, `poison` and `closed`; the handles and
-/// the actor only read them.
+/// Only the flusher publishes: it writes `state`, `seq` and `closed`, and sets and clears
+/// `fault` (the actor may only make a fault permanent); the handles only read them.
 #[derive(Debug)]
 pub(crate) struct Shared<T> {
     /// The latest published state: every mutation in it is durable (per the durability mode).
@@ -63,8 +73,8 @@ pub(crate) struct Shared<T> {
     /// subscriber woken by it always finds at least that sequence number in `state`.
     pub seq: watch::Sender<u64>,
     /// Why writes stopped: `None` until a journal write or fsync fails (or a journal switch,
-    /// after its rename), then set once and never cleared (the store must be reopened).
-    pub poison: Mutex<Option<Poison>>,
+    /// after its rename); cleared again when the flusher has healed the store.
+    pub fault: Mutex<Option<Fault>>,
     /// `false` until the flusher has exited and released the files and the lock;
     /// [`Store::close`](crate::Store::close) waits for `true`.
     pub closed: watch::Sender<bool>,
@@ -99,7 +109,7 @@ impl<T> Shared<T> {
         Self {
             state: ArcSwap::from_pointee(state),
             seq,
-            poison: Mutex::new(None),
+            fault: Mutex::new(None),
             closed,
             stats,
             dropped_at_open,
@@ -131,44 +141,90 @@ pub(crate) struct Stats {
     pub last_rotation_pause_nanos: AtomicU64,
 }
 
-/// Why writes stopped: the message, and the kind of the I/O error, kept for
-/// [`StoreError::is_disk_full`].
+/// Why writes stopped: the message, the kind of the I/O error (kept for
+/// [`StoreError::is_disk_full`]), and whether the flusher is healing the store.
 #[derive(Debug, Clone)]
-pub(crate) struct Poison {
+pub(crate) struct Fault {
     reason: String,
     kind: Option<io::ErrorKind>,
+    /// When the flusher next tries to resume writes; `None` when it never will (only reopening
+    /// the store brings writes back).
+    next_try: Option<Instant>,
 }
 
-impl Poison {
-    /// The error a write refused because of this poison gets.
+impl Fault {
+    /// The error a write refused because of this fault gets.
     pub fn error(&self) -> StoreError {
         StoreError::ReadOnly {
             reason: self.reason.clone(),
             kind: self.kind,
+            retry_after: self.next_try.map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .max(MIN_HEAL_WAIT)
+            }),
         }
+    }
+    /// Whether the store resumes writes by itself.
+    pub fn heals(&self) -> bool {
+        self.next_try.is_some()
+    }
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 
 impl<T> Shared<T> {
-    /// Why writes stopped, once they have.
-    pub fn poisoned(&self) -> Option<String> {
-        self.poison
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|p| p.reason.clone())
+    /// Why writes stopped, while they are.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault.lock().unwrap().clone()
     }
-    /// The error refused writes get, once writes stopped.
+    /// The error refused writes get, while writes are stopped.
     pub fn read_only(&self) -> Option<StoreError> {
-        self.poison.lock().unwrap().as_ref().map(Poison::error)
+        self.fault.lock().unwrap().as_ref().map(Fault::error)
     }
-    /// Stops writes for good; the first reason is kept and returned.
-    fn poison(&self, reason: String, kind: Option<io::ErrorKind>) -> Poison {
-        tracing::error!(%reason, "store stops accepting writes");
-        let mut poison = self.poison.lock().unwrap();
-        poison.get_or_insert(Poison { reason, kind }).clone()
+    /// Stops writes; a fault already set keeps its reason (the first failure is the cause) but
+    /// becomes permanent if this one is. Returns the fault in force.
+    fn stop_writes(&self, reason: String, kind: Option<io::ErrorKind>, heals: bool) -> Fault {
+        let mut fault = self.fault.lock().unwrap();
+        let next_try = heals.then(|| Instant::now() + MIN_HEAL_WAIT);
+        match fault.as_mut() {
+            Some(f) => {
+                if !heals {
+                    f.next_try = None;
+                }
+            }
+            None => {
+                if heals {
+                    tracing::warn!(%reason, "store stops accepting writes until the disk recovers");
+                } else {
+                    tracing::error!(%reason, "store stops accepting writes until it is reopened");
+                }
+                *fault = Some(Fault {
+                    reason,
+                    kind,
+                    next_try,
+                });
+            }
+        }
+        fault.clone().expect("just set")
+    }
+    /// Writes stop until the store is reopened (the actor could not roll back).
+    pub fn stop_for_good(&self, why: &str) {
+        let mut fault = self.fault.lock().unwrap();
+        if let Some(f) = fault.as_mut()
+            && f.next_try.take().is_some()
+        {
+            tracing::error!(reason = %f.reason, why, "store stops accepting writes until it is reopened");
+        }
     }
 }
+
+/// First wait before the flusher tries to resume writes after a failure; doubled after each
+/// failed try up to [`MAX_HEAL_WAIT`]: writes resume within that long of the disk recovering.
+const MIN_HEAL_WAIT: Duration = Duration::from_millis(250);
+const MAX_HEAL_WAIT: Duration = Duration::from_secs(2);
+/// What a try to resume writes writes (and syncs, and deletes) to check the disk takes writes.
+const PROBE_BYTES: usize = 64 << 10;
 
 /// The most bytes kept for a compaction's journal switch (see [`Job::Track`]).
 const MAX_TAIL: usize = 64 << 20;
@@ -183,24 +239,29 @@ pub(crate) struct Flusher<T> {
     /// The store's directory, synced after a journal switch renames the staged journal in.
     dir: PathBuf,
     /// The journal, opened for appending; only the flusher writes it. Replaced by the staged
-    /// journal at each compaction's switch. Nothing is appended once the store is poisoned.
+    /// journal at each compaction's switch, and by a fresh handle when writes resume after a
+    /// failure. Nothing is appended or synced while writes are stopped.
     file: Box<dyn WriteFile>,
-    /// Bytes in `file` as of the last successful append (whole lines): the offset of the next
-    /// append. Published as `stats.journal_bytes` after every append and switch.
+    /// Bytes in `file` as of the last successful batch (whole, acknowledged lines): the offset
+    /// of the next append, and where a failed batch is cut off. Published as
+    /// `stats.journal_bytes` after every batch and switch.
     len: u64,
+    /// While writes are stopped by a fault that heals: when to try resuming, and the wait
+    /// after that try if it fails.
+    heal: Option<(Instant, Duration)>,
     /// When `file` is synced: after every batch (`Always`), within the interval after a write
     /// and at exit (`Interval`), or never.
     mode: Durability,
     /// Published state and counters; the flusher is the only writer of its state, sequence
-    /// number, poison and closed flag.
+    /// number and closed flag.
     shared: Arc<Shared<T>>,
     /// `Some((start, bytes))` from a [`Job::Track`] until the next [`Job::Rotate`] takes it:
     /// `bytes` is everything appended since offset `start`, so `start + bytes.len() == len`.
     /// Reset to `None` past [`MAX_TAIL`]: the switch then reads the journal instead.
     tail: Option<(u64, Vec<u8>)>,
-    /// Called after every batch, failed or not, so the actor can ship the next; must not block.
-    /// Gets where the batch was written (`None` if it failed).
-    on_idle: Box<dyn Fn(Option<Written>) + Send>,
+    /// Called after every batch, failed or not, so the actor can ship the next (or roll back);
+    /// must not block. Gets where the batch was written, or why it failed.
+    on_idle: Box<dyn Fn(std::result::Result<Written, Fault>) + Send>,
     /// The journal's file generation: locations of records written to it carry it. Set by each
     /// switch to the staged journal's.
     generation: u16,
@@ -220,7 +281,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         lock: Box<dyn LockGuard>,
         shared: Arc<Shared<T>>,
         jobs: Receiver<Job<T>>,
-        on_idle: impl Fn(Option<Written>) + Send + 'static,
+        on_idle: impl Fn(std::result::Result<Written, Fault>) + Send + 'static,
     ) -> io::Result<()> {
         let flusher = Flusher {
             fs: options.fs.clone(),
@@ -228,6 +289,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
             dir: options.dir.clone(),
             file,
             len,
+            heal: None,
             mode: options.durability,
             shared,
             tail: None,
@@ -245,20 +307,31 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         let mut unsynced = false;
         let mut last_sync = Instant::now();
         loop {
-            let job = match (self.mode, unsynced) {
-                (Durability::Interval(every), true) => {
-                    match jobs.recv_timeout(every.saturating_sub(last_sync.elapsed())) {
-                        Ok(job) => job,
-                        Err(RecvTimeoutError::Timeout) => {
-                            let _ = self.sync(); // a failure poisons the store
+            let wait = match (self.heal, self.mode, unsynced) {
+                (Some((at, _)), ..) => Some(at.saturating_duration_since(Instant::now())),
+                (None, Durability::Interval(every), true) => {
+                    Some(every.saturating_sub(last_sync.elapsed()))
+                }
+                _ => None,
+            };
+            let job = match wait {
+                Some(wait) => match jobs.recv_timeout(wait) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.heal.is_some() {
+                            if self.try_to_heal() {
+                                unsynced = false; // the fresh handle's sync covered it
+                            }
+                        } else {
+                            self.background_sync();
                             unsynced = false;
                             last_sync = Instant::now();
-                            continue;
                         }
-                        Err(RecvTimeoutError::Disconnected) => break,
+                        continue;
                     }
-                }
-                _ => match jobs.recv() {
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => break,
                 },
@@ -271,7 +344,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 } => {
                     let at = (self.generation, self.len);
                     let outcome = self.write_batch(&bytes, &mut unsynced, &mut last_sync);
-                    let written = outcome.is_ok().then_some(at);
+                    let written = outcome.clone().map(|()| at);
                     match outcome {
                         Ok(()) => {
                             let seq = state.seq;
@@ -281,9 +354,9 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                                 w(Ok(()));
                             }
                         }
-                        Err(poison) => {
+                        Err(fault) => {
                             for w in waiters {
-                                w(Err(poison.error()));
+                                w(Err(fault.error()));
                             }
                         }
                     }
@@ -320,8 +393,8 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 }
             }
         }
-        if unsynced {
-            let _ = self.sync(); // a failure poisons the store
+        if unsynced && self.shared.fault.lock().unwrap().is_none() {
+            self.background_sync();
         }
         tracing::debug!(journal = %self.journal_path.display(), "flusher stopped");
         let shared = self.shared.clone();
@@ -329,19 +402,38 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         shared.closed.send_replace(true);
     }
 
-    /// Appends and (per the durability mode) syncs one batch. Errors poison the store.
+    /// Appends and (per the durability mode) syncs one batch. On failure, stops writes and cuts
+    /// the batch off the journal again, before its callers are told.
     fn write_batch(
         &mut self,
         bytes: &[u8],
         unsynced: &mut bool,
         last_sync: &mut Instant,
-    ) -> std::result::Result<(), Poison> {
-        if let Some(poison) = self.shared.poison.lock().unwrap().clone() {
-            return Err(poison);
+    ) -> std::result::Result<(), Fault> {
+        if let Some(fault) = self.shared.fault() {
+            return Err(fault);
         }
         if let Err(e) = self.file.append(bytes) {
             let reason = format!("write {} failed: {e}", self.journal_path.display());
-            return Err(self.shared.poison(reason, Some(e.kind())));
+            return Err(self.failed(reason, e.kind()));
+        }
+        match self.mode {
+            Durability::Always => {
+                // IMPORTANT: no caller is answered before this fsync returns.
+                if let Err(e) = self.timed_sync() {
+                    let reason = format!("fsync {} failed: {e}", self.journal_path.display());
+                    return Err(self.failed(reason, e.kind()));
+                }
+            }
+            Durability::Interval(every) => {
+                *unsynced = true;
+                if last_sync.elapsed() >= every {
+                    self.background_sync();
+                    *unsynced = false;
+                    *last_sync = Instant::now();
+                }
+            }
+            Durability::Never => {}
         }
         self.len += bytes.len() as u64;
         if let Some((_, tail)) = &mut self.tail {
@@ -351,31 +443,103 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 self.tail = None; // a compaction that slow reads the journal instead
             }
         }
-        // Release: a compaction that reads this length may copy everything below it.
+        // Release: a compaction that reads this length may copy everything below it, so it
+        // covers only whole lines whose batch succeeded.
         self.shared
             .stats
             .journal_bytes
             .store(self.len, Ordering::Release);
-        match self.mode {
-            Durability::Always => {
-                // IMPORTANT: no caller is answered before this fsync returns.
-                self.sync()?;
-            }
-            Durability::Interval(every) => {
-                *unsynced = true;
-                if last_sync.elapsed() >= every {
-                    let _ = self.sync(); // a failure poisons the store
-                    *unsynced = false;
-                    *last_sync = Instant::now();
-                }
-            }
-            Durability::Never => {}
-        }
         Ok(())
     }
 
-    /// Syncs the journal, recording latency; on failure poisons the store.
-    fn sync(&mut self) -> std::result::Result<(), Poison> {
+    /// A batch failed: stops writes, and cuts the journal back to its last acknowledged length
+    /// (what reached the file of the failed batch would otherwise be replayed after a restart,
+    /// a write its callers were told failed). If cutting fails too, healing tries again.
+    fn failed(&mut self, reason: String, kind: io::ErrorKind) -> Fault {
+        let fault = self.shared.stop_writes(reason, Some(kind), true);
+        if let Err(e) = self.fs.truncate(&self.journal_path, self.len) {
+            tracing::warn!(error = %e, "could not cut the failed batch off the journal yet");
+        }
+        if fault.heals() && self.heal.is_none() {
+            self.heal = Some((Instant::now() + MIN_HEAL_WAIT, MIN_HEAL_WAIT));
+        }
+        fault
+    }
+
+    /// Tries to resume writes: cuts the journal to its acknowledged length (again: idempotent),
+    /// opens it afresh (the old handle may hide a lost write-back), and writes, syncs and
+    /// deletes a probe file, which fails while the disk is still full. Returns whether writes
+    /// resumed; if not, waits longer before the next try.
+    fn try_to_heal(&mut self) -> bool {
+        let Some((_, wait)) = self.heal else {
+            return false;
+        };
+        if !self.shared.fault().is_some_and(|f| f.heals()) {
+            self.heal = None; // made permanent meanwhile
+            return false;
+        }
+        let probe = self.journal_path.with_extension("journal.probe");
+        let attempt = (|| -> io::Result<Box<dyn WriteFile>> {
+            self.fs.truncate(&self.journal_path, self.len)?;
+            let (mut file, len) = self.fs.open_append(&self.journal_path)?;
+            if len != self.len {
+                return Err(io::Error::other(format!(
+                    "the journal is {len} bytes long after cutting it to {}",
+                    self.len
+                )));
+            }
+            file.sync()?;
+            let written = (|| {
+                let mut p = self.fs.create(&probe)?;
+                p.append(&[0; PROBE_BYTES])?;
+                p.sync()
+            })();
+            let _ = self.fs.remove(&probe);
+            written.map(|()| file)
+        })();
+        match attempt {
+            Ok(file) => {
+                self.file = file;
+                self.heal = None;
+                self.tail = None; // a compaction that tracked the failed batch reads instead
+                let mut fault = self.shared.fault.lock().unwrap();
+                // The actor may have made it permanent meanwhile; if not, writes resume.
+                if fault.as_ref().is_some_and(Fault::heals) {
+                    let reason = fault.take().map(|f| f.reason).unwrap_or_default();
+                    tracing::info!(after = %reason, "store accepts writes again");
+                    return true;
+                }
+                false
+            }
+            Err(e) => {
+                let next = (wait * 2).min(MAX_HEAL_WAIT);
+                let at = Instant::now() + wait;
+                self.heal = Some((at, next));
+                if let Some(f) = self.shared.fault.lock().unwrap().as_mut()
+                    && f.next_try.is_some()
+                {
+                    f.next_try = Some(at);
+                }
+                tracing::debug!(error = %e, retry_in_ms = wait.as_millis() as u64, "store still cannot write");
+                false
+            }
+        }
+    }
+
+    /// `Interval` mode's sync of writes already acknowledged: if it fails, they may be lost
+    /// and writes stop until the store is reopened.
+    fn background_sync(&mut self) {
+        if self.shared.fault.lock().unwrap().is_some() {
+            return; // never sync a handle after a failure
+        }
+        if let Err(e) = self.timed_sync() {
+            let reason = format!("fsync {} failed: {e}", self.journal_path.display());
+            self.shared.stop_writes(reason, Some(e.kind()), false);
+        }
+    }
+
+    /// Syncs the journal, recording latency.
+    fn timed_sync(&mut self) -> io::Result<()> {
         let t = Instant::now();
         let result = self.file.sync();
         let nanos = t.elapsed().as_nanos() as u64;
@@ -383,10 +547,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.fsync_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         stats.fsync_nanos_max.fetch_max(nanos, Ordering::Relaxed);
-        result.map_err(|e| {
-            let reason = format!("fsync {} failed: {e}", self.journal_path.display());
-            self.shared.poison(reason, Some(e.kind()))
-        })
+        result
     }
 
     /// Completes a staged journal with the lines written since it was staged, then puts it in
@@ -447,7 +608,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                         Ok(None) => {}
                         Err(e) => {
                             let e = StoreError::io("open", path, e);
-                            self.shared.poison(e.to_string(), e.io_kind());
+                            self.shared.stop_writes(e.to_string(), e.io_kind(), false);
                             return Err(e);
                         }
                     }
@@ -474,7 +635,7 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 Ok(())
             }
             Err(e) => {
-                self.shared.poison(e.to_string(), e.io_kind());
+                self.shared.stop_writes(e.to_string(), e.io_kind(), false);
                 Err(e)
             }
         }

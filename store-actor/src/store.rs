@@ -52,10 +52,15 @@ impl<T: Data> fmt::Debug for Store<T> {
 /// A store's health and size, for readiness checks and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
-    /// False once an I/O failure stopped writes (the store is then not ready).
+    /// False while an I/O failure stops writes (the store is then not ready).
     pub writable: bool,
-    /// The I/O failure that stopped writes, if one did (a closed store is not writable either).
+    /// The I/O failure that stopped writes, while it does (a closed store is not writable
+    /// either).
     pub read_only_reason: Option<String>,
+    /// True once writes stopped in a way only reopening the store cures (the process is then
+    /// not live: a restart brings writes back); false while none did, or while the store heals
+    /// by itself.
+    pub needs_reopen: bool,
     /// Records, archived ones included.
     pub records: u64,
     /// Records that are not archived.
@@ -391,12 +396,13 @@ impl<T: Data> Store<T> {
     /// Health and counters (which start from 0 at every open), for readiness checks and metrics.
     pub fn status(&self) -> Status {
         let state = self.shared.state.load();
-        let reason = self.shared.poisoned();
+        let fault = self.shared.fault();
         let s: &Stats = &self.shared.stats;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Status {
-            writable: reason.is_none() && !*self.shared.closed.borrow(),
-            read_only_reason: reason,
+            writable: fault.is_none() && !*self.shared.closed.borrow(),
+            needs_reopen: fault.as_ref().is_some_and(|f| !f.heals()),
+            read_only_reason: fault.map(|f| f.reason().to_owned()),
             records: state.records.len() as u64,
             live: state.live,
             last_seq: state.seq,

@@ -8,8 +8,9 @@ use serde_json::json;
 use crate::helpers::{assert_problem, id_of, spawn_on};
 use store_actor::fs::SimFs;
 
-/// A full disk refuses writes with 503 problem+json and a Retry-After, stores nothing, and
-/// keeps serving reads; readiness says the store cannot write.
+/// A full disk refuses writes with 503 problem+json and a Retry-After of a few seconds, stores
+/// nothing, and keeps serving reads; readiness says the store cannot write, liveness stays up
+/// (no restart needed), and writes resume by themselves once the disk has room.
 #[actix_web::test]
 async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
     // Arrange
@@ -24,14 +25,16 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
         .await;
 
     // Assert
-    assert!(
-        refused.headers().contains_key("retry-after"),
-        "{:?}",
-        refused.headers()
-    );
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
     let problem = assert_problem(refused, 503, "unavailable").await;
+    let detail = problem["detail"].as_str().unwrap();
     assert!(
-        problem["detail"].as_str().unwrap().contains("full"),
+        detail.contains("full") && detail.contains("resume by themselves"),
         "{problem}"
     );
     let read = app.get(&format!("/products/{tea}")).await;
@@ -43,5 +46,33 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
+    let live = app
+        .request(reqwest::Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    // The disk has room again: within seconds, the same write succeeds.
+    fs.heal();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let res = app
+            .create(&json!({"name": "Oolong", "price": "6.00"}))
+            .await;
+        if res.status() == 201 {
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(std::time::Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count().await, 2);
+    let ready = app
+        .request(reqwest::Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
     app.stop().await;
 }
