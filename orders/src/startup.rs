@@ -27,6 +27,15 @@ use crate::store;
 /// Opens the stores, starts following products and binds the address (`:0` picks a port);
 /// serve it with [`Bound::run_until_stopped`].
 pub async fn build(config: Config) -> Result<Bound, StartupError> {
+    build_on(config, Arc::new(store_actor::fs::OsFs)).await
+}
+
+/// Like [`build`], with both stores on the file system `fs`: tests run the service on a
+/// simulated disk (`store_actor::fs::SimFs`) to fail or hold its writes.
+pub async fn build_on(
+    config: Config,
+    fs: Arc<dyn store_actor::fs::Fs>,
+) -> Result<Bound, StartupError> {
     let common = &config.common;
     let token = read_config_file(&config.products_token_file)?;
     let mut client_config = ClientConfig::new(&config.products_url, token);
@@ -36,10 +45,11 @@ pub async fn build(config: Config) -> Result<Bound, StartupError> {
     let orders = Store::open(
         store::options(&common.data_dir, common.durability)
             .feed_history(common.feed_history())
-            .memory(common.memory()),
+            .memory(common.memory())
+            .fs(fs.clone()),
     )
     .await?;
-    let cursor = Store::open(store::cursor_options(&common.data_dir)).await?;
+    let cursor = Store::open(store::cursor_options(&common.data_dir).fs(fs)).await?;
 
     let metrics = Metrics::new();
     {

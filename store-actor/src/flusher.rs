@@ -184,7 +184,7 @@ impl<T> Shared<T> {
     }
     /// Stops writes; a fault already set keeps its reason (the first failure is the cause) but
     /// becomes permanent if this one is. Returns the fault in force.
-    fn stop_writes(&self, reason: String, kind: Option<io::ErrorKind>, heals: bool) -> Fault {
+    pub fn stop_writes(&self, reason: String, kind: Option<io::ErrorKind>, heals: bool) -> Fault {
         let mut fault = self.fault.lock().unwrap();
         let next_try = heals.then(|| Instant::now() + MIN_HEAL_WAIT);
         match fault.as_mut() {
@@ -226,6 +226,21 @@ const MAX_HEAL_WAIT: Duration = Duration::from_secs(2);
 /// What a try to resume writes writes (and syncs, and deletes) to check the disk takes writes.
 const PROBE_BYTES: usize = 64 << 10;
 
+/// A step of opening the store that could not run yet (the disk took no writes): the flusher
+/// runs it first when it tries to resume writes.
+pub(crate) type Repair = Box<dyn FnMut() -> Result<()> + Send>;
+
+/// The journal as the store opened it, for the flusher to own.
+pub(crate) struct Opened {
+    /// Open for appending (or [`crate::fs::Unopened`] if the store opened read-only).
+    pub file: Box<dyn WriteFile>,
+    /// Its length in whole lines: where the next append goes.
+    pub len: u64,
+    /// What opening could not finish (dropping a torn tail), to run before writes resume.
+    pub repair: Option<Repair>,
+    pub lock: Box<dyn LockGuard>,
+}
+
 /// The most bytes kept for a compaction's journal switch (see [`Job::Track`]).
 const MAX_TAIL: usize = 64 << 20;
 
@@ -249,6 +264,8 @@ pub(crate) struct Flusher<T> {
     /// While writes are stopped by a fault that heals: when to try resuming, and the wait
     /// after that try if it fails.
     heal: Option<(Instant, Duration)>,
+    /// What opening the store could not finish; run by the first successful try to heal.
+    repair: Option<Repair>,
     /// When `file` is synced: after every batch (`Always`), within the interval after a write
     /// and at exit (`Interval`), or never.
     mode: Durability,
@@ -272,30 +289,33 @@ pub(crate) struct Flusher<T> {
 
 impl<T: Send + Sync + 'static> Flusher<T> {
     /// Starts the flusher of the store opened with `options` on its own thread: it owns the
-    /// journal `file` (`len` bytes long) and the file `lock`, and handles `jobs` until the
-    /// actor drops the sending side.
+    /// journal and the file lock (`opened`), and handles `jobs` until the actor drops the
+    /// sending side. If the store opened read-only (`shared` has a fault), it starts healing.
     pub fn spawn(
         options: &StoreOptions<T>,
-        file: Box<dyn WriteFile>,
-        len: u64,
-        lock: Box<dyn LockGuard>,
+        opened: Opened,
         shared: Arc<Shared<T>>,
         jobs: Receiver<Job<T>>,
         on_idle: impl Fn(std::result::Result<Written, Fault>) + Send + 'static,
     ) -> io::Result<()> {
+        let heal = shared
+            .fault()
+            .is_some()
+            .then(|| (Instant::now(), MIN_HEAL_WAIT));
         let flusher = Flusher {
             fs: options.fs.clone(),
             journal_path: options.journal_path(),
             dir: options.dir.clone(),
-            file,
-            len,
-            heal: None,
+            file: opened.file,
+            len: opened.len,
+            heal,
+            repair: opened.repair,
             mode: options.durability,
             shared,
             tail: None,
             on_idle: Box::new(on_idle),
             generation: crate::recovery::JOURNAL_GEN,
-            _lock: lock,
+            _lock: opened.lock,
         };
         std::thread::Builder::new()
             .name(format!("store-flush-{}", options.name))
@@ -479,23 +499,33 @@ impl<T: Send + Sync + 'static> Flusher<T> {
             return false;
         }
         let probe = self.journal_path.with_extension("journal.probe");
-        let attempt = (|| -> io::Result<Box<dyn WriteFile>> {
-            self.fs.truncate(&self.journal_path, self.len)?;
-            let (mut file, len) = self.fs.open_append(&self.journal_path)?;
-            if len != self.len {
-                return Err(io::Error::other(format!(
-                    "the journal is {len} bytes long after cutting it to {}",
-                    self.len
-                )));
+        let attempt = (|| -> std::result::Result<Box<dyn WriteFile>, String> {
+            if let Some(repair) = &mut self.repair {
+                repair().map_err(|e| e.to_string())?;
+                self.repair = None;
             }
-            file.sync()?;
+            let io = |e: io::Error| format!("{}: {e}", self.journal_path.display());
+            let (mut file, on_disk) = self.fs.open_append(&self.journal_path).map_err(io)?;
+            if on_disk < self.len {
+                return Err(format!(
+                    "the journal is {on_disk} bytes long, shorter than its {} acknowledged",
+                    self.len
+                ));
+            }
+            if on_disk > self.len {
+                self.fs.truncate(&self.journal_path, self.len).map_err(io)?;
+            }
+            file.sync().map_err(io)?;
+            // The journal may have been created just now.
+            self.fs.sync_dir(&self.dir).map_err(io)?;
             let written = (|| {
                 let mut p = self.fs.create(&probe)?;
                 p.append(&[0; PROBE_BYTES])?;
                 p.sync()
             })();
             let _ = self.fs.remove(&probe);
-            written.map(|()| file)
+            written.map_err(|e| format!("{}: {e}", probe.display()))?;
+            Ok(file)
         })();
         match attempt {
             Ok(file) => {

@@ -203,6 +203,20 @@ impl Fs for OsFs {
     }
 }
 
+/// The journal of a store that opened read-only because it could not open it for appending:
+/// never written (the flusher opens the real one before writes resume).
+#[derive(Debug)]
+pub(crate) struct Unopened;
+
+impl WriteFile for Unopened {
+    fn append(&mut self, _: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("the journal is not open for writing"))
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Err(io::Error::other("the journal is not open for writing"))
+    }
+}
+
 /// A simulated disk for tests.
 ///
 /// Files are inodes with a *current* content (what reads see) and a *synced* content (what

@@ -504,27 +504,55 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
     fs.create_dir_all(&options.dir)
         .map_err(|e| StoreError::io("create", &options.dir, e))?;
     let lock = lock(&*fs, &options)?;
-    // Leftovers of an interrupted compaction or repair: never the live files.
+    // Leftovers of an interrupted compaction or repair: never the live files. One that cannot
+    // be removed is harmless (the next compaction overwrites it).
     for leftover in [
         options.snapshot_path().with_extension("json.tmp"),
         options.journal_path().with_extension("journal.tmp"),
+        options.journal_path().with_extension("journal.probe"),
     ] {
-        fs.remove(&leftover)
-            .map_err(|e| StoreError::io("remove", &leftover, e))?;
+        if let Err(e) = fs.remove(&leftover) {
+            tracing::warn!(error = %e, path = %leftover.display(), "could not remove a leftover");
+        }
     }
     let loaded = recovery::load(&options)?;
-    if let Some(torn) = &loaded.replay.torn_tail {
-        recovery::drop_torn_tail(&options, torn)?;
-    }
     let dropped = loaded.replay.torn_tail.as_ref().map(|t| t.complete);
     let journal_path = options.journal_path();
-    let (file, len) = fs
-        .open_append(&journal_path)
-        .map_err(|e| StoreError::io("open", &journal_path, e))?;
-    // IMPORTANT: a journal created just now exists durably only once its directory is synced;
-    // without this, every write acknowledged before the first compaction could vanish.
-    fs.sync_dir(&options.dir)
-        .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
+    // The data is loaded; what follows writes (repairing a torn tail, opening the journal for
+    // appends, making a new one durable). If the disk takes no writes (full, or read-only),
+    // the store opens read-only, serving reads, and the flusher finishes these steps and
+    // resumes writes once it can (see `crate::flusher`).
+    let mut unwritable = None;
+    let mut repair = None;
+    if let Some(torn) = &loaded.replay.torn_tail
+        && let Err(e) = recovery::drop_torn_tail(&options, torn)
+    {
+        let (options, torn) = (options.clone(), torn.clone());
+        repair = Some(
+            Box::new(move || recovery::drop_torn_tail(&options, &torn).map(drop))
+                as crate::flusher::Repair,
+        );
+        unwritable = Some(e);
+    }
+    let mut len = loaded.replay.valid_len;
+    let mut file: Box<dyn crate::fs::WriteFile> = Box::new(crate::fs::Unopened);
+    if unwritable.is_none() {
+        let opened = fs
+            .open_append(&journal_path)
+            .map_err(|e| StoreError::io("open", &journal_path, e))
+            .and_then(|opened| {
+                // IMPORTANT: a journal created just now exists durably only once its directory
+                // is synced; without this, every write acknowledged before the first compaction
+                // could vanish.
+                fs.sync_dir(&options.dir)
+                    .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
+                Ok(opened)
+            });
+        match opened {
+            Ok((opened, opened_len)) => (file, len) = (opened, opened_len),
+            Err(e) => unwritable = Some(e),
+        }
+    }
     let mut state = loaded.state;
     if let Some(disk) = &state.disk {
         // Index mode reads the journal the flusher appends to: a torn tail's repair (or the
@@ -534,7 +562,11 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
             .open_file(&journal_path)
             .map_err(|e| StoreError::io("open", &journal_path, e))?
             .ok_or_else(|| {
-                StoreError::io("open", &journal_path, std::io::ErrorKind::NotFound.into())
+                // Only when no journal could be created: index mode cannot open read-only
+                // without one (the records written later would have no file to be read from).
+                unwritable.take().unwrap_or_else(|| {
+                    StoreError::io("open", &journal_path, std::io::ErrorKind::NotFound.into())
+                })
             })?;
         let disk = disk.with(
             crate::recovery::JOURNAL_GEN,
@@ -561,6 +593,15 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
         dropped,
         history,
     ));
+    if let Some(e) = &unwritable {
+        let why = if e.is_disk_full() {
+            "is full"
+        } else {
+            "takes no writes"
+        };
+        let reason = format!("opened read-only, the disk {why}: {e}");
+        shared.stop_writes(reason, e.io_kind(), true);
+    }
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let addr = StoreActor::create(|ctx| {
         let me = ctx.address().downgrade();
@@ -569,7 +610,13 @@ fn start<T: Data>(options: StoreOptions<T>) -> Result<Store<T>> {
                 addr.do_send(Flushed(written));
             }
         };
-        Flusher::spawn(&options, file, len, lock, shared.clone(), jobs_rx, on_idle)
+        let opened = crate::flusher::Opened {
+            file,
+            len,
+            repair,
+            lock,
+        };
+        Flusher::spawn(&options, opened, shared.clone(), jobs_rx, on_idle)
             .expect("spawn the flusher thread");
         StoreActor::new(state, options, shared.clone(), jobs_tx)
     });

@@ -17,6 +17,7 @@ use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
 use service_kit::telemetry::LogFormat;
 use store_actor::Durability;
+use store_actor::fs::SimFs;
 pub use test_kit::fake_products::{FakeProducts, http_json, reservation_of};
 use test_kit::process::Service;
 use test_kit::tokens::mint;
@@ -64,16 +65,25 @@ pub struct TestApps {
 
 /// Starts products, then orders pointed at it, each with a fresh data directory.
 pub async fn spawn_apps() -> TestApps {
-    spawn(None, 2000).await
+    spawn(None, 2000, None).await
+}
+
+/// Like [`spawn_apps`], with orders' stores on the simulated disk `fs` (to fail its writes).
+pub async fn spawn_apps_on(fs: SimFs) -> TestApps {
+    spawn(None, 2000, Some(fs)).await
 }
 
 /// Starts orders alone, pointed at `products_url` (a [`FakeProducts`]), with a products
 /// timeout of `timeout_ms`. `products_address` is the fake's; there is no products to stop.
 pub async fn spawn_orders_with_products(products_url: &str, timeout_ms: u64) -> TestApps {
-    spawn(Some(products_url), timeout_ms).await
+    spawn(Some(products_url), timeout_ms, None).await
 }
 
-async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApps {
+async fn spawn(
+    fake_products: Option<&str>,
+    products_timeout_ms: u64,
+    fs: Option<SimFs>,
+) -> TestApps {
     let dir = tempfile::tempdir().unwrap();
     let keys_dir = dir.path().join("keys");
     let root = Arc::new(keys::generate(&keys_dir).unwrap());
@@ -119,14 +129,17 @@ async fn spawn(fake_products: Option<&str>, products_timeout_ms: u64) -> TestApp
         ),
     )
     .unwrap();
-    let orders = orders::startup::build(orders::configuration::Config {
+    let config = orders::configuration::Config {
         listen: "127.0.0.1:0".into(),
         products_url: products_address.clone(),
         products_token_file: token_file,
         products_timeout_ms,
         common: common("orders"),
-    })
-    .await
+    };
+    let orders = match fs {
+        Some(fs) => orders::startup::build_on(config, Arc::new(fs)).await,
+        None => orders::startup::build(config).await,
+    }
     .expect("orders starts");
     let address = format!("http://127.0.0.1:{}", orders.port());
     let orders = Running {

@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod disk;
 mod events;
 mod helpers;
 mod holds;

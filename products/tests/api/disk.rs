@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 
 use serde_json::json;
 
-use crate::helpers::{assert_problem, id_of, spawn_on};
+use crate::helpers::{assert_problem, fresh_dir, id_of, spawn_on, spawn_on_in};
 use store_actor::fs::SimFs;
 
 /// A full disk refuses writes with 503 problem+json and a Retry-After of a few seconds, stores
@@ -74,5 +74,57 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    app.stop().await;
+}
+
+/// A service whose disk is full when it starts does not exit: it serves reads, refuses writes
+/// with 503, and `/readyz` says why; writes resume once the disk has room.
+#[actix_web::test]
+async fn a_service_starts_read_only_on_a_full_disk() {
+    // Arrange: a catalogue on disk, and then the disk fills up.
+    let fs = SimFs::new();
+    let (dir, root) = fresh_dir();
+    let app = spawn_on_in(fs.clone(), dir.path(), root.clone()).await;
+    let tea = id_of(&app.create_ok("Green tea", "4.20").await);
+    app.stop().await;
+    let fs = fs.crash();
+    fs.fail_after_with(0, ErrorKind::StorageFull);
+
+    // Act
+    let app = spawn_on_in(fs.clone(), dir.path(), root).await;
+
+    // Assert
+    let read = app.get(&format!("/products/{tea}")).await;
+    assert_eq!(read.status(), 200);
+    let ready = app
+        .request(reqwest::Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    let reason = body["checks"]["store"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("opened read-only, the disk is full"),
+        "{body}"
+    );
+    let refused = app
+        .create(&json!({"name": "Oolong", "price": "6.00"}))
+        .await;
+    assert_problem(refused, 503, "unavailable").await;
+
+    fs.heal();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let res = app
+            .create(&json!({"name": "Oolong", "price": "6.00"}))
+            .await;
+        if res.status() == 201 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count().await, 2);
     app.stop().await;
 }

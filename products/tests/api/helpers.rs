@@ -65,10 +65,16 @@ pub async fn spawn_in(dir: &Path, root: Arc<KeyPair>, revoked: Vec<String>) -> T
 /// writes and fsyncs deterministically).
 pub async fn spawn_on(fs: SimFs) -> TestApp {
     let (dir, root) = fresh_dir();
-    let fs: Arc<dyn Fs> = Arc::new(fs);
-    let mut app = spawn_configured(dir.path(), root, Vec::new(), |_| {}, |o| o.fs(fs)).await;
+    let mut app = spawn_on_in(fs, dir.path(), root).await;
     app._dir = Some(dir);
     app
+}
+
+/// Like [`spawn_on`], with the data (on the simulated disk) under `dir/data`: a second service
+/// started on the same `fs` and `dir` finds the first one's data.
+pub async fn spawn_on_in(fs: SimFs, dir: &Path, root: Arc<KeyPair>) -> TestApp {
+    let fs: Arc<dyn Fs> = Arc::new(fs);
+    spawn_configured(dir, root, Vec::new(), |_| {}, |o| o.fs(fs)).await
 }
 
 /// Like [`spawn_in`], with a chance to change the configuration (e.g. the body limit).

@@ -443,10 +443,11 @@ async fn disk_full_is_detected_by_error_kind() {
     assert!(again.is_disk_full(), "{again}");
     assert!(store.compact().await.unwrap_err().is_disk_full());
 
+    // A store opened on a full disk opens read-only, and says why.
     let full = disk.crash();
     full.fail_after_with(0, std::io::ErrorKind::QuotaExceeded);
-    let err = Store::open(sim_options(&full)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    let store = Store::open(sim_options(&full)).await.unwrap();
+    let err = store.create(item("refused", 5)).await.unwrap_err();
     assert!(err.is_disk_full(), "{err}");
 
     // Other I/O failures are not taken for a full disk.
@@ -698,4 +699,52 @@ async fn wait_readable_waits_for_a_write_to_be_published() {
             .wait_readable(Uuid::now_v7(), 9, std::time::Duration::ZERO)
             .await
     );
+}
+
+/// A store whose disk takes no writes at all opens read-only instead of refusing to start:
+/// reads are served, writes refused (disk full), and once the disk has room the steps opening
+/// could not take run (the torn tail is dropped, its bytes kept) and writes resume.
+#[tokio::test]
+async fn a_full_disk_opens_read_only_and_heals() {
+    let disk = SimFs::new();
+    let store = open_sim(&disk).await;
+    let kept = store.create(item("kept", 1)).await.unwrap();
+    drop(store);
+    let disk = disk.crash();
+    // A torn last line (a write cut off by the crash), and then the disk fills up.
+    let journal = Path::new("/sim/items.journal");
+    let mut bytes = disk.contents(journal).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":2,\"crc\":1,\"event\":{\"ki");
+    disk.put(journal, &bytes);
+    disk.fail_after_with(0, std::io::ErrorKind::StorageFull);
+
+    let store = Store::open(sim_options(&disk)).await.unwrap();
+    assert_eq!(store.get(kept.id).unwrap().data, item("kept", 1));
+    let status = store.status();
+    assert!(!status.writable && !status.needs_reopen, "{status:?}");
+    assert!(
+        status
+            .read_only_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("opened read-only"),
+        "{status:?}"
+    );
+    let err = store.create(item("refused", 2)).await.unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!store.status().writable, "the disk is still full");
+
+    disk.heal();
+    until_writable(&store).await;
+    let later = store.create(item("later", 3)).await.unwrap();
+    assert_eq!(store.last_seq(), 2);
+    let evidence = disk
+        .contents(Path::new("/sim/items.journal.broken.1"))
+        .unwrap();
+    assert!(evidence.starts_with(b"{\"seq\":2"), "{evidence:?}");
+    drop(store);
+    let reopened = open_sim(&disk.crash()).await;
+    assert_eq!(reopened.count(), 2);
+    assert!(reopened.get(later.id).is_ok());
 }
