@@ -103,6 +103,11 @@ pub(crate) fn drop_torn_tail<T>(
         .read_from(&path, torn.valid_len)
         .map_err(|e| StoreError::io("read", &path, e))?;
     let broken = free_broken_path(fs, &path)?;
+    if let Err(e) = write_synced(fs, &broken, &tail) {
+        // A full disk: nothing is dropped yet, and the next try takes the same free name.
+        let _ = fs.remove(&broken);
+        return Err(e);
+    }
     if torn.complete {
         tracing::error!(
             journal = %path.display(),
@@ -122,7 +127,6 @@ pub(crate) fn drop_torn_tail<T>(
             "dropping a torn last journal line (an unacknowledged write); its bytes are kept"
         );
     }
-    write_synced(fs, &broken, &tail)?;
     fs.sync_dir(&options.dir)
         .map_err(|e| StoreError::io("fsync", &options.dir, e))?;
     fs.truncate(&path, torn.valid_len)
