@@ -1,0 +1,209 @@
+//! The hot paths, for counting their instructions under callgrind (`scripts/instructions`):
+//! the store's create and get, and an HTTP create and get through the whole products app
+//! (actix-web, auth, validation, store) over a loopback connection in this process.
+//!
+//! ```sh
+//! cargo build --release -p products --example instructions
+//! valgrind --tool=callgrind target/release/examples/instructions SCENARIO N
+//! ```
+//!
+//! `SCENARIO` is `store-create`, `store-get`, `http-create` or `http-get`; `N` is how many
+//! operations run after the same set-up. The script runs two values of `N` and divides the
+//! difference in instructions by the difference in `N`: the set-up and start-up cancel out,
+//! leaving the cost of one operation in every thread of the process (HTTP worker, store actor,
+//! flusher). Durability is `never`, so that no fsync's timing decides how writes are grouped:
+//! each operation is awaited before the next, one batch per write, the same in every run.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use products::domain::{Entry, Money, Product, ProductName};
+use service_kit::auth::keys;
+use service_kit::config::{CommonArgs, MemoryMode};
+use service_kit::telemetry::LogFormat;
+use store_actor::{Durability, Store};
+
+/// Products created before the measured gets.
+const SETUP: usize = 100;
+
+fn product(i: usize) -> Entry {
+    Entry::Product(Product {
+        name: ProductName::parse(&format!("product {i:07}")).expect("valid name"),
+        price: Money::from_cents(420 + i as i64).expect("valid price"),
+        created_by_key: None,
+        stock: None,
+        reserved: 0,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: instructions store-create|store-get|http-create|http-get N";
+    let scenario = args.next().ok_or(usage)?;
+    let n: usize = args.next().ok_or(usage)?.parse()?;
+    let dir = tempfile::tempdir()?;
+    match scenario.as_str() {
+        "store-create" | "store-get" => store(&scenario, n, dir.path()).await,
+        "http-create" | "http-get" => http(&scenario, n, dir.path()).await,
+        _ => Err(usage.into()),
+    }
+}
+
+async fn store(
+    scenario: &str,
+    n: usize,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open(products::store::options(dir, Durability::Never)).await?;
+    let mut ids = Vec::with_capacity(SETUP);
+    for i in 0..SETUP {
+        ids.push(store.create(product(i)).await?.id);
+    }
+    if scenario == "store-create" {
+        for i in 0..n {
+            store.create(product(SETUP + i)).await?;
+        }
+    } else {
+        let mut found = 0;
+        for i in 0..n {
+            found += usize::from(store.get(ids[i % SETUP]).is_ok());
+        }
+        assert_eq!(found, n);
+    }
+    store.close().await?;
+    Ok(())
+}
+
+async fn http(
+    scenario: &str,
+    n: usize,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = Arc::new(keys::generate(&dir.join("keys"))?);
+    let token = test_kit::tokens::mint(&root, "bench", &["products:read", "products:write"], false);
+    let config = products::configuration::Config {
+        listen: "127.0.0.1:0".into(),
+        reservation_ttl: std::time::Duration::from_secs(300),
+        common: CommonArgs {
+            data_dir: dir.join("data"),
+            public_key_file: keys::public_key_path(&dir.join("keys")),
+            durability: Durability::Never,
+            log_format: LogFormat::Pretty,
+            revoked_tokens_file: None,
+            body_limit: 16 * 1024,
+            body_timeout_ms: 10_000,
+            max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
+            feed_history_hours: 24,
+            feed_history_mb: 256,
+            memory: MemoryMode::InMemory,
+            cache_mb: 64,
+            workers: Some(1),
+        },
+    };
+    let app = products::startup::build(config).await?;
+    let port = app.port();
+    let stopper = app.stopper();
+    let running = tokio::spawn(app.run_until_stopped());
+    let scenario = scenario.to_owned();
+    // A plain blocking client on its own thread: a few hundred instructions per request, so
+    // the count is the server's.
+    let client = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut conn = Connection::open(port, token)?;
+        let mut ids = Vec::with_capacity(SETUP);
+        for i in 0..SETUP {
+            let body = conn.create(i)?;
+            ids.push(id_of(&body));
+        }
+        for i in 0..n {
+            if scenario == "http-create" {
+                conn.create(SETUP + i)?;
+            } else {
+                conn.get(&ids[i % SETUP])?;
+            }
+        }
+        Ok(())
+    });
+    tokio::task::spawn_blocking(move || client.join())
+        .await?
+        .map_err(|_| "the client panicked")??;
+    stopper.stop().await;
+    running.await??;
+    Ok(())
+}
+
+fn id_of(body: &str) -> String {
+    let at = body.find("\"id\":\"").expect("an id") + 6;
+    body[at..at + 36].to_owned()
+}
+
+/// One keep-alive HTTP/1.1 connection, requests one at a time.
+struct Connection {
+    stream: TcpStream,
+    token: String,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn open(port: u16, token: String) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            token,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    fn create(&mut self, i: usize) -> std::io::Result<String> {
+        let body = format!(r#"{{"name":"product {i:07}","price":"4.20"}}"#);
+        let request = format!(
+            "POST /products HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.token,
+            body.len()
+        );
+        self.exchange(&request, "201")
+    }
+
+    fn get(&mut self, id: &str) -> std::io::Result<String> {
+        let request = format!(
+            "GET /products/{id} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        );
+        self.exchange(&request, "200")
+    }
+
+    /// Sends `request`, reads one response (headers, then `Content-Length` bytes), checks its
+    /// status; returns its body.
+    fn exchange(&mut self, request: &str, status: &str) -> std::io::Result<String> {
+        self.stream.write_all(request.as_bytes())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let got = self.stream.read(&mut chunk)?;
+            if got == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..got]);
+            let text = String::from_utf8_lossy(&self.buf);
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if self.buf.len() >= end + 4 + length {
+                assert!(
+                    head.starts_with(&format!("http/1.1 {status}")),
+                    "{request} -> {text}"
+                );
+                return Ok(text[end + 4..end + 4 + length].to_owned());
+            }
+        }
+    }
+}
