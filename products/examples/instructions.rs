@@ -7,8 +7,9 @@
 //! valgrind --tool=callgrind target/release/examples/instructions SCENARIO N
 //! ```
 //!
-//! `SCENARIO` is `store-create`, `store-get`, `http-create` or `http-get`; `N` is how many
-//! operations run after the same set-up. The script runs two values of `N` and divides the
+//! `SCENARIO` is `store-create`, `store-get`, `http-create`, `http-get` or `http-ceiling` (a
+//! bare actix-web handler answering constant JSON: the framework's own cost, to compare
+//! `http-get` with); `N` is how many operations run after the same set-up. The script runs two values of `N` and divides the
 //! difference in instructions by the difference in `N`: the set-up and start-up cancel out,
 //! leaving the cost of one operation in every thread of the process (HTTP worker, store actor,
 //! flusher). Durability is `never`, so that no fsync's timing decides how writes are grouped:
@@ -40,13 +41,14 @@ fn product(i: usize) -> Entry {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: instructions store-create|store-get|http-create|http-get N";
+    let usage = "usage: instructions store-create|store-get|http-create|http-get|http-ceiling N";
     let scenario = args.next().ok_or(usage)?;
     let n: usize = args.next().ok_or(usage)?.parse()?;
     let dir = tempfile::tempdir()?;
     match scenario.as_str() {
         "store-create" | "store-get" => store(&scenario, n, dir.path()).await,
         "http-create" | "http-get" => http(&scenario, n, dir.path()).await,
+        "http-ceiling" => ceiling(n).await,
         _ => Err(usage.into()),
     }
 }
@@ -176,34 +178,83 @@ impl Connection {
     }
 
     /// Sends `request`, reads one response (headers, then `Content-Length` bytes), checks its
-    /// status; returns its body.
+    /// status; returns its body. Byte scans only, one buffer: the client's own instructions
+    /// are counted too, so they are kept few.
     fn exchange(&mut self, request: &str, status: &str) -> std::io::Result<String> {
         self.stream.write_all(request.as_bytes())?;
         self.buf.clear();
-        let mut chunk = [0u8; 4096];
+        let mut filled = 0;
         loop {
-            let got = self.stream.read(&mut chunk)?;
+            if self.buf.len() < filled + 4096 {
+                self.buf.resize(filled + 4096, 0);
+            }
+            let got = self.stream.read(&mut self.buf[filled..])?;
             if got == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            self.buf.extend_from_slice(&chunk[..got]);
-            let text = String::from_utf8_lossy(&self.buf);
-            let Some(end) = text.find("\r\n\r\n") else {
+            filled += got;
+            let data = &self.buf[..filled];
+            let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
                 continue;
             };
-            let head = text[..end].to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if self.buf.len() >= end + 4 + length {
+            let length = content_length(&data[..end]);
+            if filled >= end + 4 + length {
                 assert!(
-                    head.starts_with(&format!("http/1.1 {status}")),
-                    "{request} -> {text}"
+                    data.starts_with(format!("HTTP/1.1 {status}").as_bytes()),
+                    "{request} -> {}",
+                    String::from_utf8_lossy(data)
                 );
-                return Ok(text[end + 4..end + 4 + length].to_owned());
+                return Ok(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned());
             }
         }
     }
+}
+
+/// The `content-length` of a response head (0 without one).
+fn content_length(head: &[u8]) -> usize {
+    head.split(|&b| b == b'\n')
+        .find_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"content-length")
+                .then(|| std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+/// The framework's ceiling: a bare actix-web server (one worker, like the app above) answering
+/// a constant JSON body, driven by the same client.
+async fn ceiling(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(|| {
+        App::new().route(
+            "/products/{id}",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(r#"{"id":"0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b","name":"Green tea","price":"4.20","version":1}"#)
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    let client = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut conn = Connection::open(port, "unused".into())?;
+        for _ in 0..SETUP + n {
+            conn.get("0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b")?;
+        }
+        Ok(())
+    });
+    tokio::task::spawn_blocking(move || client.join())
+        .await?
+        .map_err(|_| "the client panicked")??;
+    handle.stop(true).await;
+    running.await??;
+    Ok(())
 }

@@ -86,6 +86,9 @@ async fn expire_reservations(service: ProductService, ttl: std::time::Duration) 
 }
 
 /// The route table.
+/// The router tries resources in the order given, and every pattern with a `{...}` segment is
+/// a regex match: the hot one, `/products/{id}`, comes right after the static paths it would
+/// otherwise swallow (`lookup`, `events`).
 fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
     cfg.app_data(state)
         .service(
@@ -95,6 +98,12 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
         )
         .service(http::resource("/products/lookup", "POST").post(products::lookup))
         .service(http::resource("/products/events", "GET").get(events::feed))
+        .service(
+            http::resource("/products/{id}", "GET, PATCH, DELETE")
+                .get(products::get)
+                .patch(products::update)
+                .delete(products::archive),
+        )
         .service(http::resource("/products/{id}/stock", "POST").post(products::adjust_stock))
         .service(http::resource("/reservations/commit", "POST").post(reservations::commit_many))
         .service(
@@ -103,11 +112,5 @@ fn routes(cfg: &mut web::ServiceConfig, state: web::Data<ProductsState>) {
                 .get(reservations::get),
         )
         .service(http::resource("/reservations/{id}/commit", "POST").post(reservations::commit))
-        .service(http::resource("/reservations/{id}/release", "POST").post(reservations::release))
-        .service(
-            http::resource("/products/{id}", "GET, PATCH, DELETE")
-                .get(products::get)
-                .patch(products::update)
-                .delete(products::archive),
-        );
+        .service(http::resource("/reservations/{id}/release", "POST").post(reservations::release));
 }

