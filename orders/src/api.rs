@@ -54,11 +54,11 @@ pub struct OrderBody {
     /// Bumped by every change; the ETag is this number in quotes.
     pub version: u64,
     /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "products_api::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     /// Last change (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "products_api::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     /// Present and true once deleted (only in the change feed).

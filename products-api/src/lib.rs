@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod money;
+pub mod rfc3339;
 pub mod whole;
 pub mod wire;
 

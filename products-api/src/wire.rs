@@ -33,11 +33,11 @@ pub struct ProductBody {
     /// Bumped by every change; the ETag is this number in quotes.
     pub version: u64,
     /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     /// Last change (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     /// Present and true once the product is archived (only in the change feed).
@@ -222,7 +222,7 @@ pub struct StockAdjustment {
     /// Why.
     pub reason: String,
     /// When it was made (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
@@ -423,7 +423,7 @@ pub struct ReservationBody {
     /// Where it is.
     pub state: ReservationState,
     /// When products gives the units back if it is still held (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     /// Its lines.

@@ -7,7 +7,8 @@
 //! valgrind --tool=callgrind target/release/examples/instructions SCENARIO N
 //! ```
 //!
-//! `SCENARIO` is `store-create`, `store-get`, `http-create`, `http-get` or `http-ceiling` (a
+//! `SCENARIO` is `store-create`, `store-get`, `http-create`, `http-get`, `http-list` (the
+//! first page of 20, `GET /products?limit=20`) or `http-ceiling` (a
 //! bare actix-web handler answering constant JSON: the framework's own cost, to compare
 //! `http-get` with); `N` is how many operations run after the same set-up. The script runs two values of `N` and divides the
 //! difference in instructions by the difference in `N`: the set-up and start-up cancel out,
@@ -41,13 +42,14 @@ fn product(i: usize) -> Entry {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: instructions store-create|store-get|http-create|http-get|http-ceiling N";
+    let usage =
+        "usage: instructions store-create|store-get|http-create|http-get|http-list|http-ceiling N";
     let scenario = args.next().ok_or(usage)?;
     let n: usize = args.next().ok_or(usage)?.parse()?;
     let dir = tempfile::tempdir()?;
     match scenario.as_str() {
         "store-create" | "store-get" => store(&scenario, n, dir.path()).await,
-        "http-create" | "http-get" => http(&scenario, n, dir.path()).await,
+        "http-create" | "http-get" | "http-list" => http(&scenario, n, dir.path()).await,
         "http-ceiling" => ceiling(n).await,
         _ => Err(usage.into()),
     }
@@ -119,11 +121,11 @@ async fn http(
             ids.push(id_of(&body));
         }
         for i in 0..n {
-            if scenario == "http-create" {
-                conn.create(SETUP + i)?;
-            } else {
-                conn.get(&ids[i % SETUP])?;
-            }
+            match scenario.as_str() {
+                "http-create" => conn.create(SETUP + i)?,
+                "http-list" => conn.get_path("/products?limit=20")?,
+                _ => conn.get(&ids[i % SETUP])?,
+            };
         }
         Ok(())
     });
@@ -170,8 +172,12 @@ impl Connection {
     }
 
     fn get(&mut self, id: &str) -> std::io::Result<String> {
+        self.get_path(&format!("/products/{id}"))
+    }
+
+    fn get_path(&mut self, path: &str) -> std::io::Result<String> {
         let request = format!(
-            "GET /products/{id} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\r\n",
             self.token
         );
         self.exchange(&request, "200")

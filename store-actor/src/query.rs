@@ -200,7 +200,14 @@ pub(crate) fn encode_cursor(sort: &SortKey, descending: bool, pos: &Position) ->
         id: pos.1,
     })
     .expect("cursor serializes");
-    json.iter().map(|b| format!("{b:02x}")).collect()
+    // One pass into one string: a `format!` per byte was a fifth of a page's cost.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(json.len() * 2);
+    for b in json {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 15)] as char);
+    }
+    hex
 }
 
 pub(crate) fn decode_cursor(

@@ -1,0 +1,109 @@
+//! RFC 3339 timestamps on the wire, for `#[serde(with = "products_api::rfc3339")]`: the same
+//! text as `time::serde::rfc3339`, written straight into a stack buffer when the offset is UTC
+//! (every timestamp this API makes). `time`'s general formatter goes through `io::Write` into
+//! a new `String` per value, and a page of 20 products has 40 timestamps: that was an eighth
+//! of the page's instructions. Other offsets and all parsing are `time`'s own.
+
+use serde::{Deserializer, Serializer};
+use time::{OffsetDateTime, UtcOffset};
+
+/// The longest text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const MAX_LEN: usize = 30;
+
+/// Writes `t` as RFC 3339 if its offset is UTC and its year has four digits; `None` otherwise.
+fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
+    if t.offset() != UtcOffset::UTC || !(0..10_000).contains(&t.year()) {
+        return None;
+    }
+    let two = |buf: &mut [u8], at: usize, v: u8| {
+        buf[at] = b'0' + v / 10;
+        buf[at + 1] = b'0' + v % 10;
+    };
+    let year = t.year() as u16;
+    two(buf, 0, (year / 100) as u8);
+    two(buf, 2, (year % 100) as u8);
+    buf[4] = b'-';
+    two(buf, 5, u8::from(t.month()));
+    buf[7] = b'-';
+    two(buf, 8, t.day());
+    buf[10] = b'T';
+    two(buf, 11, t.hour());
+    buf[13] = b':';
+    two(buf, 14, t.minute());
+    buf[16] = b':';
+    two(buf, 17, t.second());
+    let mut len = 19;
+    let mut nanos = t.nanosecond();
+    if nanos != 0 {
+        // Nine digits, then the trailing zeros dropped (as `time` does).
+        buf[19] = b'.';
+        for i in (20..29).rev() {
+            buf[i] = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        len = 29;
+        while buf[len - 1] == b'0' {
+            len -= 1;
+        }
+    }
+    buf[len] = b'Z';
+    Some(len + 1)
+}
+
+/// Serializes `t` as RFC 3339 (see the module documentation).
+pub fn serialize<S: Serializer>(t: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; MAX_LEN];
+    match format_utc(t, &mut buf) {
+        Some(len) => {
+            serializer.serialize_str(std::str::from_utf8(&buf[..len]).expect("ASCII digits"))
+        }
+        None => time::serde::rfc3339::serialize(t, serializer),
+    }
+}
+
+/// Parses an RFC 3339 timestamp (`time`'s parser).
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
+    time::serde::rfc3339::deserialize(deserializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::format_description::well_known::Rfc3339;
+
+    fn ours(t: &OffsetDateTime) -> String {
+        #[derive(serde::Serialize)]
+        struct W(#[serde(with = "super")] OffsetDateTime);
+        serde_json::to_string(&W(*t)).unwrap()
+    }
+
+    proptest! {
+        /// Byte for byte what `time` writes, for any instant from year 0 to 9999, any
+        /// nanosecond (trailing zeros and all), UTC or not.
+        #[test]
+        fn the_same_text_as_time(
+            secs in -62_167_219_200i64..253_402_300_799,
+            nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000, (0u32..1000).prop_map(|m| m * 1_000_000)],
+            offset_minutes in prop_oneof![Just(0i16), -1439i16..1440],
+        ) {
+            let offset = UtcOffset::from_whole_seconds(i32::from(offset_minutes) * 60).unwrap();
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                .replace_nanosecond(nanos).unwrap()
+                .to_offset(offset);
+            prop_assume!((0..10_000).contains(&t.year()));
+            let expected = format!("\"{}\"", t.format(&Rfc3339).unwrap());
+            prop_assert_eq!(ours(&t), expected);
+        }
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct W(#[serde(with = "super")] OffsetDateTime);
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_764_650_000_123_400_000).unwrap();
+        let text = serde_json::to_string(&W(t)).unwrap();
+        assert_eq!(text, "\"2025-12-02T04:33:20.1234Z\"");
+        assert_eq!(serde_json::from_str::<W>(&text).unwrap(), W(t));
+    }
+}
