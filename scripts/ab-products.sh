@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A/B of two products builds (directories holding the release `products`, `shop`, and the
+# `seed` and `ceiling` examples): alternating wrk runs, one service at a time, on the same
+# 10,000 seeded products, with the server's CPU per request from /proc. Every load is bounded.
+#   WHAT=get|list|post ROUNDS=3 SECS=6 scripts/ab-products.sh DIR_A DIR_B
+# `get` also runs B's ceiling, statically and driven by the same Lua script as the GET.
+set -euo pipefail
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
+A=${1:?usage: scripts/ab-products.sh DIR_A DIR_B (each with products, shop, seed, ceiling)}
+B=${2:?usage: scripts/ab-products.sh DIR_A DIR_B}
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/ab-products.XXXXXX"); trap 'rm -rf "$W"' EXIT
+"$B/seed" "$W/seed" 10000 "$W/ids.txt" 2>/dev/null
+export IDS_FILE="$W/ids.txt"; export TOKEN=unused
+cat > "$W/get.lua" <<'LUA'
+local ids, token = {}, os.getenv("TOKEN")
+for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
+request = function()
+  return wrk.format("GET", "/products/" .. ids[math.random(#ids)], { ["Authorization"] = "Bearer " .. token })
+end
+LUA
+cat > "$W/list.lua" <<'LUA'
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+LUA
+cat > "$W/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name":"bench product","price":"9.99"}'
+LUA
+rps() { wrk -t2 -c64 -d${SECS:-6}s ${3:+-s "$3"} "$2" | awk '/Requests\/sec/ {print int($2)}'; }
+cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+one() { # bin label durability url script
+  local bin=$1 label=$2 dur=$3 url=$4 script=$5
+  rm -rf "$W/data"; cp -r "$W/seed" "$W/data"
+  "$bin/shop" keygen --out "$W/keys" >/dev/null 2>&1 || true
+  export TOKEN=$("$bin/shop" token mint --private-key "$W/keys/private.key" --user bench --right products:read --right products:write --ttl 1h)
+  RUST_LOG=info "$bin/products" --listen 127.0.0.1:18181 --data-dir "$W/data" --workers 2 --durability "$dur" \
+    --public-key-file "$W/keys/public.key" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 200); do curl -fs http://127.0.0.1:18181/readyz >/dev/null 2>&1 && break; sleep 0.05; done
+  wrk -t2 -c64 -d1s ${script:+-s "$script"} "$url" >/dev/null
+  local c0; c0=$(cpu $pid)
+  local r; r=$(rps "$label" "$url" "$script")
+  local c1; c1=$(cpu $pid)
+  kill $pid; wait $pid 2>/dev/null || true
+  local us; us=$(awk -v c=$((c1-c0)) -v r="$r" -v s="${SECS:-6}" 'BEGIN {printf "%.1f", c*10000/(r*s)}')
+  echo "$label $r req/s ${us} us/req"
+}
+ceiling() { # B's ceiling always: it serves /products/{id} too, for the same Lua script
+  "$B/ceiling" 127.0.0.1:18190 2 >/dev/null 2>&1 &
+  local pid=$!; sleep 0.3
+  wrk -t2 -c64 -d1s http://127.0.0.1:18190/c >/dev/null
+  echo "$2 static $(rps x http://127.0.0.1:18190/c) req/s, same-lua $(rps x http://127.0.0.1:18190/ "$W/get.lua") req/s"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+for round in $(seq ${ROUNDS:-3}); do
+  for pair in "A $A" "B $B"; do
+    set -- $pair
+    case "${WHAT:-get}" in
+      get) ceiling "$2" "$1-ceiling"; one "$2" "$1-get" always http://127.0.0.1:18181/ "$W/get.lua" ;;
+      list) one "$2" "$1-list" always "http://127.0.0.1:18181/products?limit=20" "$W/list.lua" ;;
+      post) one "$2" "$1-post-always" always http://127.0.0.1:18181/products "$W/post.lua"
+            one "$2" "$1-post-never" never http://127.0.0.1:18181/products "$W/post.lua" ;;
+    esac
+  done
+done
