@@ -53,6 +53,12 @@ pub fn visible_text(raw: &str, max: usize) -> Result<String, String> {
     if raw.chars().all(invisible) {
         return Err("must contain a visible character".into());
     }
+    // Most names are already NFC (all ASCII ones are): the quick check answers that without
+    // decomposing and recomposing every character.
+    if unicode_normalization::is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
+    {
+        return Ok(raw.to_owned());
+    }
     Ok(raw.nfc().collect())
 }
 
