@@ -5,28 +5,14 @@
 #   WHAT=get|list|post ROUNDS=3 SECS=6 scripts/ab-products.sh DIR_A DIR_B
 # `get` also runs B's ceiling, statically and driven by the same Lua script as the GET.
 set -euo pipefail
+. "$(dirname "$0")/lib/products-lua.sh"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
 A=${1:?usage: scripts/ab-products.sh DIR_A DIR_B (each with products, shop, seed, ceiling)}
 B=${2:?usage: scripts/ab-products.sh DIR_A DIR_B}
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/ab-products.XXXXXX"); trap 'rm -rf "$W"' EXIT
 "$B/seed" "$W/seed" 10000 "$W/ids.txt" 2>/dev/null
 export IDS_FILE="$W/ids.txt"; export TOKEN=unused
-cat > "$W/get.lua" <<'LUA'
-local ids, token = {}, os.getenv("TOKEN")
-for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
-request = function()
-  return wrk.format("GET", "/products/" .. ids[math.random(#ids)], { ["Authorization"] = "Bearer " .. token })
-end
-LUA
-cat > "$W/list.lua" <<'LUA'
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-LUA
-cat > "$W/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"name":"bench product","price":"9.99"}'
-LUA
+write_products_lua "$W"
 rps() { wrk -t2 -c64 -d${SECS:-6}s ${3:+-s "$3"} "$2" | awk '/Requests\/sec/ {print int($2)}'; }
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 one() { # bin label durability url script

@@ -3,6 +3,7 @@
 # handler returning a constant JSON body (the framework's ceiling) and this disk's fsync rate.
 # Every load is bounded in time. Usage: scripts/bench-products.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
+. "$(dirname "$0")/lib/products-lua.sh"
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=${2:-64}
@@ -51,22 +52,7 @@ PIDS+=($!)
 wait_ready http://127.0.0.1:18081
 sleep 0.3
 
-cat > "$WORK/get.lua" <<'LUA'
-local ids, token = {}, os.getenv("TOKEN")
-for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
-request = function()
-  return wrk.format("GET", "/products/" .. ids[math.random(#ids)], { ["Authorization"] = "Bearer " .. token })
-end
-LUA
-cat > "$WORK/list.lua" <<'LUA'
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-LUA
-cat > "$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"name":"bench product","price":"9.99"}'
-LUA
+write_products_lua "$WORK"
 
 run() { # name, url, script
   local out

@@ -66,15 +66,29 @@ impl Drop for SmallDisk {
     }
 }
 
-/// A products service whose data directory is a small tmpfs, or why there is none.
-async fn products_on_small_disk(dir: &Path, keys: &Keys) -> Result<(SmallDisk, Service), String> {
-    // `Service` keeps its data in `dir/products-data` and its log next to it, off the tmpfs.
-    let disk = SmallDisk::mount(&dir.join("products-data"))?;
-    let service = start(dir, keys).await;
-    Ok((disk, service))
+/// One test's products service, whose data directory is a small tmpfs, with a catalogue token.
+struct OnSmallDisk {
+    products: Service,
+    disk: SmallDisk,
+    token: String,
+    api: Api,
+    _dir: tempfile::TempDir,
 }
 
-async fn start(dir: &Path, keys: &Keys) -> Service {
+/// Starts products on a small tmpfs and creates `n` products; `None` (with the reason printed)
+/// where no tmpfs can be mounted.
+async fn on_small_disk(test: &str, n: usize) -> Option<OnSmallDisk> {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate(&dir.path().join("keys"));
+    let token = keys.mint("catalog", &["products:read", "products:write"], false);
+    // `Service` keeps its data in `dir/products-data` and its log next to it, off the tmpfs.
+    let disk = match SmallDisk::mount(&dir.path().join("products-data")) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        }
+    };
     let args = [
         "--public-key-file",
         &keys.public_key.to_string_lossy(),
@@ -83,7 +97,20 @@ async fn start(dir: &Path, keys: &Keys) -> Service {
     ]
     .map(str::to_owned)
     .to_vec();
-    Service::start("products", "products", dir, args).await
+    let products = Service::start("products", "products", dir.path(), args).await;
+    let api = Api::new();
+    for i in 0..n {
+        api.post(&products.url("/products"), Some(&token), &product(i))
+            .await
+            .expect(201, "before the disk fills");
+    }
+    Some(OnSmallDisk {
+        products,
+        disk,
+        token,
+        api,
+        _dir: dir,
+    })
 }
 
 fn product(n: usize) -> Value {
@@ -141,22 +168,16 @@ async fn create_once_writable(
 
 #[tokio::test]
 async fn a_disk_that_fills_up_and_frees_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::generate(&dir.path().join("keys"));
-    let token = keys.mint("catalog", &["products:read", "products:write"], false);
-    let (disk, mut products) = match products_on_small_disk(dir.path(), &keys).await {
-        Ok(running) => running,
-        Err(why) => {
-            eprintln!("SKIPPED a_disk_that_fills_up_and_frees_again: {why}");
-            return;
-        }
+    let Some(OnSmallDisk {
+        mut products,
+        disk,
+        token,
+        api,
+        _dir,
+    }) = on_small_disk("a_disk_that_fills_up_and_frees_again", 5).await
+    else {
+        return;
     };
-    let api = Api::new();
-    for n in 0..5 {
-        api.post(&products.url("/products"), Some(&token), &product(n))
-            .await
-            .expect(201, "before the disk fills");
-    }
 
     let filler = disk.fill();
     let (created, refused) = create_until_refused(&api, &products, &token).await;
@@ -201,22 +222,16 @@ async fn a_disk_that_fills_up_and_frees_again() {
 
 #[tokio::test]
 async fn a_service_starts_read_only_on_a_full_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::generate(&dir.path().join("keys"));
-    let token = keys.mint("catalog", &["products:read", "products:write"], false);
-    let (disk, mut products) = match products_on_small_disk(dir.path(), &keys).await {
-        Ok(running) => running,
-        Err(why) => {
-            eprintln!("SKIPPED a_service_starts_read_only_on_a_full_disk: {why}");
-            return;
-        }
+    let Some(OnSmallDisk {
+        mut products,
+        disk,
+        token,
+        api,
+        _dir,
+    }) = on_small_disk("a_service_starts_read_only_on_a_full_disk", 3).await
+    else {
+        return;
     };
-    let api = Api::new();
-    for n in 0..3 {
-        api.post(&products.url("/products"), Some(&token), &product(n))
-            .await
-            .expect(201, "before the disk fills");
-    }
     products.terminate(Duration::from_secs(10)).await;
     // The process died in the middle of a write (a torn last line), and the disk is full.
     let journal = disk.path.join("products.journal");

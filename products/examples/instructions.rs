@@ -22,8 +22,7 @@ use std::sync::Arc;
 
 use products::domain::{Entry, Money, Product, ProductName};
 use service_kit::auth::keys;
-use service_kit::config::{CommonArgs, MemoryMode};
-use service_kit::telemetry::LogFormat;
+use service_kit::config::CommonArgs;
 use store_actor::{Durability, Store};
 
 /// Products created before the measured gets.
@@ -91,19 +90,9 @@ async fn http(
         listen: "127.0.0.1:0".into(),
         reservation_ttl: std::time::Duration::from_secs(300),
         common: CommonArgs {
-            data_dir: dir.join("data"),
-            public_key_file: keys::public_key_path(&dir.join("keys")),
             durability: Durability::Never,
-            log_format: LogFormat::Pretty,
-            revoked_tokens_file: None,
-            body_limit: 16 * 1024,
-            body_timeout_ms: 10_000,
-            max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
-            feed_history_hours: 24,
-            feed_history_mb: 256,
-            memory: MemoryMode::InMemory,
-            cache_mb: 64,
             workers: Some(1),
+            ..CommonArgs::new(dir.join("data"), keys::public_key_path(&dir.join("keys")))
         },
     };
     let app = products::startup::build(config).await?;

@@ -66,6 +66,26 @@ pub enum MemoryMode {
 }
 
 impl CommonArgs {
+    /// The settings with every flag at its default, for a service run from code (`shop up`,
+    /// tests, benchmarks) rather than from its command line; change fields as needed.
+    pub fn new(data_dir: PathBuf, public_key_file: PathBuf) -> Self {
+        Self {
+            data_dir,
+            public_key_file,
+            durability: Durability::Always,
+            log_format: LogFormat::Pretty,
+            revoked_tokens_file: None,
+            body_limit: crate::json::DEFAULT_BODY_LIMIT,
+            body_timeout_ms: 10_000,
+            max_token_bytes: crate::auth::DEFAULT_MAX_TOKEN_BYTES,
+            workers: None,
+            feed_history_hours: 24,
+            feed_history_mb: 256,
+            memory: MemoryMode::InMemory,
+            cache_mb: 64,
+        }
+    }
+
     /// The stores' memory mode, from `--memory` and `--cache-mb`.
     pub fn memory(&self) -> store_actor::Memory {
         match self.memory {

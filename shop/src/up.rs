@@ -54,19 +54,11 @@ fn local_url(addr: &str, port: u16) -> String {
 
 fn common(args: &UpArgs, data_dir: &Path, public_key_file: &Path) -> CommonArgs {
     CommonArgs {
-        data_dir: data_dir.to_owned(),
-        public_key_file: public_key_file.to_owned(),
         durability: args.durability,
         log_format: args.log_format,
-        revoked_tokens_file: None,
-        body_limit: service_kit::json::DEFAULT_BODY_LIMIT,
-        body_timeout_ms: 10_000,
-        max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
-        feed_history_hours: 24,
-        feed_history_mb: 256,
         memory: args.memory,
         cache_mb: args.cache_mb,
-        workers: None,
+        ..CommonArgs::new(data_dir.to_owned(), public_key_file.to_owned())
     }
 }
 

@@ -413,8 +413,8 @@ impl<T: Send + Sync + 'static> Flusher<T> {
                 }
             }
         }
-        if unsynced && self.shared.fault.lock().unwrap().is_none() {
-            self.background_sync();
+        if unsynced {
+            self.background_sync(); // not after a failure: it checks
         }
         tracing::debug!(journal = %self.journal_path.display(), "flusher stopped");
         let shared = self.shared.clone();

@@ -26,6 +26,18 @@ pub fn request(
     }
 }
 
+/// The whole seconds of a response's `Retry-After`.
+///
+/// # Panics
+/// If it has none, or not a number of seconds.
+pub fn retry_after(res: &Response) -> u64 {
+    res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Every item of a paged list: `GET first`, then each page's `next` link, until the last.
 pub async fn all_pages(client: &Client, base: &str, token: &str, first: &str) -> Vec<Value> {
     let mut items = Vec::new();

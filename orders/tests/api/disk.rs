@@ -26,11 +26,7 @@ async fn a_full_disk_refuses_orders_and_gives_their_stock_back() {
     let refused = app.place(&app.alice, &order).await;
 
     // Assert
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = test_kit::http::retry_after(&refused);
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let problem = assert_problem(refused, 503, "unavailable").await;
     assert!(

@@ -15,8 +15,6 @@ use serde_json::{Value, json};
 use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
-use service_kit::telemetry::LogFormat;
-use store_actor::Durability;
 use store_actor::fs::SimFs;
 pub use test_kit::fake_products::{FakeProducts, http_json, reservation_of};
 use test_kit::process::Service;
@@ -88,19 +86,9 @@ async fn spawn(
     let keys_dir = dir.path().join("keys");
     let root = Arc::new(keys::generate(&keys_dir).unwrap());
     let common = |name: &str| CommonArgs {
-        data_dir: dir.path().join(name),
-        public_key_file: keys::public_key_path(&keys_dir),
-        durability: Durability::Always,
-        log_format: LogFormat::Pretty,
-        revoked_tokens_file: None,
         body_limit: 16 * 1024,
-        body_timeout_ms: 10_000,
-        max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
-        feed_history_hours: 24,
-        feed_history_mb: 256,
-        memory: service_kit::config::MemoryMode::InMemory,
-        cache_mb: 64,
         workers: Some(2),
+        ..CommonArgs::new(dir.path().join(name), keys::public_key_path(&keys_dir))
     };
 
     let (products_address, products) = match fake_products {

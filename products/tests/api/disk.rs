@@ -5,7 +5,32 @@ use std::io::ErrorKind;
 
 use serde_json::json;
 
-use crate::helpers::{assert_problem, fresh_dir, id_of, spawn_on, spawn_on_in};
+use crate::helpers::{TestApp, assert_problem, fresh_dir, id_of, spawn_on, spawn_on_in};
+
+/// `GET path` (a health probe), without a token.
+async fn probe(app: &TestApp, path: &str) -> reqwest::Response {
+    app.request(reqwest::Method::GET, path, None)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Creates the product the tests were refused until it is created (writes resumed), within
+/// 10 s; every refusal meanwhile is the full disk's 503.
+async fn create_once_writable(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let res = app
+            .create(&json!({"name": "Oolong", "price": "6.00"}))
+            .await;
+        if res.status() == 201 {
+            return;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(std::time::Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
 use store_actor::fs::SimFs;
 
 /// A full disk refuses writes with 503 problem+json and a Retry-After of a few seconds, stores
@@ -25,11 +50,7 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
         .await;
 
     // Assert
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = test_kit::http::retry_after(&refused);
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let problem = assert_problem(refused, 503, "unavailable").await;
     let detail = problem["detail"].as_str().unwrap();
@@ -40,39 +61,16 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
     let read = app.get(&format!("/products/{tea}")).await;
     assert_eq!(read.status(), 200);
     assert_eq!(app.count().await, 1);
-    let ready = app
-        .request(reqwest::Method::GET, "/readyz", None)
-        .send()
-        .await
-        .unwrap();
+    let ready = probe(&app, "/readyz").await;
     assert_eq!(ready.status(), 503);
-    let live = app
-        .request(reqwest::Method::GET, "/healthz", None)
-        .send()
-        .await
-        .unwrap();
+    let live = probe(&app, "/healthz").await;
     assert_eq!(live.status(), 200);
 
     // The disk has room again: within seconds, the same write succeeds.
     fs.heal();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let res = app
-            .create(&json!({"name": "Oolong", "price": "6.00"}))
-            .await;
-        if res.status() == 201 {
-            break;
-        }
-        assert_eq!(res.status(), 503);
-        assert!(std::time::Instant::now() < deadline, "writes never resumed");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    create_once_writable(&app).await;
     assert_eq!(app.count().await, 2);
-    let ready = app
-        .request(reqwest::Method::GET, "/readyz", None)
-        .send()
-        .await
-        .unwrap();
+    let ready = probe(&app, "/readyz").await;
     assert_eq!(ready.status(), 200);
     app.stop().await;
 }
@@ -96,11 +94,7 @@ async fn a_service_starts_read_only_on_a_full_disk() {
     // Assert
     let read = app.get(&format!("/products/{tea}")).await;
     assert_eq!(read.status(), 200);
-    let ready = app
-        .request(reqwest::Method::GET, "/readyz", None)
-        .send()
-        .await
-        .unwrap();
+    let ready = probe(&app, "/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     let reason = body["checks"]["store"].as_str().unwrap_or_default();
@@ -114,17 +108,7 @@ async fn a_service_starts_read_only_on_a_full_disk() {
     assert_problem(refused, 503, "unavailable").await;
 
     fs.heal();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let res = app
-            .create(&json!({"name": "Oolong", "price": "6.00"}))
-            .await;
-        if res.status() == 201 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "writes never resumed");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    create_once_writable(&app).await;
     assert_eq!(app.count().await, 2);
     app.stop().await;
 }

@@ -14,9 +14,8 @@ use serde_json::Value;
 use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use service_kit::server::Stopper;
-use service_kit::telemetry::LogFormat;
+use store_actor::StoreOptions;
 use store_actor::fs::{Fs, SimFs};
-use store_actor::{Durability, StoreOptions};
 use test_kit::tokens::mint;
 pub use test_kit::{
     DEADLINE, Events, Frame, assert_problem, error_fields, id_of, redactions, scrub,
@@ -103,19 +102,10 @@ async fn spawn_configured(
         listen: "127.0.0.1:0".into(),
         reservation_ttl: std::time::Duration::from_secs(300),
         common: CommonArgs {
-            data_dir: dir.join("data"),
-            public_key_file: keys::public_key_path(&dir.join("keys")),
-            durability: Durability::Always,
-            log_format: LogFormat::Pretty,
             revoked_tokens_file: revoked_file,
             body_limit: 16 * 1024,
-            body_timeout_ms: 10_000,
-            max_token_bytes: service_kit::auth::DEFAULT_MAX_TOKEN_BYTES,
-            feed_history_hours: 24,
-            feed_history_mb: 256,
-            memory: service_kit::config::MemoryMode::InMemory,
-            cache_mb: 64,
             workers: Some(2),
+            ..CommonArgs::new(dir.join("data"), keys::public_key_path(&dir.join("keys")))
         },
     };
     adjust(&mut config);
