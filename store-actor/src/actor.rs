@@ -33,19 +33,24 @@ use crate::state::{Slot, State};
 /// A reply that arrives once the mutation is durable.
 pub(crate) type Ticket<R> = oneshot::Receiver<Result<R>>;
 
+/// Where a write's one answer goes: its refusal at once, or its result once durable. The
+/// message carries it (rather than actix answering the message and the flusher then answering
+/// a ticket) so a writer is woken once per write, not twice.
+pub(crate) type Reply<R> = oneshot::Sender<Result<R>>;
+
 /// The change an [`Update`] applies: gets the current data, returns the new data or refuses.
 pub(crate) type Change<T> =
     Box<dyn FnOnce(&T) -> std::result::Result<T, Box<dyn std::error::Error + Send + Sync>> + Send>;
 
 /// One mutation (create, update or archive), journaled and applied on its own.
 #[derive(Message)]
-#[rtype(result = "Result<Ticket<Arc<Record<T>>>>")]
-pub(crate) struct Mutate<T: Data>(pub Mutation<T>);
+#[rtype(result = "()")]
+pub(crate) struct Mutate<T: Data>(pub Mutation<T>, pub Reply<Arc<Record<T>>>);
 
 /// An atomic batch of mutations: all are journaled (in one line) and applied, or none is.
 #[derive(Message)]
-#[rtype(result = "Result<Ticket<Vec<Arc<Record<T>>>>>")]
-pub(crate) struct Batch<T: Data>(pub Vec<Op<T>>);
+#[rtype(result = "()")]
+pub(crate) struct Batch<T: Data>(pub Vec<Op<T>>, pub Reply<Vec<Arc<Record<T>>>>);
 
 /// Writes a snapshot now and cuts the journal.
 #[derive(Message)]
@@ -220,8 +225,8 @@ impl<T: Data> StoreActor<T> {
         Ok(())
     }
 
-    /// Journals and applies one mutation; the caller is answered when it is durable.
-    fn commit(&mut self, kind: EventKind, record: Record<T>) -> Result<Ticket<Arc<Record<T>>>> {
+    /// Journals and applies one mutation; the caller is to be answered when it is durable.
+    fn commit(&mut self, kind: EventKind, record: Record<T>) -> Result<Arc<Record<T>>> {
         let seq = self.working.seq + 1;
         let mark = self.pending.len();
         let span = match journal::encode(seq, kind, &record, &mut self.pending) {
@@ -243,14 +248,18 @@ impl<T: Data> StoreActor<T> {
             return Err(e);
         }
         self.track(&record, span);
-        let (tx, rx) = oneshot::channel();
+        Ok(record)
+    }
+
+    /// Answers `reply` with `value` once the bytes pending now are durable (or with the
+    /// failure that lost them), shipping them at once unless a batch is already in flight.
+    fn answer_when_durable<R: Send + 'static>(&mut self, reply: Reply<R>, value: R) {
         self.waiters.push(Box::new(move |outcome| {
-            let _ = tx.send(outcome.map(|()| record));
+            let _ = reply.send(outcome.map(|()| value));
         }));
         if !self.in_flight {
             self.ship();
         }
-        Ok(rx)
     }
 
     /// Evaluates the operations of an atomic batch in order, each against the state the earlier
@@ -258,7 +267,8 @@ impl<T: Data> StoreActor<T> {
     /// is accepted and the batch's journal line is encoded does the copy become the working
     /// state. So a refused batch changes nothing, in memory or on disk. The caller is answered
     /// when the line is durable; the flusher publishes the state with the whole batch at once.
-    fn commit_batch(&mut self, ops: Vec<Op<T>>) -> Result<Ticket<Vec<Arc<Record<T>>>>> {
+    /// An empty batch is `Ok(None)`: nothing to write or wait for.
+    fn commit_batch(&mut self, ops: Vec<Op<T>>) -> Result<Option<Vec<Arc<Record<T>>>>> {
         let failed = |index: usize, e: StoreError| StoreError::BatchFailed {
             index,
             source: Box::new(e),
@@ -280,12 +290,7 @@ impl<T: Data> StoreActor<T> {
         }
         let mark = self.pending.len();
         let encoded = match events.as_slice() {
-            [] => {
-                // Nothing to write or wait for.
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Ok(Vec::new()));
-                return Ok(rx);
-            }
+            [] => return Ok(None),
             // A batch of one is an ordinary journal line.
             [one] => journal::encode(one.seq, one.kind, &one.record, &mut self.pending)
                 .map(|span| vec![span])
@@ -307,15 +312,9 @@ impl<T: Data> StoreActor<T> {
         for (event, span) in events.iter().zip(spans) {
             self.track(&event.record, span);
         }
-        let records: Vec<Arc<Record<T>>> = events.into_iter().map(|e| e.record.clone()).collect();
-        let (tx, rx) = oneshot::channel();
-        self.waiters.push(Box::new(move |outcome| {
-            let _ = tx.send(outcome.map(|()| records));
-        }));
-        if !self.in_flight {
-            self.ship();
-        }
-        Ok(rx)
+        Ok(Some(
+            events.into_iter().map(|e| e.record.clone()).collect(),
+        ))
     }
 
     /// Sends everything pending to the flusher as one batch.
@@ -507,19 +506,27 @@ impl<T: Data> StoreActor<T> {
 }
 
 impl<T: Data> Handler<Mutate<T>> for StoreActor<T> {
-    type Result = Result<Ticket<Arc<Record<T>>>>;
-    fn handle(&mut self, Mutate(mutation): Mutate<T>, _: &mut Context<Self>) -> Self::Result {
-        self.check_writable()?;
-        let (kind, record) = prepare(&self.working, mutation, OffsetDateTime::now_utc())?;
-        self.commit(kind, record)
+    type Result = ();
+    fn handle(&mut self, Mutate(mutation, reply): Mutate<T>, _: &mut Context<Self>) {
+        let committed = self.check_writable().and_then(|()| {
+            let (kind, record) = prepare(&self.working, mutation, OffsetDateTime::now_utc())?;
+            self.commit(kind, record)
+        });
+        match committed {
+            Ok(record) => self.answer_when_durable(reply, record),
+            Err(refused) => drop(reply.send(Err(refused))),
+        }
     }
 }
 
 impl<T: Data> Handler<Batch<T>> for StoreActor<T> {
-    type Result = Result<Ticket<Vec<Arc<Record<T>>>>>;
-    fn handle(&mut self, Batch(ops): Batch<T>, _: &mut Context<Self>) -> Self::Result {
-        self.check_writable()?;
-        self.commit_batch(ops)
+    type Result = ();
+    fn handle(&mut self, Batch(ops, reply): Batch<T>, _: &mut Context<Self>) {
+        match self.check_writable().and_then(|()| self.commit_batch(ops)) {
+            Ok(Some(records)) => self.answer_when_durable(reply, records),
+            Ok(None) => drop(reply.send(Ok(Vec::new()))),
+            Err(refused) => drop(reply.send(Err(refused))),
+        }
     }
 }
 

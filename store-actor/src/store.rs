@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::Data;
-use crate::actor::{Batch, Close, Compact, Flushed, Mutate, StoreActor, Ticket};
+use crate::actor::{Batch, Close, Compact, Flushed, Mutate, Reply, StoreActor};
 use crate::batch::{Mutation, Op};
 use crate::compaction::CompactionReport;
 use crate::error::{Result, StoreError};
@@ -123,27 +123,31 @@ impl<T: Data> Store<T> {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn ticket<R>(
-        &self,
-        sent: impl Future<Output = Result<Result<Ticket<R>>, MailboxError>>,
-    ) -> Result<R> {
-        let ticket = sent.await.map_err(|_| StoreError::Closed)??;
-        ticket.await.map_err(|_| StoreError::Closed)?
+    /// Sends a write to the actor and waits for its one answer. `do_send` skips actix's own
+    /// reply (a second wake-up of this task) and its mailbox bound: every writer awaits its
+    /// answer, so the queue never holds more than one message per waiting caller. A stopped
+    /// actor drops the message, and with it the reply: [`StoreError::Closed`].
+    async fn write<R, M>(&self, message: impl FnOnce(Reply<R>) -> M) -> Result<R>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        StoreActor<T>: Handler<M>,
+        <StoreActor<T> as Actor>::Context: actix::dev::ToEnvelope<StoreActor<T>, M>,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.addr.do_send(message(reply));
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Creates a record with a fresh time-ordered (v7) id.
     pub async fn create(&self, data: T) -> Result<Arc<Record<T>>> {
-        self.ticket(self.addr.send(Mutate(Mutation::Create { id: None, data })))
+        self.write(|reply| Mutate(Mutation::Create { id: None, data }, reply))
             .await
     }
 
     /// Creates a record with the given id ([`StoreError::AlreadyExists`] if taken).
     pub async fn create_with_id(&self, id: Uuid, data: T) -> Result<Arc<Record<T>>> {
-        self.ticket(
-            self.addr
-                .send(Mutate(Mutation::Create { id: Some(id), data })),
-        )
-        .await
+        self.write(|reply| Mutate(Mutation::Create { id: Some(id), data }, reply))
+            .await
     }
 
     /// Changes a live record atomically: `change` gets the current data inside the actor and
@@ -161,7 +165,7 @@ impl<T: Data> Store<T> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Op(mutation) = Op::update(id, expected, change);
-        self.ticket(self.addr.send(Mutate(mutation))).await
+        self.write(|reply| Mutate(mutation, reply)).await
     }
 
     /// Replaces a live record's data (see [`Store::update`] for `expected`).
@@ -177,7 +181,7 @@ impl<T: Data> Store<T> {
 
     /// Archives a live record: it becomes a read-only tombstone, left out of lists.
     pub async fn archive(&self, id: Uuid, expected: Option<u64>) -> Result<Arc<Record<T>>> {
-        self.ticket(self.addr.send(Mutate(Mutation::Archive { id, expected })))
+        self.write(|reply| Mutate(Mutation::Archive { id, expected }, reply))
             .await
     }
 
@@ -223,7 +227,7 @@ impl<T: Data> Store<T> {
     /// # Ok(()) }
     /// ```
     pub async fn batch(&self, ops: Vec<Op<T>>) -> Result<Vec<Arc<Record<T>>>> {
-        self.ticket(self.addr.send(Batch(ops))).await
+        self.write(|reply| Batch(ops, reply)).await
     }
 
     /// The record with this id, archived or not. In index mode this may read the disk (one
