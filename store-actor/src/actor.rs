@@ -312,9 +312,7 @@ impl<T: Data> StoreActor<T> {
         for (event, span) in events.iter().zip(spans) {
             self.track(&event.record, span);
         }
-        Ok(Some(
-            events.into_iter().map(|e| e.record.clone()).collect(),
-        ))
+        Ok(Some(events.into_iter().map(|e| e.record.clone()).collect()))
     }
 
     /// Sends everything pending to the flusher as one batch.

@@ -338,11 +338,17 @@ impl<T> State<T> {
                 }
             },
         };
+        // An update keeps its creation time: re-inserting the same key would still copy the
+        // set's path (persistent nodes shared with the published state).
+        let created_moved = match &old {
+            Some(old) => old.created_at != rec.created_at,
+            None => true,
+        };
         if let Some(old) = &old {
             if !old.archived {
                 self.live -= 1;
             }
-            if old.created_at != rec.created_at {
+            if created_moved {
                 self.by_created
                     .remove(&(old.created_at.unix_timestamp_nanos(), old.id));
             }
@@ -350,8 +356,10 @@ impl<T> State<T> {
         if !rec.archived {
             self.live += 1;
         }
-        self.by_created
-            .insert((rec.created_at.unix_timestamp_nanos(), rec.id));
+        if created_moved {
+            self.by_created
+                .insert((rec.created_at.unix_timestamp_nanos(), rec.id));
+        }
         for (def, set) in self.defs.iter().zip(self.indexes.iter_mut()) {
             let new_keys = (def.keys)(&rec.data);
             if let Some(old) = &old {

@@ -25,7 +25,7 @@ impl ProductsClient {
         Fut: std::future::Future<Output = bool>,
     {
         let mut res = self
-            .http
+            .http()
             .get(format!(
                 "{}/products/events?after={after}",
                 self.config.base_url

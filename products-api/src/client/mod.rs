@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
+use thread_local::ThreadLocal;
 use uuid::Uuid;
 
 use crate::wire::{LookupRequest, LookupResponse};
@@ -91,31 +92,49 @@ pub enum ClientError {
 }
 
 /// A client of the products API. Cheap to clone.
+///
+/// Each thread that calls gets its own connection pool: a pooled connection is driven by a
+/// task on the runtime that opened it, and the service's HTTP workers are one single-threaded
+/// runtime each, so a shared pool would have one worker's calls written and read by another
+/// worker (two cross-thread wake-ups per call, and work landing on a busy thread).
 #[derive(Debug, Clone)]
 pub struct ProductsClient {
-    http: reqwest::Client,
+    http: Arc<ThreadLocal<reqwest::Client>>,
     config: Arc<ClientConfig>,
     breaker: Arc<Breaker>,
     metrics: ClientMetrics,
     seed: Arc<AtomicU64>,
 }
 
+/// One connection pool to products.
+fn pool(config: &ClientConfig) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .connect_timeout(config.timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| ClientError::Unavailable(e.to_string()))
+}
+
 impl ProductsClient {
-    /// A client with its own connection pool.
+    /// A client with its own connection pools (one per calling thread).
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        let http = ThreadLocal::new();
+        // Built once here so that a configuration reqwest refuses fails at start-up.
+        http.get_or_try(|| pool(&config))?;
         Ok(Self {
-            http,
+            http: Arc::new(http),
             config: Arc::new(config),
             breaker: Arc::default(),
             metrics: ClientMetrics::new(),
             seed: Arc::new(AtomicU64::new(Uuid::new_v4().as_u128() as u64 | 1)),
         })
+    }
+
+    /// This thread's pool (built on its first call; the first one was checked in `new`).
+    fn http(&self) -> &reqwest::Client {
+        self.http
+            .get_or(|| pool(&self.config).expect("the configuration was accepted in new"))
     }
 
     /// Adds the client's metrics to a registry: `products_client_requests_total` and
@@ -134,7 +153,7 @@ impl ProductsClient {
         let body = LookupRequest { ids: ids.to_vec() };
         self.idempotent("lookup", || {
             let mut req = self
-                .http
+                .http()
                 .post(format!("{}/products/lookup", self.config.base_url))
                 .json(&body);
             if let Some(id) = request_id {
@@ -148,7 +167,7 @@ impl ProductsClient {
     /// Whether products answers its liveness check (no retries: for readiness probes).
     pub async fn healthy(&self) -> Result<(), ClientError> {
         let res = self
-            .http
+            .http()
             .get(format!("{}/healthz", self.config.base_url))
             .timeout(self.config.timeout)
             .send()

@@ -45,7 +45,7 @@ impl ProductsClient {
         let url = format!("{}/reservations/{id}", self.config.base_url);
         let answer = self
             .idempotent("reserve", || {
-                let req = self.http.put(&url).json(&body);
+                let req = self.http().put(&url).json(&body);
                 with_request_id(req, request_id)
             })
             .await;
@@ -96,7 +96,7 @@ impl ProductsClient {
         let body = CommitMany { ids: ids.to_vec() };
         let url = format!("{}/reservations/commit", self.config.base_url);
         self.idempotent("commit_many", || {
-            with_request_id(self.http.post(&url).json(&body), request_id)
+            with_request_id(self.http().post(&url).json(&body), request_id)
         })
         .await
     }
@@ -117,8 +117,10 @@ impl ProductsClient {
         request_id: Option<&str>,
     ) -> Result<ReservationBody, ClientError> {
         let url = format!("{}/reservations/{id}/{action}", self.config.base_url);
-        self.idempotent(action, || with_request_id(self.http.post(&url), request_id))
-            .await
+        self.idempotent(action, || {
+            with_request_id(self.http().post(&url), request_id)
+        })
+        .await
     }
 }
 
