@@ -45,6 +45,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "usage: instructions store-create|store-get|http-create|http-get|http-list|http-ceiling N";
     let scenario = args.next().ok_or(usage)?;
     let n: usize = args.next().ok_or(usage)?.parse()?;
+    // The services' own logging set-up (scripts/instructions unsets RUST_LOG: the default
+    // filter), so that what tracing costs per request is counted as in the real binary.
+    service_kit::telemetry::init(
+        service_kit::telemetry::LogFormat::Pretty,
+        service_kit::telemetry::DEFAULT_FILTER,
+    );
     let dir = tempfile::tempdir()?;
     match scenario.as_str() {
         "store-create" | "store-get" => store(&scenario, n, dir.path()).await,

@@ -40,23 +40,42 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default_filter));
-    let quiet =
-        filter_fn(move |meta| show_protocol_errors || !protocol_errors::is_protocol_error(meta));
     // Colours only for a person at a terminal (and not with NO_COLOR): a log file or collector
     // gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = subscriber(format, filter, show_protocol_errors, ansi, std::io::stderr).try_init();
+}
+
+/// The subscriber [`init`] installs: log lines to `writer` through `filter`, and the count of
+/// protocol errors.
+fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    show_protocol_errors: bool,
+    ansi: bool,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let quiet =
+        filter_fn(move |meta| show_protocol_errors || !protocol_errors::is_protocol_error(meta));
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
     let fmt = match format {
         LogFormat::Pretty => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
-    let _ = tracing_subscriber::registry()
-        .with(protocol_errors::ProtocolErrors)
+    // The counting layer sees only the callsites it counts: unfiltered, it would make every
+    // span and event of every crate (actix, hyper, reqwest: trace and debug ones included) be
+    // built and dispatched on the hot path, only to be dropped.
+    let counted = filter_fn(protocol_errors::is_protocol_error)
+        .with_max_level_hint(tracing::level_filters::LevelFilter::ERROR);
+    tracing_subscriber::registry()
+        .with(protocol_errors::ProtocolErrors.with_filter(counted))
         .with(fmt.with_filter(filter.and(quiet)))
-        .try_init();
 }
 
 /// The service a request is for (app data set by [`server::bind`](crate::server::bind)): in
@@ -232,6 +251,36 @@ mod tests {
         ] {
             assert!(lines[0].contains(part), "{part} in {}", lines[0]);
         }
+    }
+
+    #[test]
+    fn below_the_filter_nothing_is_built_yet_protocol_errors_are_counted() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = subscriber(
+            LogFormat::Pretty,
+            EnvFilter::new(DEFAULT_FILTER),
+            false,
+            false,
+            move || writer.clone(),
+        );
+        let before = protocol_errors::counts()[0].1;
+        tracing::subscriber::with_default(subscriber, || {
+            // No layer wants these: actix's and hyper's per-request trace and debug calls
+            // must cost one cached check, not a built event (the counting layer once took all).
+            assert!(
+                !tracing::enabled!(target: "actix_http::h1::dispatcher", tracing::Level::TRACE)
+            );
+            assert!(
+                !tracing::enabled!(target: "actix_http::h1::dispatcher", tracing::Level::DEBUG)
+            );
+            assert!(!tracing::enabled!(target: "hyper_util::client", tracing::Level::DEBUG));
+            assert!(tracing::enabled!(target: "products", tracing::Level::INFO));
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: invalid Header provided");
+        });
+        assert!(protocol_errors::counts()[0].1 > before, "counted");
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("parse error"), "kept out of the log: {text}");
     }
 
     #[test]
