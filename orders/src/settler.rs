@@ -414,6 +414,80 @@ mod tests {
         assert_eq!(answered_by(&order(vec![done]), &commits), None);
     }
 
+    #[actix_web::test]
+    async fn a_round_whose_batch_is_refused_records_each_order_alone() {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        use products_api::client::ClientConfig;
+
+        // Arrange: two orders owing a commit each, and a fake products that, before it
+        // answers the round's commits, settles x behind the round's back (as a concurrent
+        // change would), so the batch recording both is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_actor::Store::open(crate::store::options(
+            dir.path(),
+            store_actor::Durability::Never,
+        ))
+        .await
+        .unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let x = store
+            .create(order(vec![Hold::committing(a, Vec::new())]))
+            .await
+            .unwrap()
+            .id;
+        let y = store
+            .create(order(vec![Hold::committing(b, Vec::new())]))
+            .await
+            .unwrap()
+            .id;
+        let behind = store.clone();
+        let server = HttpServer::new(move || {
+            let behind = behind.clone();
+            App::new().route(
+                "/reservations/commit",
+                web::post().to(move |body: web::Json<serde_json::Value>| {
+                    let behind = behind.clone();
+                    async move {
+                        behind
+                            .update(x, None, |o: &Order| {
+                                let mut o = o.clone();
+                                o.holds[0].state = HoldState::Committed;
+                                Ok::<_, &'static str>(o)
+                            })
+                            .await
+                            .unwrap();
+                        HttpResponse::Ok().json(serde_json::json!({
+                            "committed": body["ids"], "ended": [], "unknown": []
+                        }))
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let address = server.addrs()[0];
+        actix_web::rt::spawn(server.run());
+        let client = ProductsClient::new(ClientConfig::new(format!("http://{address}"), "t"));
+        let settler = Settler::new(store.clone(), client.unwrap());
+
+        // Act
+        settler.round().await;
+
+        // Assert: y is recorded on its own; x keeps what was done behind the round.
+        assert!(store.get(y).unwrap().data.is_settled(), "y recorded alone");
+        assert_eq!(
+            store.get(y).unwrap().data.holds[0].state,
+            HoldState::Committed
+        );
+        assert_eq!(
+            store.get(x).unwrap().version,
+            2,
+            "x changed once, not recorded again"
+        );
+        store.close().await.unwrap();
+    }
+
     #[test]
     fn recorded_answers_settle_the_order_and_a_second_recording_is_refused() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
