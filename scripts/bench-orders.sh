@@ -6,6 +6,8 @@
 # 10,000 product updates. Every load is bounded in time. Usage: scripts/bench-orders.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/products-lua.sh
+. scripts/lib/orders-lua.sh
 SECS=${1:-10}
 CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-2}
@@ -41,24 +43,9 @@ for port in 18181 18182; do
 done
 echo "machine: $(nproc) cores; both services with $WORKERS workers each, on the same 2 cores as wrk; wrk -t2 -c$CONNS -d${SECS}s"
 
-cat > "$WORK/order.lua" <<'LUA'
-local ids, token = {}, os.getenv("TOKEN")
-for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. token
-wrk.headers["Content-Type"] = "application/json"
-local function pick() return ids[math.random(#ids)] end
-request = function()
-  local body = string.format('{"items":[{"product_id":"%s","quantity":1},{"product_id":"%s","quantity":2},{"product_id":"%s","quantity":3}]}', pick(), pick(), pick())
-  return wrk.format(nil, nil, nil, body)
-end
-LUA
-cat > "$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"name":"bench product","price":"9.99"}'
-LUA
+# order.lua, and post.lua (a product create) from the products scripts.
+write_order_lua "$WORK"
+write_products_lua "$WORK"
 cat > "$WORK/lookup.lua" <<'LUA'
 local ids, token = {}, os.getenv("TOKEN")
 for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end

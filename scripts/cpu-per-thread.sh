@@ -12,6 +12,7 @@
 # backlog has drained.
 set -euo pipefail
 . "$(dirname "$0")/lib/products-lua.sh"
+. "$(dirname "$0")/lib/orders-lua.sh"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
 BIN=${1:?usage: scripts/cpu-per-thread.sh BIN_DIR products-post [always|never] | orders}
 WHAT=${2:?usage: scripts/cpu-per-thread.sh BIN_DIR products-post [always|never] | orders}
@@ -29,18 +30,7 @@ mint --user orders-service --right products:read --right products:reserve >"$W/s
 "$BIN/seed" "$W/products" 10000 "$W/ids.txt" 1000000000 2>/dev/null
 export IDS_FILE="$W/ids.txt"
 write_products_lua "$W"
-cat >"$W/order.lua" <<'LUA'
-local ids, token = {}, os.getenv("TOKEN")
-for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. token
-wrk.headers["Content-Type"] = "application/json"
-local function pick() return ids[math.random(#ids)] end
-request = function()
-  local body = string.format('{"items":[{"product_id":"%s","quantity":1},{"product_id":"%s","quantity":2},{"product_id":"%s","quantity":3}]}', pick(), pick(), pick())
-  return wrk.format(nil, nil, nil, body)
-end
-LUA
+write_order_lua "$W"
 
 RUST_LOG=info "$BIN/products" --listen 127.0.0.1:18181 --data-dir "$W/products" --workers 2 \
   --durability "$DURABILITY" --public-key-file "$W/keys/public.key" >/dev/null 2>&1 &

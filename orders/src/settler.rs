@@ -158,11 +158,16 @@ impl Settler {
         // The usual case, an order whose only due is a commit this round made, is recorded
         // with the others like it: one atomic batch (one journal line, one reply) per
         // MAX_COMMIT orders, instead of one task and one write each.
-        let (answered, rest): (Vec<_>, Vec<_>) = owing.into_iter().partition(|order| {
-            !order.data.deleting && answered_by(&order.data, &commits).is_some()
-        });
+        let mut answered = Vec::new();
+        let mut rest = Vec::new();
+        for order in owing {
+            match answered_by(&order.data, &commits).filter(|_| !order.data.deleting) {
+                Some(answers) => answered.push((order.id, answers)),
+                None => rest.push(order),
+            }
+        }
         for chunk in answered.chunks(MAX_COMMIT) {
-            self.record_all(chunk, &commits).await;
+            self.record_all(chunk).await;
         }
         let mut all_done = true;
         let mut running = JoinSet::new();
@@ -313,15 +318,11 @@ impl Settler {
         Ok(outcome)
     }
 
-    /// Records the round's commit answers in each of `orders` (each answered by `commits`,
-    /// see [`answered_by`]) in one atomic batch; if the batch is refused (an order changed
-    /// since the round read it, so that it owes something else now), each is recorded alone.
-    async fn record_all(&self, orders: &[Arc<Record<Order>>], commits: &HashMap<Uuid, Settled>) {
-        let answers: Vec<(Uuid, Vec<(Due, Settled)>)> = orders
-            .iter()
-            .filter_map(|o| Some((o.id, answered_by(&o.data, commits)?)))
-            .collect();
-        let ops = answers
+    /// Records each order's answers (see [`answered_by`]) in one atomic batch; if the batch
+    /// is refused (an order changed since the round read it, so that it owes something else
+    /// now), each is recorded alone.
+    async fn record_all(&self, answered: &[(Uuid, Vec<(Due, Settled)>)]) {
+        let ops = answered
             .iter()
             .map(|(id, answers)| {
                 let answers = answers.clone();
@@ -329,11 +330,11 @@ impl Settler {
             })
             .collect();
         if self.store.batch(ops).await.is_err() {
-            for (id, answers) in answers {
-                self.record(id, answers).await;
+            for (id, answers) in answered {
+                self.record(*id, answers.clone()).await;
             }
         }
-        for _ in orders {
+        for _ in answered {
             self.metrics.unsettled.dec();
         }
     }

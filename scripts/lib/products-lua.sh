@@ -1,6 +1,7 @@
 # The wrk Lua bodies of the products benchmarks, written into directory $1: get.lua (GET of a
 # random id from $IDS_FILE), list.lua (the request as given) and post.lua (a create), each
-# with `Authorization: Bearer $TOKEN`. Sourced by bench-products.sh and ab-products.sh.
+# with `Authorization: Bearer $TOKEN`. Sourced by bench-products.sh, ab-products.sh,
+# bench-orders.sh and cpu-per-thread.sh.
 write_products_lua() {
 cat > "$1/get.lua" <<'LUA'
 local ids, token = {}, os.getenv("TOKEN")
