@@ -422,6 +422,7 @@ impl<T: Data> StoreActor<T> {
     fn switch_files(&mut self, new: NewFiles<T>) {
         let NewFiles {
             mut directory,
+            unpacked,
             snapshot,
             snapshot_gen,
             journal_gen,
@@ -432,28 +433,28 @@ impl<T: Data> StoreActor<T> {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
+        // The creation entries of the records in the new directory's map.
+        let mut by_created: imbl::OrdSet<(i128, uuid::Uuid)> =
+            unpacked.into_iter().map(|(id, t)| (t, id)).collect();
         for id in touched {
-            match self.working.records.get(&id) {
-                Some(Slot::Mem(r)) => {
-                    directory.insert(id, Slot::Mem(r.clone()));
-                }
+            let slot = match self.working.records.get(&id) {
+                Some(Slot::Mem(r)) => Slot::Mem(r),
                 // The new journal is the old one from `shift` on.
                 Some(Slot::Disk(loc))
                     if loc.generation == old_journal_gen && loc.offset >= shift =>
                 {
-                    let moved = Loc {
+                    Slot::Disk(Loc {
                         offset: loc.offset - shift,
                         generation: journal_gen,
-                        ..*loc
-                    };
-                    directory.insert(id, Slot::Disk(moved));
+                        ..loc
+                    })
                 }
-                Some(Slot::Disk(loc)) if loc.generation == journal_gen => {
-                    directory.insert(id, Slot::Disk(*loc));
-                }
+                Some(Slot::Disk(loc)) if loc.generation == journal_gen => Slot::Disk(loc),
                 // That version is in the snapshot: the directory has it.
-                Some(Slot::Disk(_)) | None => {}
-            }
+                Some(Slot::Disk(_)) | None => continue,
+            };
+            by_created.insert((self.created_of(id), id));
+            directory.insert(id, slot);
         }
         let old = self.working.disk.as_ref().expect("index mode");
         let mut disk = old.with(snapshot_gen, snapshot, &self.options.snapshot_path(), &[]);
@@ -466,8 +467,23 @@ impl<T: Data> StoreActor<T> {
             );
         }
         self.working.records = directory;
+        self.working.by_created = by_created;
         self.working.disk = Some(Arc::new(disk));
         self.journal_gen = journal_gen;
+    }
+
+    /// The creation time of record `id` in the working state, as Unix nanoseconds: read (from
+    /// memory or the cache, nearly always), or else found in the creation order.
+    fn created_of(&self, id: uuid::Uuid) -> i128 {
+        match self.working.get(&id) {
+            Ok(Some(r)) => r.created_at.unix_timestamp_nanos(),
+            _ => self
+                .working
+                .by_created
+                .iter()
+                .find(|e| e.1 == id)
+                .map_or(i128::MIN, |e| e.0),
+        }
     }
 
     /// A shipped batch failed, so nothing after the published state is durable: the lines

@@ -17,16 +17,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use imbl::OrdMap;
-use uuid::Uuid;
-
 use crate::Data;
 use crate::disk::Loc;
 use crate::error::{Result, StoreError};
 use crate::fs::{Fs, ReadFile};
 
+use crate::directory::{BaseBuilder, Directory};
 use crate::snapshot;
-use crate::state::{Slot, State, interleaved};
+use crate::state::State;
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +62,9 @@ pub(crate) type Switched<T> = (CompactionReport, Option<NewFiles<T>>);
 /// Index mode: the new snapshot's key directory and files, for the actor to switch to.
 pub(crate) struct NewFiles<T> {
     /// Every record of the snapshot, at its place in the new snapshot file.
-    pub directory: OrdMap<Uuid, Slot<T>>,
+    pub directory: Directory<T>,
+    /// The records `directory` keeps in its map (they did not pack), with creation times.
+    pub unpacked: Vec<(uuid::Uuid, i128)>,
     /// The new snapshot, opened for reading.
     pub snapshot: Arc<dyn ReadFile>,
     pub snapshot_gen: u16,
@@ -90,8 +90,8 @@ pub(crate) fn stage<T: Data>(
     let started = Instant::now();
     let records = state.records.len() as u64;
     let seq = state.seq;
-    let mut placed: Vec<(Uuid, Loc)> = Vec::new();
     let snapshot_gen = gens.map_or(0, |g| g.0);
+    let mut placed = BaseBuilder::new(snapshot_gen);
     let snapshot_bytes = snapshot::write_atomic(
         fs,
         snapshot_path,
@@ -101,18 +101,16 @@ pub(crate) fn stage<T: Data>(
         state
             .records
             .iter()
-            .map(|(id, slot)| state.resolve(*id, slot, false)),
+            .map(|(id, slot)| state.resolve(id, &slot, false)),
         |r, span| {
             if gens.is_some() {
-                placed.push((
-                    r.id,
-                    Loc {
-                        offset: span.start as u64,
-                        len: span.len as u32,
-                        generation: snapshot_gen,
-                        archived: r.archived,
-                    },
-                ));
+                let loc = Loc {
+                    offset: span.start as u64,
+                    len: span.len as u32,
+                    generation: snapshot_gen,
+                    archived: r.archived,
+                };
+                placed.push(r.id, loc, r.created_at.unix_timestamp_nanos());
             }
         },
     )?;
@@ -167,12 +165,15 @@ pub(crate) fn stage<T: Data>(
                 .ok_or_else(|| {
                     StoreError::io("open", snapshot_path, std::io::ErrorKind::NotFound.into())
                 })?;
-            let mut directory = OrdMap::new();
-            for (id, loc) in interleaved(placed) {
-                directory.insert(id, Slot::Disk(loc));
-            }
+            let (base, overflow) = placed.build();
+            let unpacked = overflow.iter().map(|(id, _, t)| (*id, *t)).collect();
+            let delta = overflow
+                .into_iter()
+                .map(|(id, loc, _)| (id, crate::state::Slot::Disk(loc)))
+                .collect();
             Some(NewFiles {
-                directory,
+                directory: Directory::new(base, delta),
+                unpacked,
                 snapshot,
                 snapshot_gen,
                 journal_gen,

@@ -33,6 +33,7 @@
 mod actor;
 mod batch;
 mod compaction;
+mod directory;
 mod disk;
 mod error;
 mod flusher;

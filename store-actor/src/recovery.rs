@@ -231,6 +231,6 @@ pub fn read_all<T: Data>(options: &StoreOptions<T>) -> Result<Vec<Arc<Record<T>>
     state
         .records
         .iter()
-        .map(|(id, slot)| state.resolve(*id, slot, false))
+        .map(|(id, slot)| state.resolve(id, &slot, false))
         .collect()
 }

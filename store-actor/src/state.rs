@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use serde::de::DeserializeOwned;
 
+use crate::directory::{BaseBuilder, Directory, Merge, SAMPLE};
 use crate::disk::{Disk, Loc};
 use crate::error::{Result, StoreError};
 use crate::query::{IndexRange, Page, Position, Query, SortKey, decode_cursor, encode_cursor};
@@ -115,6 +116,9 @@ fn is_empty<K: Ord>(lo: &Bound<K>, hi: &Bound<K>) -> bool {
     }
 }
 
+/// A walk of creation order entries (time, id) that may read the disk.
+type CreatedWalk<'a> = Box<dyn Iterator<Item = Result<(i128, Uuid)>> + 'a>;
+
 /// Extracts the keys under which a record's data is indexed.
 pub type IndexFn<T> = Arc<dyn Fn(&T) -> Vec<IndexKey> + Send + Sync>;
 
@@ -172,8 +176,10 @@ impl<T> Slot<T> {
 /// (in index mode: the location, the creation time and the index keys, not the record).
 pub(crate) struct Loader<T> {
     defs: Arc<[IndexDef<T>]>,
-    records: Vec<(Uuid, Slot<T>, u64)>,
-    created: Vec<(i128, Uuid)>,
+    /// Memory mode: (id, record, line).
+    records: Vec<(Uuid, Arc<Record<T>>, u64)>,
+    /// Index mode: (id, location, creation time, line).
+    located: Vec<(Uuid, Loc, i128, u64)>,
     keys: Vec<Vec<(IndexKey, Uuid)>>,
     live: u64,
 }
@@ -184,7 +190,7 @@ impl<T> Loader<T> {
             keys: defs.iter().map(|_| Vec::new()).collect(),
             defs,
             records: Vec::new(),
-            created: Vec::new(),
+            located: Vec::new(),
             live: 0,
         }
     }
@@ -192,27 +198,28 @@ impl<T> Loader<T> {
     /// Adds a record read at line `line`; with `loc`, it is kept only as that location.
     pub fn add(&mut self, rec: Record<T>, line: u64, loc: Option<Loc>) {
         let id = rec.id;
-        self.created
-            .push((rec.created_at.unix_timestamp_nanos(), id));
         for (def, keys) in self.defs.iter().zip(self.keys.iter_mut()) {
             keys.extend((def.keys)(&rec.data).into_iter().map(|k| (k, id)));
         }
         if !rec.archived {
             self.live += 1;
         }
-        let slot = match loc {
-            Some(loc) => Slot::Disk(loc),
-            None => Slot::Mem(Arc::new(rec)),
-        };
-        self.records.push((id, slot, line));
+        match loc {
+            Some(loc) => {
+                let created = rec.created_at.unix_timestamp_nanos();
+                self.located.push((id, loc, created, line))
+            }
+            None => self.records.push((id, Arc::new(rec), line)),
+        }
     }
 
     /// The state of the records added, covering `seq`; a duplicate id is damage in `file`.
     ///
-    /// Sorting first and inserting in order is several times faster than inserting in random
-    /// order, and inserting every other element first leaves the B-tree leaves full instead of
-    /// half full (in-order inserts split nodes in the middle). The indexes are built on a second
-    /// thread while the main map is.
+    /// Memory mode: sorting first and inserting in order is several times faster than inserting
+    /// in random order, and inserting every other element first leaves the B-tree leaves full
+    /// instead of half full (in-order inserts split nodes in the middle). Index mode: the
+    /// records become the directory's flat [`Base`]. The indexes are built on a second thread
+    /// meanwhile.
     pub fn finish(
         self,
         seq: u64,
@@ -222,21 +229,32 @@ impl<T> Loader<T> {
         let Loader {
             defs,
             mut records,
-            mut created,
+            mut located,
             keys,
             live,
         } = self;
+        let duplicate = |id: Uuid, line: u64| StoreError::Corrupt {
+            file: file.to_owned(),
+            line,
+            reason: format!("duplicate record id {id}"),
+        };
         if !records.is_sorted_by_key(|r| r.0) {
             records.sort_by_key(|r| r.0);
         }
         if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(StoreError::Corrupt {
-                file: file.to_owned(),
-                line: w[1].2,
-                reason: format!("duplicate record id {}", w[1].0),
-            });
+            return Err(duplicate(w[1].0, w[1].2));
         }
-        let (records, (by_created, indexes)) = std::thread::scope(|scope| {
+        if !located.is_sorted_by_key(|r| r.0) {
+            located.sort_by_key(|r| r.0);
+        }
+        if let Some(w) = located.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(duplicate(w[1].0, w[1].3));
+        }
+        let mut created: Vec<(i128, Uuid)> = records
+            .iter()
+            .map(|(id, r, _)| (r.created_at.unix_timestamp_nanos(), *id))
+            .collect();
+        let (records, (mut by_created, indexes)) = std::thread::scope(|scope| {
             let side = scope.spawn(move || {
                 created.sort_unstable();
                 let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
@@ -251,11 +269,32 @@ impl<T> Loader<T> {
                 (by_created, indexes)
             });
             let mut map = OrdMap::new();
-            for (id, slot, _) in interleaved(records) {
-                map.insert(id, slot);
+            for (id, rec, _) in interleaved(records) {
+                map.insert(id, Slot::Mem(rec));
             }
-            (map, side.join().expect("index builder panicked"))
+            let mut base = BaseBuilder::new(crate::recovery::SNAPSHOT_GEN);
+            let mut extra = Vec::new();
+            for (id, loc, t, _) in located {
+                if loc.generation == crate::recovery::SNAPSHOT_GEN {
+                    base.push(id, loc, t);
+                } else {
+                    extra.push((id, loc, t));
+                }
+            }
+            let (base, overflow) = base.build();
+            extra.extend(overflow);
+            (
+                (base, map, extra),
+                side.join().expect("index builder panicked"),
+            )
         });
+        // Records kept in the map have their creation entry in the state's set.
+        let (base, mut map, extra) = records;
+        for (id, loc, t) in extra {
+            map.insert(id, Slot::Disk(loc));
+            by_created.insert((t, id));
+        }
+        let records = Directory::new(base, map);
         Ok(State {
             records,
             disk,
@@ -272,10 +311,11 @@ impl<T> Loader<T> {
 /// Everything readers can see of a store at one sequence number.
 pub(crate) struct State<T> {
     /// All records, archived ones included.
-    pub records: OrdMap<Uuid, Slot<T>>,
+    pub records: Directory<T>,
     /// Index mode: the files `records` point into, and the cache. `None` in memory mode.
     pub disk: Option<Arc<Disk<T>>>,
-    /// Creation order: (created_at as Unix nanoseconds, id).
+    /// Creation order: (created_at as Unix nanoseconds, id) of every record in the directory's
+    /// map of changes (all of them in memory mode); the base has its own creation order.
     pub by_created: OrdSet<(i128, Uuid)>,
     /// One ordered set per declared index, in declaration order: (key, id).
     pub indexes: Vec<OrdSet<(IndexKey, Uuid)>>,
@@ -328,27 +368,29 @@ impl<T> State<T> {
         };
         // One walk of the map: the earlier version comes back from the insert (and goes back
         // in if, in index mode, it cannot be read).
-        let old = match self.records.insert(rec.id, slot) {
-            None => None,
-            Some(old_slot) => match self.resolve(rec.id, &old_slot, true) {
-                Ok(old) => Some(old),
+        let replaced = self.records.insert(rec.id, slot);
+        let (old, from_base) = match &replaced {
+            None => (None, false),
+            Some((old_slot, from_base)) => match self.resolve(rec.id, old_slot, true) {
+                Ok(old) => (Some(old), *from_base),
                 Err(e) => {
-                    self.records.insert(rec.id, old_slot);
+                    self.records.restore(rec.id, replaced);
                     return Err(e);
                 }
             },
         };
         // An update keeps its creation time: re-inserting the same key would still copy the
-        // set's path (persistent nodes shared with the published state).
+        // set's path (persistent nodes shared with the published state). A record that leaves
+        // the base gets its entry in the set (the base's entry is skipped from now on).
         let created_moved = match &old {
-            Some(old) => old.created_at != rec.created_at,
+            Some(old) => from_base || old.created_at != rec.created_at,
             None => true,
         };
         if let Some(old) = &old {
             if !old.archived {
                 self.live -= 1;
             }
-            if created_moved {
+            if created_moved && !from_base {
                 self.by_created
                     .remove(&(old.created_at.unix_timestamp_nanos(), old.id));
             }
@@ -420,7 +462,8 @@ impl<T> State<T> {
     {
         match self.records.get(id) {
             None => Ok(None),
-            Some(slot) => self.resolve(*id, slot, true).map(Some),
+            Some(Slot::Mem(r)) => Ok(Some(r)),
+            Some(slot) => self.resolve(*id, &slot, true).map(Some),
         }
     }
 
@@ -483,40 +526,152 @@ impl<T> State<T> {
         dir(self.indexes[pos].range((lo, hi)).cloned(), descending)
     }
 
-    /// Walks a sort order from just after `after`, in the query's direction.
+    /// Walks a sort order from just after `after`, in the query's direction (index mode may
+    /// read records to learn their creation times).
     fn walk<'a>(
         &'a self,
         sort: &SortKey,
         idx: Option<usize>,
         descending: bool,
         after: Option<Position>,
-    ) -> Box<dyn Iterator<Item = Position> + 'a> {
-        match sort {
+    ) -> Result<Box<dyn Iterator<Item = Result<Position>> + 'a>>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        Ok(match sort {
             SortKey::Id => {
                 let after = after.map(|(_, id)| id);
-                let it = self
-                    .records
-                    .range(after_bounds(after, descending))
-                    .map(|(id, _)| (IndexKey::Uuid(*id), *id));
-                dir(it, descending)
+                Box::new(
+                    self.records
+                        .range(after_bounds(after, descending), descending)
+                        .map(|(id, _)| Ok((IndexKey::Uuid(id), id))),
+                )
             }
             SortKey::CreatedAt => {
                 let after = after.map(|(k, id)| match k {
                     IndexKey::Time(t) => (t, id),
                     _ => (i128::MIN, id),
                 });
-                let it = self
-                    .by_created
-                    .range(after_bounds(after, descending))
-                    .map(|(t, id)| (IndexKey::Time(*t), *id));
-                dir(it, descending)
+                let changed = dir(
+                    self.by_created
+                        .range(after_bounds(after, descending))
+                        .map(|e| Ok(*e)),
+                    descending,
+                );
+                let base = self.base_created(after, descending)?;
+                let key = |r: &Result<(i128, Uuid)>| r.as_ref().ok().copied();
+                Box::new(
+                    Merge::new(base, changed, descending, key)
+                        .map(|r| r.map(|(t, id)| (IndexKey::Time(t), id))),
+                )
             }
-            SortKey::Index(_) => self.index_walk(
-                idx.expect("index resolved"),
-                after_bounds(after, descending),
-                descending,
+            SortKey::Index(_) => Box::new(
+                self.index_walk(
+                    idx.expect("index resolved"),
+                    after_bounds(after, descending),
+                    descending,
+                )
+                .map(Ok),
             ),
+        })
+    }
+
+    /// A record's creation time as Unix nanoseconds (read from disk if it is not in memory).
+    fn created_of(&self, id: Uuid, slot: &Slot<T>) -> Result<i128>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        Ok(self
+            .resolve(id, slot, true)?
+            .created_at
+            .unix_timestamp_nanos())
+    }
+
+    /// The (creation time, id) at position `j` of the base's creation order.
+    fn base_created_at(&self, j: usize) -> Result<(i128, Uuid)>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let (id, slot) = self.records.base().by_created::<T>(j);
+        Ok((self.created_of(id, &slot)?, id))
+    }
+
+    /// The first position of the base's creation order whose entry is after `a` (or, unless
+    /// `past_equal`, equal to it). The samples narrow it to `SAMPLE` positions, then at most
+    /// log2(`SAMPLE`) records are read.
+    fn first_created(&self, a: (i128, Uuid), past_equal: bool) -> Result<usize>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let base = self.records.base();
+        let before = |k: (i128, Uuid)| if past_equal { k <= a } else { k < a };
+        let samples = base.samples();
+        let sampled = samples.len();
+        let mut lo = 0;
+        let mut hi = sampled;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let id = base.by_created::<T>(mid * SAMPLE).0;
+            if before((samples[mid], id)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
+        if lo == 0 {
+            return Ok(0);
+        }
+        // Position (lo - 1) × SAMPLE is before `a`; lo × SAMPLE (or the end) is not.
+        let (mut lo, mut hi) = ((lo - 1) * SAMPLE + 1, (lo * SAMPLE).min(base.len()));
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if before(self.base_created_at(mid)?) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Index mode: the base's records in creation order from just after `after`, skipping
+    /// those changed since (`by_created` has them). Stops after the first failed read.
+    fn base_created<'a>(
+        &'a self,
+        after: Option<(i128, Uuid)>,
+        descending: bool,
+    ) -> Result<CreatedWalk<'a>>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let n = self.records.base().len();
+        if n == 0 {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let positions: Box<dyn Iterator<Item = usize>> = match (after, descending) {
+            (None, false) => Box::new(0..n),
+            (None, true) => Box::new((0..n).rev()),
+            (Some(a), false) => Box::new(self.first_created(a, true)?..n),
+            (Some(a), true) => Box::new((0..self.first_created(a, false)?).rev()),
+        };
+        Ok(Box::new(
+            positions
+                .map(move |j| {
+                    let (id, slot) = self.records.base().by_created::<T>(j);
+                    if self.records.changed(&id) {
+                        return Ok(None);
+                    }
+                    Ok(Some((self.created_of(id, &slot)?, id)))
+                })
+                .scan(false, |failed, r: Result<Option<(i128, Uuid)>>| {
+                    if *failed {
+                        return None;
+                    }
+                    *failed = r.is_err();
+                    Some(r.transpose())
+                })
+                .flatten(),
+        ))
     }
 
     /// One page of `q` (see [`Query`] for how it is found and what the budget does).
@@ -541,7 +696,7 @@ impl<T> State<T> {
             (q.include_archived || !r.archived) && q.filter.as_ref().is_none_or(|f| f(r))
         };
         let Some((pos, cond)) = cond else {
-            return self.scan(q, self.walk(&q.sort, idx, q.descending, after), keep);
+            return self.scan(q, self.walk(&q.sort, idx, q.descending, after)?, keep);
         };
         if idx == Some(pos) {
             // Sorted by the condition's own index: walk just its range.
@@ -551,7 +706,7 @@ impl<T> State<T> {
                 (Some(a), false) => (max_lower(range.0, Bound::Excluded(a)), range.1),
                 (Some(a), true) => (range.0, min_upper(range.1, Bound::Excluded(a))),
             };
-            return self.scan(q, self.index_walk(pos, bounds, q.descending), keep);
+            return self.scan(q, self.index_walk(pos, bounds, q.descending).map(Ok), keep);
         }
         // Few matches: collect and order them. Many: walk the order, checking the condition.
         let candidates: Vec<Uuid> = self
@@ -565,7 +720,7 @@ impl<T> State<T> {
         let def = &self.defs[pos];
         let within =
             |r: &Record<T>| keep(r) && (def.keys)(&r.data).iter().any(|k| cond.contains(k));
-        self.scan(q, self.walk(&q.sort, idx, q.descending, after), within)
+        self.scan(q, self.walk(&q.sort, idx, q.descending, after)?, within)
     }
 
     /// A page from walking `walk` (positions in the query's order after its cursor), examining
@@ -573,7 +728,7 @@ impl<T> State<T> {
     fn scan(
         &self,
         q: &Query<T>,
-        walk: impl Iterator<Item = Position>,
+        walk: impl Iterator<Item = Result<Position>>,
         keep: impl Fn(&Record<T>) -> bool,
     ) -> Result<Page<T>>
     where
@@ -584,6 +739,7 @@ impl<T> State<T> {
         let mut last: Option<Position> = None;
         let mut resume = None;
         for pos in walk {
+            let pos = pos?;
             if examined == q.budget {
                 resume = last;
                 break;
@@ -594,7 +750,7 @@ impl<T> State<T> {
                 .get(&pos.1)
                 .filter(|s| q.include_archived || !s.archived());
             let hit = match slot {
-                Some(slot) => Some(self.resolve(pos.1, slot, true)?).filter(|r| keep(r)),
+                Some(slot) => Some(self.resolve(pos.1, &slot, true)?).filter(|r| keep(r)),
                 None => None,
             };
             if let Some(r) = hit {
@@ -639,7 +795,7 @@ impl<T> State<T> {
             if !q.include_archived && slot.archived() {
                 continue;
             }
-            let r = self.resolve(*id, slot, true)?;
+            let r = self.resolve(*id, &slot, true)?;
             if keep(&r) {
                 matches.push((self.position(&q.sort, idx, &r), r));
             }
@@ -694,7 +850,7 @@ impl<T> State<T> {
             }
             None if q.filter.is_none() && !q.include_archived => return Ok(self.live),
             None if q.filter.is_none() => return Ok(self.records.len() as u64),
-            None => self.records.keys().copied().collect(),
+            None => self.records.iter().map(|(id, _)| id).collect(),
         };
         let mut n = 0;
         for id in ids {
@@ -704,7 +860,7 @@ impl<T> State<T> {
             if !q.include_archived && slot.archived() {
                 continue;
             }
-            let r = self.resolve(id, slot, false)?;
+            let r = self.resolve(id, &slot, false)?;
             if q.filter.as_ref().is_none_or(|f| f(&r)) {
                 n += 1;
             }

@@ -223,3 +223,77 @@ async fn a_full_disk_under_load_answers_every_write_and_closes() {
         }
     }
 }
+
+/// Every id of `store` walking pages of seven in `sort` order.
+fn walk(store: &Store<Item>, sort: &store_actor::SortKey, descending: bool) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = Query::new()
+            .sort(sort.clone(), descending)
+            .include_archived(true)
+            .limit(7)
+            .cursor(cursor.take());
+        let page = store.list(&q).unwrap();
+        ids.extend(page.items.iter().map(|r| r.id));
+        match page.next_cursor {
+            None => return ids,
+            some => cursor = some,
+        }
+    }
+}
+
+#[tokio::test]
+async fn creation_order_pages_over_a_compacted_base_whose_ids_are_not_in_creation_order() {
+    use store_actor::SortKey;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || options(dir.path()).memory(index(4 << 10));
+    let store = Store::open(opts()).await.unwrap();
+    // Ids in scrambled order (not v7), more than one sample stretch of the base's order.
+    let scrambled =
+        |i: u128| Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+    for i in 0..300u128 {
+        store
+            .create_with_id(scrambled(i), item(&format!("r{i}"), i as i64))
+            .await
+            .unwrap();
+    }
+    store.compact().await.unwrap();
+    store.close().await.unwrap();
+    let store = Store::open(opts()).await.unwrap();
+    // Changes since the compaction: updates of base records, new ones, an archive.
+    for i in (0..300u128).step_by(37) {
+        store
+            .update(scrambled(i), None, |it: &Item| {
+                Ok::<_, StoreError>(Item {
+                    price: it.price + 1,
+                    ..it.clone()
+                })
+            })
+            .await
+            .unwrap();
+    }
+    store.archive(scrambled(5), None).await.unwrap();
+    for i in 300..320u128 {
+        store
+            .create_with_id(scrambled(i), item(&format!("r{i}"), i as i64))
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let mut want: Vec<_> = store.all().map(|r| (r.created_at, r.id)).collect();
+        want.sort();
+        let want: Vec<Uuid> = want.into_iter().map(|e| e.1).collect();
+        assert_eq!(want.len(), 320);
+        assert_eq!(walk(&store, &SortKey::CreatedAt, false), want);
+        let mut rev = want.clone();
+        rev.reverse();
+        assert_eq!(walk(&store, &SortKey::CreatedAt, true), rev);
+        let mut by_id = want.clone();
+        by_id.sort();
+        assert_eq!(walk(&store, &SortKey::Id, false), by_id);
+        // Again once the changes are in a new base.
+        store.compact().await.unwrap();
+    }
+    store.close().await.unwrap();
+}

@@ -377,9 +377,47 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         prices.sort();
         let listed: Vec<i64> = page.items.iter().map(|r| r.data.price).collect();
         prop_assert_eq!(listed, prices);
+        // Pages in creation order and in id order, both ways, agree with sorting everything.
+        let mut by_created: Vec<(time::OffsetDateTime, Uuid)> =
+            store.all().map(|r| (r.created_at, r.id)).collect();
+        by_created.sort();
+        let by_created: Vec<Uuid> = by_created.into_iter().map(|e| e.1).collect();
+        let by_id: Vec<Uuid> = actual.keys().copied().collect();
+        for (sort, want) in [(SortKey::CreatedAt, &by_created), (SortKey::Id, &by_id)] {
+            for descending in [false, true] {
+                let walked = walk_pages(&store, &sort, descending);
+                let mut want = want.clone();
+                if descending {
+                    want.reverse();
+                }
+                prop_assert_eq!(walked, want, "{:?} descending {}", sort, descending);
+            }
+        }
     }
     store.close().await.unwrap();
     Ok(())
+}
+
+/// Every record's id, walking pages of three in one order.
+fn walk_pages(store: &Store<Item>, sort: &SortKey, descending: bool) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list(
+                &Query::new()
+                    .sort(sort.clone(), descending)
+                    .include_archived(true)
+                    .limit(3)
+                    .cursor(cursor.take()),
+            )
+            .unwrap();
+        ids.extend(page.items.iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+    }
 }
 
 proptest! {
