@@ -64,8 +64,8 @@ pub enum Memory {
     /// `NAME.json` in RAM.
     #[default]
     InMemory,
-    /// Only a key directory (id, file, offset, length, archived flag: a few dozen bytes per
-    /// record) and the secondary indexes in memory. Records are read from the snapshot and
+    /// Only a key directory (id, offset, length, archived flag: 24 bytes per record of the
+    /// last snapshot, a map entry per record written since) and the secondary indexes in memory. Records are read from the snapshot and
     /// journal files with positional reads, through a cache of about `cache_bytes` of parsed
     /// records: for data larger than memory.
     Index {
