@@ -3,6 +3,7 @@
 # `seed` and `ceiling` examples): alternating wrk runs, one service at a time, on the same
 # 10,000 seeded products, with the server's CPU per request from /proc. Every load is bounded.
 #   WHAT=get|list|post ROUNDS=3 SECS=6 scripts/ab-products.sh DIR_A DIR_B
+# EXTRA="--memory index --cache-mb 8" passes more arguments to both services.
 # `get` also runs B's ceiling, statically and driven by the same Lua script as the GET.
 set -euo pipefail
 . "$(dirname "$0")/lib/products-lua.sh"
@@ -21,7 +22,7 @@ one() { # bin label durability url script
   "$bin/shop" keygen --out "$W/keys" >/dev/null 2>&1 || true
   export TOKEN=$("$bin/shop" token mint --private-key "$W/keys/private.key" --user bench --right products:read --right products:write --ttl 1h)
   RUST_LOG=info "$bin/products" --listen 127.0.0.1:18181 --data-dir "$W/data" --workers 2 --durability "$dur" \
-    --public-key-file "$W/keys/public.key" >/dev/null 2>&1 &
+    --public-key-file "$W/keys/public.key" ${EXTRA:-} >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 200); do curl -fs http://127.0.0.1:18181/readyz >/dev/null 2>&1 && break; sleep 0.05; done
   wrk -t2 -c64 -d1s ${script:+-s "$script"} "$url" >/dev/null
