@@ -175,12 +175,6 @@ impl<T> Clone for Directory<T> {
     }
 }
 
-impl<T> Default for Directory<T> {
-    fn default() -> Self {
-        Self::new(Base::default(), OrdMap::new())
-    }
-}
-
 impl<T> Directory<T> {
     /// A directory of `base` overridden by `delta`.
     pub fn new(base: Base, delta: OrdMap<Uuid, Slot<T>>) -> Self {

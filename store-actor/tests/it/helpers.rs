@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use store_actor::fs::SimFs;
-use store_actor::{IndexKey, Memory, Op, Record, Store, StoreOptions};
+use store_actor::{IndexKey, Memory, Op, Query, Record, SortKey, Store, StoreOptions};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,4 +138,23 @@ pub fn check_groups<'a>(
         values.push(v);
     }
     Ok(values)
+}
+
+/// Every record's id, archived ones included, walking pages of `limit` in one order.
+pub fn walk_ids(store: &Store<Item>, sort: &SortKey, descending: bool, limit: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = Query::new()
+            .sort(sort.clone(), descending)
+            .include_archived(true)
+            .limit(limit)
+            .cursor(cursor.take());
+        let page = store.list(&q).unwrap();
+        ids.extend(page.items.iter().map(|r| r.id));
+        match page.next_cursor {
+            None => return ids,
+            some => cursor = some,
+        }
+    }
 }

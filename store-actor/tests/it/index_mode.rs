@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use store_actor::{Durability, Memory, Op, Query, Store, StoreError};
 use uuid::Uuid;
 
-use crate::helpers::{Item, item, options};
+use crate::helpers::{Item, item, options, walk_ids};
 
 fn index(cache_bytes: u64) -> Memory {
     Memory::Index { cache_bytes }
@@ -224,25 +224,6 @@ async fn a_full_disk_under_load_answers_every_write_and_closes() {
     }
 }
 
-/// Every id of `store` walking pages of seven in `sort` order.
-fn walk(store: &Store<Item>, sort: &store_actor::SortKey, descending: bool) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    let mut cursor = None;
-    loop {
-        let q = Query::new()
-            .sort(sort.clone(), descending)
-            .include_archived(true)
-            .limit(7)
-            .cursor(cursor.take());
-        let page = store.list(&q).unwrap();
-        ids.extend(page.items.iter().map(|r| r.id));
-        match page.next_cursor {
-            None => return ids,
-            some => cursor = some,
-        }
-    }
-}
-
 #[tokio::test]
 async fn creation_order_pages_over_a_compacted_base_whose_ids_are_not_in_creation_order() {
     use store_actor::SortKey;
@@ -285,13 +266,13 @@ async fn creation_order_pages_over_a_compacted_base_whose_ids_are_not_in_creatio
         want.sort();
         let want: Vec<Uuid> = want.into_iter().map(|e| e.1).collect();
         assert_eq!(want.len(), 320);
-        assert_eq!(walk(&store, &SortKey::CreatedAt, false), want);
+        assert_eq!(walk_ids(&store, &SortKey::CreatedAt, false, 7), want);
         let mut rev = want.clone();
         rev.reverse();
-        assert_eq!(walk(&store, &SortKey::CreatedAt, true), rev);
+        assert_eq!(walk_ids(&store, &SortKey::CreatedAt, true, 7), rev);
         let mut by_id = want.clone();
         by_id.sort();
-        assert_eq!(walk(&store, &SortKey::Id, false), by_id);
+        assert_eq!(walk_ids(&store, &SortKey::Id, false, 7), by_id);
         // Again once the changes are in a new base.
         store.compact().await.unwrap();
     }

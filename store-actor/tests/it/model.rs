@@ -8,7 +8,7 @@ use store_actor::fs::SimFs;
 use store_actor::{EventKind, Query, SortKey, Store, StoreError};
 use uuid::Uuid;
 
-use crate::helpers::{Item, item, sim_options};
+use crate::helpers::{Item, item, sim_options, walk_ids};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -385,7 +385,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let by_id: Vec<Uuid> = actual.keys().copied().collect();
         for (sort, want) in [(SortKey::CreatedAt, &by_created), (SortKey::Id, &by_id)] {
             for descending in [false, true] {
-                let walked = walk_pages(&store, &sort, descending);
+                let walked = walk_ids(&store, &sort, descending, 3);
                 let mut want = want.clone();
                 if descending {
                     want.reverse();
@@ -396,28 +396,6 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     store.close().await.unwrap();
     Ok(())
-}
-
-/// Every record's id, walking pages of three in one order.
-fn walk_pages(store: &Store<Item>, sort: &SortKey, descending: bool) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list(
-                &Query::new()
-                    .sort(sort.clone(), descending)
-                    .include_archived(true)
-                    .limit(3)
-                    .cursor(cursor.take()),
-            )
-            .unwrap();
-        ids.extend(page.items.iter().map(|r| r.id));
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return ids,
-        }
-    }
 }
 
 proptest! {
