@@ -422,7 +422,8 @@ impl<T: Data> StoreActor<T> {
     fn switch_files(&mut self, new: NewFiles<T>) {
         let NewFiles {
             mut directory,
-            unpacked,
+            mut indexes,
+            mut by_created,
             snapshot,
             snapshot_gen,
             journal_gen,
@@ -433,9 +434,8 @@ impl<T: Data> StoreActor<T> {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
-        // The creation entries of the records in the new directory's map.
-        let mut by_created: imbl::OrdSet<(i128, uuid::Uuid)> =
-            unpacked.into_iter().map(|(id, t)| (t, id)).collect();
+        // The records changed since the snapshot go in the new directory's map, with their
+        // creation entries and index entries.
         for id in touched {
             let slot = match self.working.records.get(&id) {
                 Some(Slot::Mem(r)) => Slot::Mem(r),
@@ -455,6 +455,13 @@ impl<T: Data> StoreActor<T> {
             };
             by_created.insert((self.created_of(id), id));
             directory.insert(id, slot);
+            if let Ok(Some(rec)) = self.working.get(&id) {
+                for (def, index) in self.working.defs.iter().zip(indexes.iter_mut()) {
+                    for k in (def.keys)(&rec.data) {
+                        index.insert(k, id);
+                    }
+                }
+            }
         }
         let old = self.working.disk.as_ref().expect("index mode");
         let mut disk = old.with(snapshot_gen, snapshot, &self.options.snapshot_path(), &[]);
@@ -468,6 +475,7 @@ impl<T: Data> StoreActor<T> {
         }
         self.working.records = directory;
         self.working.by_created = by_created;
+        self.working.indexes = indexes;
         self.working.disk = Some(Arc::new(disk));
         self.journal_gen = journal_gen;
     }

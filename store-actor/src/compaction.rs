@@ -23,6 +23,7 @@ use crate::error::{Result, StoreError};
 use crate::fs::{Fs, ReadFile};
 
 use crate::directory::{BaseBuilder, Directory};
+use crate::index::{Index, IndexBuilder};
 use crate::snapshot;
 use crate::state::State;
 
@@ -63,8 +64,10 @@ pub(crate) type Switched<T> = (CompactionReport, Option<NewFiles<T>>);
 pub(crate) struct NewFiles<T> {
     /// Every record of the snapshot, at its place in the new snapshot file.
     pub directory: Directory<T>,
-    /// The records `directory` keeps in its map (they did not pack), with creation times.
-    pub unpacked: Vec<(uuid::Uuid, i128)>,
+    /// The snapshot's secondary indexes, in declaration order.
+    pub indexes: Vec<Index>,
+    /// The creation entries of the records `directory` keeps in its map (they did not pack).
+    pub by_created: imbl::OrdSet<(i128, uuid::Uuid)>,
     /// The new snapshot, opened for reading.
     pub snapshot: Arc<dyn ReadFile>,
     pub snapshot_gen: u16,
@@ -92,6 +95,11 @@ pub(crate) fn stage<T: Data>(
     let seq = state.seq;
     let snapshot_gen = gens.map_or(0, |g| g.0);
     let mut placed = BaseBuilder::new(snapshot_gen);
+    let defs = state.defs.clone();
+    let mut keyed: Vec<IndexBuilder> = match gens {
+        Some(_) => defs.iter().map(|_| IndexBuilder::new()).collect(),
+        None => Vec::new(),
+    };
     let snapshot_bytes = snapshot::write_atomic(
         fs,
         snapshot_path,
@@ -110,6 +118,11 @@ pub(crate) fn stage<T: Data>(
                     generation: snapshot_gen,
                     archived: r.archived,
                 };
+                for (def, built) in defs.iter().zip(keyed.iter_mut()) {
+                    for k in (def.keys)(&r.data) {
+                        built.push(placed.pushed(), &k);
+                    }
+                }
                 placed.push(r.id, loc, r.created_at.unix_timestamp_nanos());
             }
         },
@@ -165,15 +178,11 @@ pub(crate) fn stage<T: Data>(
                 .ok_or_else(|| {
                     StoreError::io("open", snapshot_path, std::io::ErrorKind::NotFound.into())
                 })?;
-            let (base, overflow) = placed.build();
-            let unpacked = overflow.iter().map(|(id, _, t)| (*id, *t)).collect();
-            let delta = overflow
-                .into_iter()
-                .map(|(id, loc, _)| (id, crate::state::Slot::Disk(loc)))
-                .collect();
+            let (directory, indexes, by_created) = crate::state::located(placed, keyed);
             Some(NewFiles {
-                directory: Directory::new(base, delta),
-                unpacked,
+                directory,
+                indexes,
+                by_created,
                 snapshot,
                 snapshot_gen,
                 journal_gen,

@@ -77,6 +77,11 @@ impl Base {
         &self.samples
     }
 
+    /// The id at position `i`.
+    pub fn id_at(&self, i: usize) -> Uuid {
+        self.entries[i].0
+    }
+
     fn find(&self, id: &Uuid) -> Option<usize> {
         self.entries.binary_search_by(|e| e.0.cmp(id)).ok()
     }
@@ -101,8 +106,10 @@ impl Base {
 /// pack (kept in the map).
 pub(crate) struct BaseBuilder {
     generation: u16,
-    entries: Vec<(Uuid, u64, i128)>,
+    /// (id, packed location, creation time, push number): 40 bytes while a store opens.
+    entries: Vec<(Uuid, u64, i64, u32)>,
     overflow: Vec<(Uuid, Loc, i128)>,
+    pushed: u32,
 }
 
 impl BaseBuilder {
@@ -111,28 +118,74 @@ impl BaseBuilder {
             generation,
             entries: Vec::new(),
             overflow: Vec::new(),
+            pushed: 0,
         }
     }
 
-    /// Adds a record of this generation, created at `created` (Unix nanoseconds).
+    /// Adds a record of this generation, created at `created` (Unix nanoseconds). Records are
+    /// numbered in the order they are pushed (see [`BaseBuilder::build_ranked`]).
     pub fn push(&mut self, id: Uuid, loc: Loc, created: i128) {
         debug_assert_eq!(loc.generation, self.generation);
-        match pack(&loc) {
-            Some(p) => self.entries.push((id, p, created)),
-            None => self.overflow.push((id, loc, created)),
+        match (pack(&loc), i64::try_from(created)) {
+            (Some(p), Ok(t)) => self.entries.push((id, p, t, self.pushed)),
+            _ => self.overflow.push((id, loc, created)),
         }
+        self.pushed += 1;
+    }
+
+    /// How many records were pushed.
+    pub fn pushed(&self) -> u32 {
+        self.pushed
+    }
+
+    /// An id pushed more than once, with the push number of a later copy (sorts the entries,
+    /// which `build` would do anyway).
+    pub fn first_duplicate(&mut self) -> Option<(Uuid, u32)> {
+        self.entries.sort_unstable_by_key(|e| (e.0, e.3));
+        if let Some(w) = self.entries.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Some((w[1].0, w[1].3));
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.overflow.iter().find_map(|(id, _, _)| {
+            let again = !seen.insert(*id);
+            let packed = self.entries.binary_search_by(|e| e.0.cmp(id)).ok();
+            match packed {
+                Some(i) => Some((*id, self.entries[i].3)),
+                None if again => Some((*id, self.pushed.saturating_sub(1))),
+                None => None,
+            }
+        })
     }
 
     /// The base, and the records that did not pack (with their creation times, for the map).
     /// Ids must be distinct (the caller has checked).
     pub fn build(self) -> (Base, Vec<(Uuid, Loc, i128)>) {
+        let (base, overflow, _) = self.build_inner(false);
+        (base, overflow)
+    }
+
+    /// As [`BaseBuilder::build`], with each pushed record's position in the base (by push
+    /// number; `u32::MAX` for those that did not pack).
+    pub fn build_ranked(self) -> (Base, Vec<(Uuid, Loc, i128)>, Vec<u32>) {
+        self.build_inner(true)
+    }
+
+    fn build_inner(self, ranked: bool) -> (Base, Vec<(Uuid, Loc, i128)>, Vec<u32>) {
         let BaseBuilder {
             generation,
             mut entries,
             overflow,
+            pushed,
         } = self;
         if !entries.is_sorted_by_key(|e| e.0) {
             entries.sort_unstable_by_key(|e| e.0);
+        }
+        let mut rank = Vec::new();
+        if ranked {
+            rank = vec![u32::MAX; pushed as usize];
+            for (pos, e) in entries.iter().enumerate() {
+                rank[e.3 as usize] = pos as u32;
+            }
         }
         let key = |i: usize| (entries[i].2, entries[i].0);
         let in_id_order = (1..entries.len()).all(|i| key(i - 1) < key(i));
@@ -145,15 +198,18 @@ impl BaseBuilder {
             Some(order) => entries[order[j] as usize].2,
             None => entries[j].2,
         };
-        let samples = (0..entries.len()).step_by(SAMPLE).map(at).collect();
-        let entries = entries.into_iter().map(|(id, p, _)| (id, p)).collect();
+        let samples = (0..entries.len())
+            .step_by(SAMPLE)
+            .map(|j| i128::from(at(j)))
+            .collect();
+        let entries = entries.into_iter().map(|(id, p, _, _)| (id, p)).collect();
         let base = Base {
             generation,
             entries,
             created,
             samples,
         };
-        (base, overflow)
+        (base, overflow, rank)
     }
 }
 
@@ -260,7 +316,7 @@ impl<T> Directory<T> {
             base,
             delta,
             descending,
-            |e: &(Uuid, Slot<T>)| e.0,
+            |a: &(Uuid, Slot<T>), b: &(Uuid, Slot<T>)| a.0.cmp(&b.0),
         ))
     }
 
@@ -276,7 +332,7 @@ impl<T> Directory<T> {
             base,
             self.delta.into_iter(),
             false,
-            |e: &(Uuid, Slot<T>)| e.0,
+            |a: &(Uuid, Slot<T>), b: &(Uuid, Slot<T>)| a.0.cmp(&b.0),
         )
     }
 }
@@ -313,39 +369,34 @@ impl<T> Iterator for BaseWalk<T> {
 }
 
 /// Two walks in the same order merged into one; on equal keys the second one (the newer) wins.
-pub(crate) struct Merge<I, A: Iterator<Item = I>, B: Iterator<Item = I>, K> {
+pub(crate) struct Merge<I, A: Iterator<Item = I>, B: Iterator<Item = I>> {
     a: Peekable<A>,
     b: Peekable<B>,
     descending: bool,
-    key: fn(&I) -> K,
+    cmp: fn(&I, &I) -> Ordering,
 }
 
-impl<I, A: Iterator<Item = I>, B: Iterator<Item = I>, K: Ord> Merge<I, A, B, K> {
-    pub fn new(a: A, b: B, descending: bool, key: fn(&I) -> K) -> Self {
+impl<I, A: Iterator<Item = I>, B: Iterator<Item = I>> Merge<I, A, B> {
+    /// `cmp` orders two items of the ascending order.
+    pub fn new(a: A, b: B, descending: bool, cmp: fn(&I, &I) -> Ordering) -> Self {
         Self {
             a: a.peekable(),
             b: b.peekable(),
             descending,
-            key,
+            cmp,
         }
     }
 }
 
-impl<I, A: Iterator<Item = I>, B: Iterator<Item = I>, K: Ord> Iterator for Merge<I, A, B, K> {
+impl<I, A: Iterator<Item = I>, B: Iterator<Item = I>> Iterator for Merge<I, A, B> {
     type Item = I;
     fn next(&mut self) -> Option<I> {
         let order = match (self.a.peek(), self.b.peek()) {
             (None, None) => return None,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => {
-                let (ka, kb) = ((self.key)(a), (self.key)(b));
-                if self.descending {
-                    kb.cmp(&ka)
-                } else {
-                    ka.cmp(&kb)
-                }
-            }
+            (Some(a), Some(b)) if self.descending => (self.cmp)(b, a),
+            (Some(a), Some(b)) => (self.cmp)(a, b),
         };
         match order {
             Ordering::Less => self.a.next(),

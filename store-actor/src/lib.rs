@@ -40,6 +40,7 @@ mod flusher;
 pub mod fs;
 mod history;
 pub mod import;
+mod index;
 mod journal;
 mod options;
 mod query;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::directory::{BaseBuilder, Directory, Merge, SAMPLE};
 use crate::disk::{Disk, Loc};
 use crate::error::{Result, StoreError};
+use crate::index::{Index, IndexBase, IndexBuilder};
 use crate::query::{IndexRange, Page, Position, Query, SortKey, decode_cursor, encode_cursor};
 use crate::record::{Event, IndexKey, Record};
 
@@ -178,9 +179,13 @@ pub(crate) struct Loader<T> {
     defs: Arc<[IndexDef<T>]>,
     /// Memory mode: (id, record, line).
     records: Vec<(Uuid, Arc<Record<T>>, u64)>,
-    /// Index mode: (id, location, creation time, line).
-    located: Vec<(Uuid, Loc, i128, u64)>,
+    /// Memory mode: each index's (key, id) entries.
     keys: Vec<Vec<(IndexKey, Uuid)>>,
+    /// Index mode: the directory's base, and each index's entries by push number.
+    base: Option<BaseBuilder>,
+    built: Vec<IndexBuilder>,
+    /// Index mode: the line of the first record pushed (the others follow it line by line).
+    first_line: Option<u64>,
     live: u64,
 }
 
@@ -188,28 +193,43 @@ impl<T> Loader<T> {
     pub fn new(defs: Arc<[IndexDef<T>]>) -> Self {
         Self {
             keys: defs.iter().map(|_| Vec::new()).collect(),
+            built: defs.iter().map(|_| IndexBuilder::new()).collect(),
             defs,
             records: Vec::new(),
-            located: Vec::new(),
+            base: None,
+            first_line: None,
             live: 0,
         }
     }
 
-    /// Adds a record read at line `line`; with `loc`, it is kept only as that location.
+    /// Adds a record read at line `line`; with `loc`, it is kept only as that location (of the
+    /// snapshot's generation, with the records on the lines before it).
     pub fn add(&mut self, rec: Record<T>, line: u64, loc: Option<Loc>) {
         let id = rec.id;
-        for (def, keys) in self.defs.iter().zip(self.keys.iter_mut()) {
-            keys.extend((def.keys)(&rec.data).into_iter().map(|k| (k, id)));
-        }
         if !rec.archived {
             self.live += 1;
         }
         match loc {
             Some(loc) => {
-                let created = rec.created_at.unix_timestamp_nanos();
-                self.located.push((id, loc, created, line))
+                let first = *self.first_line.get_or_insert(line);
+                let n = (line - first) as u32;
+                let base = self
+                    .base
+                    .get_or_insert_with(|| BaseBuilder::new(loc.generation));
+                debug_assert_eq!(u64::from(base.pushed()), line - first);
+                for (def, built) in self.defs.iter().zip(self.built.iter_mut()) {
+                    for k in (def.keys)(&rec.data) {
+                        built.push(n, &k);
+                    }
+                }
+                base.push(id, loc, rec.created_at.unix_timestamp_nanos());
             }
-            None => self.records.push((id, Arc::new(rec), line)),
+            None => {
+                for (def, keys) in self.defs.iter().zip(self.keys.iter_mut()) {
+                    keys.extend((def.keys)(&rec.data).into_iter().map(|k| (k, id)));
+                }
+                self.records.push((id, Arc::new(rec), line))
+            }
         }
     }
 
@@ -217,9 +237,9 @@ impl<T> Loader<T> {
     ///
     /// Memory mode: sorting first and inserting in order is several times faster than inserting
     /// in random order, and inserting every other element first leaves the B-tree leaves full
-    /// instead of half full (in-order inserts split nodes in the middle). Index mode: the
-    /// records become the directory's flat [`Base`]. The indexes are built on a second thread
-    /// meanwhile.
+    /// instead of half full (in-order inserts split nodes in the middle); the indexes are built
+    /// on a second thread meanwhile. Index mode: the records become the directory's flat
+    /// [`Base`](crate::directory::Base) and each index's flat base, one index per thread.
     pub fn finish(
         self,
         seq: u64,
@@ -229,8 +249,10 @@ impl<T> Loader<T> {
         let Loader {
             defs,
             mut records,
-            mut located,
             keys,
+            base,
+            built,
+            first_line,
             live,
         } = self;
         let duplicate = |id: Uuid, line: u64| StoreError::Corrupt {
@@ -238,32 +260,42 @@ impl<T> Loader<T> {
             line,
             reason: format!("duplicate record id {id}"),
         };
+        if let Some(mut base) = base {
+            if let Some((id, n)) = base.first_duplicate() {
+                return Err(duplicate(id, first_line.unwrap_or(0) + u64::from(n)));
+            }
+            let (records, indexes, by_created) = located(base, built);
+            return Ok(State {
+                records,
+                disk,
+                by_created,
+                indexes,
+                events: Vector::new(),
+                seq,
+                live,
+                defs,
+            });
+        }
         if !records.is_sorted_by_key(|r| r.0) {
             records.sort_by_key(|r| r.0);
         }
         if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(duplicate(w[1].0, w[1].2));
         }
-        if !located.is_sorted_by_key(|r| r.0) {
-            located.sort_by_key(|r| r.0);
-        }
-        if let Some(w) = located.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(duplicate(w[1].0, w[1].3));
-        }
         let mut created: Vec<(i128, Uuid)> = records
             .iter()
             .map(|(id, r, _)| (r.created_at.unix_timestamp_nanos(), *id))
             .collect();
-        let (records, (mut by_created, indexes)) = std::thread::scope(|scope| {
+        let (map, (by_created, indexes)) = std::thread::scope(|scope| {
             let side = scope.spawn(move || {
                 created.sort_unstable();
                 let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
-                let indexes: Vec<OrdSet<(IndexKey, Uuid)>> = keys
+                let indexes: Vec<Index> = keys
                     .into_iter()
                     .map(|mut keys| {
                         keys.sort_unstable();
                         keys.dedup();
-                        interleaved(keys).collect()
+                        Index::new(IndexBase::default(), interleaved(keys).collect())
                     })
                     .collect();
                 (by_created, indexes)
@@ -272,31 +304,10 @@ impl<T> Loader<T> {
             for (id, rec, _) in interleaved(records) {
                 map.insert(id, Slot::Mem(rec));
             }
-            let mut base = BaseBuilder::new(crate::recovery::SNAPSHOT_GEN);
-            let mut extra = Vec::new();
-            for (id, loc, t, _) in located {
-                if loc.generation == crate::recovery::SNAPSHOT_GEN {
-                    base.push(id, loc, t);
-                } else {
-                    extra.push((id, loc, t));
-                }
-            }
-            let (base, overflow) = base.build();
-            extra.extend(overflow);
-            (
-                (base, map, extra),
-                side.join().expect("index builder panicked"),
-            )
+            (map, side.join().expect("index builder panicked"))
         });
-        // Records kept in the map have their creation entry in the state's set.
-        let (base, mut map, extra) = records;
-        for (id, loc, t) in extra {
-            map.insert(id, Slot::Disk(loc));
-            by_created.insert((t, id));
-        }
-        let records = Directory::new(base, map);
         Ok(State {
-            records,
+            records: Directory::new(crate::directory::Base::default(), map),
             disk,
             by_created,
             indexes,
@@ -308,6 +319,57 @@ impl<T> Loader<T> {
     }
 }
 
+/// Index mode: the directory and indexes of a snapshot's records (`base`, with each index's
+/// entries numbered as the records were pushed), and the creation entries of those the
+/// directory keeps in its map.
+pub(crate) fn located<T>(
+    base: BaseBuilder,
+    built: Vec<IndexBuilder>,
+) -> (Directory<T>, Vec<Index>, OrdSet<(i128, Uuid)>) {
+    let (dir_base, overflow, rank) = if built.is_empty() {
+        let (b, o) = base.build();
+        (b, o, Vec::new())
+    } else {
+        base.build_ranked()
+    };
+    // The ids of the records that did not pack, by push number.
+    let unpacked: std::collections::HashMap<u32, Uuid> = rank
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r == u32::MAX)
+        .map(|(n, _)| n as u32)
+        .zip(overflow.iter().map(|o| o.0))
+        .collect();
+    let indexes = std::thread::scope(|scope| {
+        let workers: Vec<_> = built
+            .into_iter()
+            .map(|mut ib| {
+                let (rank, unpacked, dir_base) = (&rank, &unpacked, &dir_base);
+                scope.spawn(move || {
+                    let mut extra = ib.renumber(
+                        |n| Some(rank[n as usize]).filter(|&r| r != u32::MAX),
+                        |n| unpacked[&n],
+                    );
+                    let (ibase, more) = ib.build(dir_base);
+                    extra.extend(more);
+                    Index::new(ibase, extra.into_iter().collect())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("index builder panicked"))
+            .collect()
+    });
+    let mut map = OrdMap::new();
+    let mut by_created = OrdSet::new();
+    for (id, loc, t) in overflow {
+        map.insert(id, Slot::Disk(loc));
+        by_created.insert((t, id));
+    }
+    (Directory::new(dir_base, map), indexes, by_created)
+}
+
 /// Everything readers can see of a store at one sequence number.
 pub(crate) struct State<T> {
     /// All records, archived ones included.
@@ -317,8 +379,8 @@ pub(crate) struct State<T> {
     /// Creation order: (created_at as Unix nanoseconds, id) of every record in the directory's
     /// map of changes (all of them in memory mode); the base has its own creation order.
     pub by_created: OrdSet<(i128, Uuid)>,
-    /// One ordered set per declared index, in declaration order: (key, id).
-    pub indexes: Vec<OrdSet<(IndexKey, Uuid)>>,
+    /// One per declared index, in declaration order: (key, id) entries.
+    pub indexes: Vec<Index>,
     /// The most recent events, oldest first (bounded by the feed retention).
     pub events: Vector<Arc<Event<T>>>,
     /// The sequence number of the last mutation this state includes.
@@ -402,19 +464,20 @@ impl<T> State<T> {
             self.by_created
                 .insert((rec.created_at.unix_timestamp_nanos(), rec.id));
         }
-        for (def, set) in self.defs.iter().zip(self.indexes.iter_mut()) {
+        // A record that leaves the base takes its entries along (the base's no longer count).
+        for (def, index) in self.defs.iter().zip(self.indexes.iter_mut()) {
             let new_keys = (def.keys)(&rec.data);
-            if let Some(old) = &old {
+            if let Some(old) = old.as_ref().filter(|_| !from_base) {
                 let old_keys = (def.keys)(&old.data);
                 if old_keys == new_keys {
                     continue;
                 }
                 for k in old_keys {
-                    set.remove(&(k, rec.id));
+                    index.remove(k, rec.id);
                 }
             }
             for k in new_keys {
-                set.insert((k, rec.id));
+                index.insert(k, rec.id);
             }
         }
         Ok(())
@@ -491,10 +554,13 @@ impl<T> State<T> {
 
     /// Ids whose index `name` holds `key`, in id order.
     pub fn lookup_ids(&self, name: &str, key: &IndexKey) -> Result<Vec<Uuid>> {
-        let set = &self.indexes[self.index_pos(name)?];
-        let lo = (key.clone(), Uuid::nil());
-        let hi = (key.clone(), Uuid::max());
-        Ok(set.range(lo..=hi).map(|(_, id)| *id).collect())
+        let index = &self.indexes[self.index_pos(name)?];
+        let lo = Bound::Included((key.clone(), Uuid::nil()));
+        let hi = Bound::Included((key.clone(), Uuid::max()));
+        Ok(index
+            .range(&self.records, (lo, hi), false)
+            .map(|(_, id)| id)
+            .collect())
     }
 
     /// The position of a record in a sort order.
@@ -523,7 +589,7 @@ impl<T> State<T> {
         if is_empty(&lo, &hi) {
             return Box::new(std::iter::empty());
         }
-        dir(self.indexes[pos].range((lo, hi)).cloned(), descending)
+        self.indexes[pos].range(&self.records, (lo, hi), descending)
     }
 
     /// Walks a sort order from just after `after`, in the query's direction (index mode may
@@ -559,9 +625,11 @@ impl<T> State<T> {
                     descending,
                 );
                 let base = self.base_created(after, descending)?;
-                let key = |r: &Result<(i128, Uuid)>| r.as_ref().ok().copied();
+                let cmp = |a: &Result<(i128, Uuid)>, b: &Result<(i128, Uuid)>| {
+                    a.as_ref().ok().cmp(&b.as_ref().ok())
+                };
                 Box::new(
-                    Merge::new(base, changed, descending, key)
+                    Merge::new(base, changed, descending, cmp)
                         .map(|r| r.map(|(t, id)| (IndexKey::Time(t), id))),
                 )
             }

@@ -383,7 +383,17 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         by_created.sort();
         let by_created: Vec<Uuid> = by_created.into_iter().map(|e| e.1).collect();
         let by_id: Vec<Uuid> = actual.keys().copied().collect();
-        for (sort, want) in [(SortKey::CreatedAt, &by_created), (SortKey::Id, &by_id)] {
+        // Archived records included, as `walk_ids` asks.
+        let mut by_price: Vec<(i64, Uuid)> =
+            model.records.iter().map(|(id, r)| (r.2, *id)).collect();
+        by_price.sort();
+        let by_price: Vec<Uuid> = by_price.into_iter().map(|e| e.1).collect();
+        let price = SortKey::Index("price".into());
+        for (sort, want) in [
+            (SortKey::CreatedAt, &by_created),
+            (SortKey::Id, &by_id),
+            (price, &by_price),
+        ] {
             for descending in [false, true] {
                 let walked = walk_ids(&store, &sort, descending, 3);
                 let mut want = want.clone();
