@@ -13,7 +13,9 @@ use store_actor::{Durability, Memory, Query, SortKey, Store};
 use uuid::Uuid;
 
 use crate::cli;
-use crate::common::{NAME, Res, Rng, file_len, mb, options_with, prefill, product, rss, tempdir};
+use crate::common::{
+    INDEX_NAMES, NAME, Res, Rng, file_len, mb, options_with, prefill, product, rss, tempdir,
+};
 
 /// In-memory and index mode at several record counts: open time, settled and peak RSS as a
 /// ratio of NAME.json, get by random id with the working set in the cache and with every read
@@ -36,7 +38,7 @@ pub struct Args {
     /// Index mode's cache, in MiB
     #[arg(long, value_name = "MB", value_parser = cli::count, default_value = "64")]
     pub cache_mb: u64,
-    /// Secondary indexes: 0 (none) or 1 (name)
+    /// Secondary indexes: 0 (none), 1 (name) or 2 (name and price)
     #[arg(long, value_name = "N", value_parser = cli::count, default_value = "0")]
     pub indexes: u64,
     /// How long each get measurement runs
@@ -98,7 +100,7 @@ pub async fn run(args: Args, base: &Path) -> Res<()> {
     }
     println!(
         "\n== 7. memory modes (index mode's cache {cache_mb} MiB; secondary indexes: {}) ==",
-        if indexes == 0 { "none" } else { "name" }
+        INDEX_NAMES[indexes.min(2) as usize]
     );
     let mut rows = Vec::new();
     for &n in &records {
