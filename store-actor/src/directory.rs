@@ -106,10 +106,13 @@ impl Base {
 /// pack (kept in the map).
 pub(crate) struct BaseBuilder {
     generation: u16,
-    /// (id, packed location, creation time, push number): 40 bytes while a store opens.
-    entries: Vec<(Uuid, u64, i64, u32)>,
+    /// The base's entries as they will be (so building it copies nothing)...
+    entries: Vec<(Uuid, u64)>,
+    /// ...and beside each, its creation time and push number: 40 bytes a record in all.
+    meta: Vec<(i64, u32)>,
     overflow: Vec<(Uuid, Loc, i128)>,
     pushed: u32,
+    sorted: bool,
 }
 
 impl BaseBuilder {
@@ -117,8 +120,10 @@ impl BaseBuilder {
         Self {
             generation,
             entries: Vec::new(),
+            meta: Vec::new(),
             overflow: Vec::new(),
             pushed: 0,
+            sorted: true,
         }
     }
 
@@ -127,7 +132,13 @@ impl BaseBuilder {
     pub fn push(&mut self, id: Uuid, loc: Loc, created: i128) {
         debug_assert_eq!(loc.generation, self.generation);
         match (pack(&loc), i64::try_from(created)) {
-            (Some(p), Ok(t)) => self.entries.push((id, p, t, self.pushed)),
+            (Some(p), Ok(t)) => {
+                if self.entries.last().is_some_and(|e| e.0 >= id) {
+                    self.sorted = false;
+                }
+                self.entries.push((id, p));
+                self.meta.push((t, self.pushed));
+            }
             _ => self.overflow.push((id, loc, created)),
         }
         self.pushed += 1;
@@ -138,21 +149,35 @@ impl BaseBuilder {
         self.pushed
     }
 
-    /// An id pushed more than once, with the push number of a later copy (sorts the entries,
-    /// which `build` would do anyway).
+    /// Puts the entries in id order (a copy, only if they were pushed out of order); equal
+    /// ids stay in push order.
+    fn sort(&mut self) {
+        if self.sorted {
+            return;
+        }
+        let (entries, meta) = (&self.entries, &self.meta);
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| (entries[i as usize].0, meta[i as usize].1));
+        self.entries = order.iter().map(|&i| entries[i as usize]).collect();
+        self.meta = order.iter().map(|&i| meta[i as usize]).collect();
+        self.sorted = true;
+    }
+
+    /// An id pushed more than once, with the push number of a later copy.
     pub fn first_duplicate(&mut self) -> Option<(Uuid, u32)> {
-        self.entries.sort_unstable_by_key(|e| (e.0, e.3));
-        if let Some(w) = self.entries.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Some((w[1].0, w[1].3));
+        self.sort();
+        if let Some(i) =
+            (1..self.entries.len()).find(|&i| self.entries[i - 1].0 == self.entries[i].0)
+        {
+            return Some((self.entries[i].0, self.meta[i].1));
         }
         let mut seen = std::collections::HashSet::new();
         self.overflow.iter().find_map(|(id, _, _)| {
             let again = !seen.insert(*id);
-            let packed = self.entries.binary_search_by(|e| e.0.cmp(id)).ok();
-            match packed {
-                Some(i) => Some((*id, self.entries[i].3)),
-                None if again => Some((*id, self.pushed.saturating_sub(1))),
-                None => None,
+            match self.entries.binary_search_by(|e| e.0.cmp(id)) {
+                Ok(i) => Some((*id, self.meta[i].1)),
+                Err(_) if again => Some((*id, self.pushed.saturating_sub(1))),
+                Err(_) => None,
             }
         })
     }
@@ -170,24 +195,24 @@ impl BaseBuilder {
         self.build_inner(true)
     }
 
-    fn build_inner(self, ranked: bool) -> (Base, Vec<(Uuid, Loc, i128)>, Vec<u32>) {
+    fn build_inner(mut self, ranked: bool) -> (Base, Vec<(Uuid, Loc, i128)>, Vec<u32>) {
+        self.sort();
         let BaseBuilder {
             generation,
-            mut entries,
+            entries,
+            meta,
             overflow,
             pushed,
+            ..
         } = self;
-        if !entries.is_sorted_by_key(|e| e.0) {
-            entries.sort_unstable_by_key(|e| e.0);
-        }
         let mut rank = Vec::new();
         if ranked {
             rank = vec![u32::MAX; pushed as usize];
-            for (pos, e) in entries.iter().enumerate() {
-                rank[e.3 as usize] = pos as u32;
+            for (pos, m) in meta.iter().enumerate() {
+                rank[m.1 as usize] = pos as u32;
             }
         }
-        let key = |i: usize| (entries[i].2, entries[i].0);
+        let key = |i: usize| (meta[i].0, entries[i].0);
         let in_id_order = (1..entries.len()).all(|i| key(i - 1) < key(i));
         let created = (!in_id_order).then(|| {
             let mut order: Vec<u32> = (0..entries.len() as u32).collect();
@@ -195,17 +220,17 @@ impl BaseBuilder {
             order.into_boxed_slice()
         });
         let at = |j: usize| match &created {
-            Some(order) => entries[order[j] as usize].2,
-            None => entries[j].2,
+            Some(order) => meta[order[j] as usize].0,
+            None => meta[j].0,
         };
         let samples = (0..entries.len())
             .step_by(SAMPLE)
             .map(|j| i128::from(at(j)))
             .collect();
-        let entries = entries.into_iter().map(|(id, p, _, _)| (id, p)).collect();
+        drop(meta);
         let base = Base {
             generation,
-            entries,
+            entries: entries.into_boxed_slice(),
             created,
             samples,
         };
