@@ -218,25 +218,38 @@ impl IndexBuilder {
         });
         // A record that gives the same key twice has one entry.
         entries.dedup_by(|b, a| a.0 == b.0 && stored(&arena, a.1) == stored(&arena, b.1));
-        let mut packed = Vec::with_capacity(arena.len() / 2);
-        let mut last: Option<(u32, u32)> = None;
-        for e in entries.iter_mut() {
-            let key = stored(&arena, e.1);
-            let at = match last {
-                Some((old, new)) if stored(&arena, old) == key => new,
-                _ => store(&mut packed, key) as u32,
-            };
-            last = Some((e.1, at));
-            e.1 = at;
-        }
-        drop(arena);
+        // Rewrite the arena with each distinct key once when that saves at least half of it
+        // (keys shared by many records, such as prices); otherwise keep it as it is, rather than
+        // hold two copies of it at once.
+        let distinct: usize = entries
+            .iter()
+            .enumerate()
+            .filter(|&(i, e)| i == 0 || stored(&arena, entries[i - 1].1) != stored(&arena, e.1))
+            .map(|(_, e)| stored(&arena, e.1).len() + 2)
+            .sum();
+        let arena = if distinct * 2 > arena.len() {
+            arena
+        } else {
+            let mut packed = Vec::with_capacity(distinct);
+            let mut last: Option<(u32, u32)> = None;
+            for e in entries.iter_mut() {
+                let key = stored(&arena, e.1);
+                let at = match last {
+                    Some((old, new)) if stored(&arena, old) == key => new,
+                    _ => store(&mut packed, key) as u32,
+                };
+                last = Some((e.1, at));
+                e.1 = at;
+            }
+            packed
+        };
         let overflow = overflow
             .into_iter()
             .map(|(k, pos)| (k, dir.id_at(pos as usize)))
             .collect();
         let base = IndexBase {
             entries: entries.into_boxed_slice(),
-            arena: packed.into_boxed_slice(),
+            arena: arena.into_boxed_slice(),
         };
         (base, overflow)
     }
@@ -421,5 +434,42 @@ mod tests {
         assert_eq!(base.len(), 100);
         // One length byte, the tag, the 13 bytes.
         assert_eq!(base.arena.len(), 15);
+    }
+
+    #[test]
+    fn distinct_keys_keep_their_arena_and_walk_in_order() {
+        let mut b = BaseBuilder::new(0);
+        for i in 0..50u128 {
+            let loc = Loc {
+                offset: i as u64,
+                len: 1,
+                generation: 0,
+                archived: false,
+            };
+            b.push(Uuid::from_u128(i), loc, 0);
+        }
+        let (dir, _) = b.build();
+        let mut ib = IndexBuilder::new();
+        for i in 0..50u32 {
+            ib.push(i, &IndexKey::Str(format!("name {:02}", 49 - i)));
+        }
+        let before = ib.arena.len();
+        let (base, _) = ib.build(&dir);
+        assert_eq!(base.arena.len(), before);
+        let records: Directory<()> = Directory::new(dir, imbl::OrdMap::new());
+        let index = Index::new(base, OrdSet::new());
+        let walked: Vec<Position> = index
+            .range(&records, (Bound::Unbounded, Bound::Unbounded), false)
+            .collect();
+        let want: Vec<Position> = (0..50u128)
+            .rev()
+            .map(|i| {
+                (
+                    IndexKey::Str(format!("name {:02}", 49 - i)),
+                    Uuid::from_u128(i),
+                )
+            })
+            .collect();
+        assert_eq!(walked, want);
     }
 }
