@@ -4,7 +4,8 @@
 # of LIMIT_MB (v1 or v2, as root; without one it runs unlimited and says so), then measures
 # start time, memory and a few bounded loads. Usage:
 #   scripts/products-at-scale.sh [COUNT] [LIMIT_MB] [CACHE_MB]   (defaults 10000000 1024 64)
-# DATA=DIR reuses (or keeps) the seeded data directory; every load is bounded in time.
+# DATA=DIR keeps the seeded data there and, on later runs, starts from a copy of it (the loads
+# write); every load is bounded in time.
 set -euo pipefail
 . "$(dirname "$0")/lib/products-lua.sh"
 cd "$(dirname "$0")/.."
@@ -33,8 +34,13 @@ if [ ! -f "$DATA/products.json" ]; then
   "$BIN/examples/seed" "$DATA" "$COUNT" "$DATA/ids.txt" 2>/dev/null
   echo "seeded $COUNT products in $(echo "$(date +%s.%N) - $t0" | bc | xargs printf %.0f) s"
 fi
-JSON_MB=$(( $(stat -c %s "$DATA/products.json") / 1048576 ))
 shuf -n 100000 "$DATA/ids.txt" > "$WORK/ids.txt"
+if [ "$DATA" != "$WORK/data" ]; then
+  cp -r "$DATA" "$WORK/data"
+  rm -f "$WORK/data/ids.txt"
+  DATA=$WORK/data
+fi
+JSON_MB=$(( $(stat -c %s "$DATA/products.json") / 1048576 ))
 export IDS_FILE="$WORK/ids.txt"
 
 "$BIN/shop" keygen --out "$WORK/keys" >/dev/null
