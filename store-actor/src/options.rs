@@ -65,9 +65,11 @@ pub enum Memory {
     #[default]
     InMemory,
     /// Only a key directory (id, offset, length, archived flag: 24 bytes per record of the
-    /// last snapshot, a map entry per record written since) and the secondary indexes in memory. Records are read from the snapshot and
-    /// journal files with positional reads, through a cache of about `cache_bytes` of parsed
-    /// records: for data larger than memory.
+    /// last snapshot, a map entry per record written since) and the secondary indexes (8 bytes
+    /// per entry of the last snapshot plus its key's bytes, each distinct key stored once; a
+    /// set entry per key of a record written since) in memory. Records are read from the
+    /// snapshot and journal files with positional reads, through a cache of about
+    /// `cache_bytes` of parsed records: for data larger than memory.
     Index {
         /// The cache's size, estimated as parsed records take 2.5 times their JSON.
         cache_bytes: u64,
