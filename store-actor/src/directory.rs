@@ -72,6 +72,11 @@ impl Base {
         }
     }
 
+    /// Whether the creation order is the id order.
+    pub fn in_id_order(&self) -> bool {
+        self.created.is_none()
+    }
+
     /// The creation times of creation-order positions 0, `SAMPLE`, 2 × `SAMPLE`, ...
     pub fn samples(&self) -> &[i128] {
         &self.samples

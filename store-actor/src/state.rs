@@ -839,6 +839,112 @@ impl<T> State<T> {
         })
     }
 
+    /// Index mode, no filter, in id order or (when the base's creation order is its id order)
+    /// in creation order: the page of candidates `ids` (sorted) after `after`, reading only the
+    /// records it shows, those changed since the snapshot and the few a binary search for the
+    /// cursor needs, instead of every candidate. `None` where this does not apply.
+    fn collect_in_order(
+        &self,
+        q: &Query<T>,
+        ids: &[Uuid],
+        after: Option<&Position>,
+    ) -> Result<Option<Page<T>>>
+    where
+        T: DeserializeOwned + Clone,
+    {
+        let by_id = match q.sort {
+            SortKey::Id => true,
+            SortKey::CreatedAt if self.records.base().in_id_order() => false,
+            _ => return Ok(None),
+        };
+        if self.disk.is_none() {
+            return Ok(None);
+        }
+        // The base's candidates are in creation order already (it is their id order); those
+        // changed since have their creation time at hand (in memory or the cache, nearly always).
+        let mut base: Vec<(Uuid, Slot<T>)> = Vec::new();
+        let mut changed: Vec<(Position, Slot<T>)> = Vec::new();
+        for id in ids {
+            let Some(slot) = self.records.get(id) else {
+                continue;
+            };
+            if !q.include_archived && slot.archived() {
+                continue;
+            }
+            if by_id || !self.records.changed(id) {
+                base.push((*id, slot));
+            } else {
+                let t = self.created_of(*id, &slot)?;
+                changed.push(((IndexKey::Time(t), *id), slot));
+            }
+        }
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        if q.descending {
+            base.reverse();
+            changed.reverse();
+        }
+        let position = |(id, slot): &(Uuid, Slot<T>)| -> Result<Position> {
+            Ok(if by_id {
+                (IndexKey::Uuid(*id), *id)
+            } else {
+                (IndexKey::Time(self.created_of(*id, slot)?), *id)
+            })
+        };
+        // Whether a position comes after `a` in the query's direction.
+        let past = |p: &Position, a: &Position| if q.descending { p < a } else { p > a };
+        let (mut i, mut j) = (0, 0);
+        if let Some(a) = after {
+            let (mut lo, mut hi) = (0, base.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if past(&position(&base[mid])?, a) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            i = lo;
+            j = changed.partition_point(|(p, _)| !past(p, a));
+        }
+        let mut items: Vec<Arc<Record<T>>> = Vec::with_capacity(q.limit.min(1024));
+        let mut last: Option<Position> = None;
+        let mut more = false;
+        let mut next_base: Option<Position> = None;
+        while i < base.len() || j < changed.len() {
+            if items.len() == q.limit {
+                more = true;
+                break;
+            }
+            if i < base.len() && next_base.is_none() {
+                next_base = Some(position(&base[i])?);
+            }
+            let take_base = match (&next_base, changed.get(j)) {
+                (Some(b), Some((c, _))) => past(c, b),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let (pos, id, slot) = if take_base {
+                i += 1;
+                let pos = next_base.take().expect("a base position");
+                let (id, slot) = &base[i - 1];
+                (pos, *id, slot)
+            } else {
+                j += 1;
+                let (pos, slot) = &changed[j - 1];
+                (pos.clone(), pos.1, slot)
+            };
+            items.push(self.resolve(id, slot, true)?);
+            last = Some(pos);
+        }
+        Ok(Some(Page {
+            items,
+            next_cursor: last
+                .filter(|_| more)
+                .map(|p| encode_cursor(&q.sort, q.descending, &p)),
+            examined: ids.len(),
+        }))
+    }
+
     /// A page from the candidate ids of an index condition (at most the budget of them): keeps
     /// the matching ones, orders them, and takes the page after the cursor.
     fn collect(
@@ -855,6 +961,11 @@ impl<T> State<T> {
         // A record with several keys in the range is a candidate once.
         ids.sort_unstable();
         ids.dedup();
+        if q.filter.is_none()
+            && let Some(page) = self.collect_in_order(q, &ids, after.as_ref())?
+        {
+            return Ok(page);
+        }
         let mut matches: Vec<(Position, Arc<Record<T>>)> = Vec::new();
         for id in &ids {
             let Some(slot) = self.records.get(id) else {

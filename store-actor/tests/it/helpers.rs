@@ -25,13 +25,13 @@ pub fn item(name: &str, price: i64) -> Item {
 }
 
 /// The memory mode every suite runs in: `STORE_ACTOR_MEMORY=index` runs them all in index mode,
-/// with a cache small enough (64 KiB) that most reads go to the files.
+/// with a cache small enough (64 KiB) that most reads go to the files; unset or empty, memory.
 pub fn memory() -> Memory {
     match std::env::var("STORE_ACTOR_MEMORY").as_deref() {
         Ok("index") => Memory::Index {
             cache_bytes: 64 << 10,
         },
-        Ok("in-memory") | Err(_) => Memory::InMemory,
+        Ok("in-memory" | "") | Err(_) => Memory::InMemory,
         Ok(other) => panic!("STORE_ACTOR_MEMORY={other}: use index or in-memory"),
     }
 }
