@@ -300,7 +300,8 @@ impl ProductService {
             .cursor(listing.cursor);
         // A price range is served by the price index; a name condition is checked on the
         // records walked (within the store's per-call budget).
-        if listing.min_cents.is_some() || listing.max_cents.is_some() {
+        let by_price = listing.min_cents.is_some() || listing.max_cents.is_some();
+        if by_price {
             let bound =
                 |c: Option<i64>| c.map_or(Bound::Unbounded, |c| Bound::Included(IndexKey::Int(c)));
             query = query.index_range(
@@ -308,14 +309,18 @@ impl ProductService {
                 (bound(listing.min_cents), bound(listing.max_cents)),
             );
         }
+        // Only products have prices: through the price index, only a name condition needs a
+        // filter (and without one the store can order the page without reading every match).
         let needle = listing.name_contains;
-        query = query.filter(move |r: &Record<Entry>| {
-            r.data.as_product().is_some_and(|p| {
-                needle
-                    .as_deref()
-                    .is_none_or(|n| p.name.as_str().to_lowercase().contains(n))
-            })
-        });
+        if needle.is_some() || !by_price {
+            query = query.filter(move |r: &Record<Entry>| {
+                r.data.as_product().is_some_and(|p| {
+                    needle
+                        .as_deref()
+                        .is_none_or(|n| p.name.as_str().to_lowercase().contains(n))
+                })
+            });
+        }
         Ok(self.store.list_async(query).await?)
     }
 
