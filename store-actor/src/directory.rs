@@ -59,7 +59,8 @@ impl Base {
         self.entries.len()
     }
 
-    fn slot<T>(&self, i: usize) -> (Uuid, Slot<T>) {
+    /// The id and slot at position `i`.
+    pub fn slot<T>(&self, i: usize) -> (Uuid, Slot<T>) {
         let (id, p) = self.entries[i];
         (id, Slot::Disk(unpack(p, self.generation)))
     }

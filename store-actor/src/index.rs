@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::directory::{Base, Directory, Merge};
 use crate::query::Position;
 use crate::record::IndexKey;
+use crate::state::Slot;
 
 /// Encodes a key so that comparing encodings byte-wise orders them as the keys are ordered
 /// (variant first, then the value; strings are the rest of the encoding, so a prefix sorts
@@ -289,6 +290,24 @@ impl Index {
         self.delta.remove(&(key, id));
     }
 
+    /// The ids of the entries between `lo` and `hi` (in no particular order), each with its
+    /// slot when it comes from the base (found by position, no search of the directory).
+    pub fn candidates<'a, T>(
+        &'a self,
+        records: &'a Directory<T>,
+        (lo, hi): (Bound<Position>, Bound<Position>),
+    ) -> impl Iterator<Item = (Uuid, Option<Slot<T>>)> + 'a {
+        let dir = records.base();
+        let start = self.base.bound(dir, &lo, true);
+        let end = self.base.bound(dir, &hi, false).max(start);
+        let base = (start..end).filter_map(move |i| {
+            let (id, slot) = dir.slot(self.base.entries[i].0 as usize);
+            (!records.changed(&id)).then_some((id, Some(slot)))
+        });
+        let delta = self.delta.range((lo, hi)).map(|(_, id)| (*id, None));
+        base.chain(delta)
+    }
+
     /// The entries between `lo` and `hi` of a state whose directory is `records`, in key order
     /// or its reverse.
     pub fn range<'a, T>(
@@ -324,7 +343,6 @@ mod tests {
     use super::*;
     use crate::directory::BaseBuilder;
     use crate::disk::Loc;
-    use crate::state::Slot;
     use proptest::prelude::*;
 
     fn key_strategy() -> impl Strategy<Value = IndexKey> {

@@ -592,6 +592,23 @@ impl<T> State<T> {
         self.indexes[pos].range(&self.records, (lo, hi), descending)
     }
 
+    /// At most `max` candidate ids of index `pos` between `lo` and `hi` (see
+    /// [`Index::candidates`]).
+    fn candidates(
+        &self,
+        pos: usize,
+        (lo, hi): (Bound<Position>, Bound<Position>),
+        max: usize,
+    ) -> Vec<(Uuid, Option<Slot<T>>)> {
+        if is_empty(&lo, &hi) {
+            return Vec::new();
+        }
+        self.indexes[pos]
+            .candidates(&self.records, (lo, hi))
+            .take(max)
+            .collect()
+    }
+
     /// Walks a sort order from just after `after`, in the query's direction (index mode may
     /// read records to learn their creation times).
     fn walk<'a>(
@@ -777,11 +794,7 @@ impl<T> State<T> {
             return self.scan(q, self.index_walk(pos, bounds, q.descending).map(Ok), keep);
         }
         // Few matches: collect and order them. Many: walk the order, checking the condition.
-        let candidates: Vec<Uuid> = self
-            .index_walk(pos, index_bounds(cond), false)
-            .map(|(_, id)| id)
-            .take(q.budget + 1)
-            .collect();
+        let candidates = self.candidates(pos, index_bounds(cond), q.budget + 1);
         if candidates.len() <= q.budget {
             return self.collect(q, idx, candidates, after, keep);
         }
@@ -846,7 +859,7 @@ impl<T> State<T> {
     fn collect_in_order(
         &self,
         q: &Query<T>,
-        ids: &[Uuid],
+        ids: &[(Uuid, Option<Slot<T>>)],
         after: Option<&Position>,
     ) -> Result<Option<Page<T>>>
     where
@@ -864,8 +877,8 @@ impl<T> State<T> {
         // changed since have their creation time at hand (in memory or the cache, nearly always).
         let mut base: Vec<(Uuid, Slot<T>)> = Vec::new();
         let mut changed: Vec<(Position, Slot<T>)> = Vec::new();
-        for id in ids {
-            let Some(slot) = self.records.get(id) else {
+        for (id, slot) in ids {
+            let Some(slot) = slot.clone().or_else(|| self.records.get(id)) else {
                 continue;
             };
             if !q.include_archived && slot.archived() {
@@ -951,7 +964,7 @@ impl<T> State<T> {
         &self,
         q: &Query<T>,
         idx: Option<usize>,
-        mut ids: Vec<Uuid>,
+        mut ids: Vec<(Uuid, Option<Slot<T>>)>,
         after: Option<Position>,
         keep: impl Fn(&Record<T>) -> bool,
     ) -> Result<Page<T>>
@@ -959,16 +972,16 @@ impl<T> State<T> {
         T: DeserializeOwned + Clone,
     {
         // A record with several keys in the range is a candidate once.
-        ids.sort_unstable();
-        ids.dedup();
+        ids.sort_unstable_by_key(|c| c.0);
+        ids.dedup_by_key(|c| c.0);
         if q.filter.is_none()
             && let Some(page) = self.collect_in_order(q, &ids, after.as_ref())?
         {
             return Ok(page);
         }
         let mut matches: Vec<(Position, Arc<Record<T>>)> = Vec::new();
-        for id in &ids {
-            let Some(slot) = self.records.get(id) else {
+        for (id, slot) in &ids {
+            let Some(slot) = slot.clone().or_else(|| self.records.get(id)) else {
                 continue;
             };
             if !q.include_archived && slot.archived() {
