@@ -419,7 +419,10 @@ async fn index_range_pages_over_a_base_and_later_changes_match_a_sort_of_every_m
                     }
                 }
                 assert!(want.len() > 100, "{}", want.len());
-                assert_eq!(got, want, "{sort:?} descending {descending} archived {archived}");
+                assert_eq!(
+                    got, want,
+                    "{sort:?} descending {descending} archived {archived}"
+                );
             }
         }
     }
