@@ -10,7 +10,7 @@
 //! everything, as the directory's map is.
 
 use std::cmp::Ordering;
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 
 use imbl::OrdSet;
@@ -116,6 +116,12 @@ impl IndexBase {
         self.key(i)
             .cmp(key)
             .then_with(|| dir.id_at(self.entries[i].0 as usize).cmp(id))
+    }
+
+    /// The positions of the entries between `lo` and `hi`.
+    fn positions(&self, dir: &Base, lo: &Bound<Position>, hi: &Bound<Position>) -> Range<usize> {
+        let start = self.bound(dir, lo, true);
+        start..self.bound(dir, hi, false).max(start)
     }
 
     /// The first position not before the bound (`lower`) or the first after it (upper).
@@ -298,9 +304,7 @@ impl Index {
         (lo, hi): (Bound<Position>, Bound<Position>),
     ) -> impl Iterator<Item = (Uuid, Option<Slot<T>>)> + 'a {
         let dir = records.base();
-        let start = self.base.bound(dir, &lo, true);
-        let end = self.base.bound(dir, &hi, false).max(start);
-        let base = (start..end).filter_map(move |i| {
+        let base = self.base.positions(dir, &lo, &hi).filter_map(move |i| {
             let (id, slot) = dir.slot(self.base.entries[i].0 as usize);
             (!records.changed(&id)).then_some((id, Some(slot)))
         });
@@ -317,12 +321,11 @@ impl Index {
         descending: bool,
     ) -> Box<dyn Iterator<Item = Position> + 'a> {
         let dir = records.base();
-        let start = self.base.bound(dir, &lo, true);
-        let end = self.base.bound(dir, &hi, false).max(start);
+        let range = self.base.positions(dir, &lo, &hi);
         let positions: Box<dyn Iterator<Item = usize>> = if descending {
-            Box::new((start..end).rev())
+            Box::new(range.rev())
         } else {
-            Box::new(start..end)
+            Box::new(range)
         };
         let base = positions.filter_map(move |i| {
             let id = dir.id_at(self.base.entries[i].0 as usize);
@@ -430,10 +433,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn equal_keys_are_stored_once() {
+    /// A directory base of `n` records with ids 0, 1, ...
+    fn dir_of(n: u128) -> Base {
         let mut b = BaseBuilder::new(0);
-        for i in 0..100u128 {
+        for i in 0..n {
             let loc = Loc {
                 offset: i as u64,
                 len: 1,
@@ -442,7 +445,12 @@ mod tests {
             };
             b.push(Uuid::from_u128(i), loc, 0);
         }
-        let (dir, _) = b.build();
+        b.build().0
+    }
+
+    #[test]
+    fn equal_keys_are_stored_once() {
+        let dir = dir_of(100);
         let mut ib = IndexBuilder::new();
         for i in (0..100u32).rev() {
             ib.push(i, &IndexKey::Str("the same name".into()));
@@ -456,17 +464,7 @@ mod tests {
 
     #[test]
     fn distinct_keys_keep_their_arena_and_walk_in_order() {
-        let mut b = BaseBuilder::new(0);
-        for i in 0..50u128 {
-            let loc = Loc {
-                offset: i as u64,
-                len: 1,
-                generation: 0,
-                archived: false,
-            };
-            b.push(Uuid::from_u128(i), loc, 0);
-        }
-        let (dir, _) = b.build();
+        let dir = dir_of(50);
         let mut ib = IndexBuilder::new();
         for i in 0..50u32 {
             ib.push(i, &IndexKey::Str(format!("name {:02}", 49 - i)));

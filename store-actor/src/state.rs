@@ -260,54 +260,22 @@ impl<T> Loader<T> {
             line,
             reason: format!("duplicate record id {id}"),
         };
-        if let Some(mut base) = base {
-            if let Some((id, n)) = base.first_duplicate() {
-                return Err(duplicate(id, first_line.unwrap_or(0) + u64::from(n)));
+        let (records, indexes, by_created) = match base {
+            Some(mut base) => {
+                if let Some((id, n)) = base.first_duplicate() {
+                    return Err(duplicate(id, first_line.unwrap_or(0) + u64::from(n)));
+                }
+                located(base, built)
             }
-            let (records, indexes, by_created) = located(base, built);
-            return Ok(State {
-                records,
-                disk,
-                by_created,
-                indexes,
-                events: Vector::new(),
-                seq,
-                live,
-                defs,
-            });
-        }
-        if !records.is_sorted_by_key(|r| r.0) {
-            records.sort_by_key(|r| r.0);
-        }
-        if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(duplicate(w[1].0, w[1].2));
-        }
-        let mut created: Vec<(i128, Uuid)> = records
-            .iter()
-            .map(|(id, r, _)| (r.created_at.unix_timestamp_nanos(), *id))
-            .collect();
-        let (map, (by_created, indexes)) = std::thread::scope(|scope| {
-            let side = scope.spawn(move || {
-                created.sort_unstable();
-                let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
-                let indexes: Vec<Index> = keys
-                    .into_iter()
-                    .map(|mut keys| {
-                        keys.sort_unstable();
-                        keys.dedup();
-                        Index::new(IndexBase::default(), interleaved(keys).collect())
-                    })
-                    .collect();
-                (by_created, indexes)
-            });
-            let mut map = OrdMap::new();
-            for (id, rec, _) in interleaved(records) {
-                map.insert(id, Slot::Mem(rec));
+            None => {
+                if let Some(w) = in_memory_duplicate(&mut records) {
+                    return Err(duplicate(w.0, w.1));
+                }
+                in_memory(records, keys)
             }
-            (map, side.join().expect("index builder panicked"))
-        });
+        };
         Ok(State {
-            records: Directory::new(crate::directory::Base::default(), map),
+            records,
             disk,
             by_created,
             indexes,
@@ -317,6 +285,54 @@ impl<T> Loader<T> {
             defs,
         })
     }
+}
+
+/// Memory mode: sorts the records by id and finds an id given twice (with its later line).
+fn in_memory_duplicate<T>(records: &mut [(Uuid, Arc<Record<T>>, u64)]) -> Option<(Uuid, u64)> {
+    if !records.is_sorted_by_key(|r| r.0) {
+        records.sort_by_key(|r| r.0);
+    }
+    records
+        .windows(2)
+        .find(|w| w[0].0 == w[1].0)
+        .map(|w| (w[1].0, w[1].2))
+}
+
+/// Memory mode: the directory, indexes and creation order of records sorted by id, with each
+/// index's (key, id) entries.
+fn in_memory<T>(
+    records: Vec<(Uuid, Arc<Record<T>>, u64)>,
+    keys: Vec<Vec<(IndexKey, Uuid)>>,
+) -> (Directory<T>, Vec<Index>, OrdSet<(i128, Uuid)>) {
+    let mut created: Vec<(i128, Uuid)> = records
+        .iter()
+        .map(|(id, r, _)| (r.created_at.unix_timestamp_nanos(), *id))
+        .collect();
+    let (map, (by_created, indexes)) = std::thread::scope(|scope| {
+        let side = scope.spawn(move || {
+            created.sort_unstable();
+            let by_created: OrdSet<(i128, Uuid)> = interleaved(created).collect();
+            let indexes: Vec<Index> = keys
+                .into_iter()
+                .map(|mut keys| {
+                    keys.sort_unstable();
+                    keys.dedup();
+                    Index::new(IndexBase::default(), interleaved(keys).collect())
+                })
+                .collect();
+            (by_created, indexes)
+        });
+        let mut map = OrdMap::new();
+        for (id, rec, _) in interleaved(records) {
+            map.insert(id, Slot::Mem(rec));
+        }
+        (map, side.join().expect("index builder panicked"))
+    });
+    (
+        Directory::new(crate::directory::Base::default(), map),
+        indexes,
+        by_created,
+    )
 }
 
 /// Index mode: the directory and indexes of a snapshot's records (`base`, with each index's
