@@ -16,6 +16,7 @@ export IDS_FILE="$W/ids.txt"; export TOKEN=unused
 write_products_lua "$W"
 rps() { wrk -t2 -c64 -d${SECS:-6}s ${3:+-s "$3"} "$2" | awk '/Requests\/sec/ {print int($2)}'; }
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+busy() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; } # the whole machine: wrk and kernel threads too
 one() { # bin label durability url script
   local bin=$1 label=$2 dur=$3 url=$4 script=$5
   rm -rf "$W/data"; cp -r "$W/seed" "$W/data"
@@ -26,12 +27,13 @@ one() { # bin label durability url script
   local pid=$!
   for _ in $(seq 200); do curl -fs http://127.0.0.1:18181/readyz >/dev/null 2>&1 && break; sleep 0.05; done
   wrk -t2 -c64 -d1s ${script:+-s "$script"} "$url" >/dev/null
-  local c0; c0=$(cpu $pid)
+  local c0 m0; c0=$(cpu $pid); m0=$(busy)
   local r; r=$(rps "$label" "$url" "$script")
-  local c1; c1=$(cpu $pid)
+  local c1 m1; c1=$(cpu $pid); m1=$(busy)
   kill $pid; wait $pid 2>/dev/null || true
-  local us; us=$(awk -v c=$((c1-c0)) -v r="$r" -v s="${SECS:-6}" 'BEGIN {printf "%.1f", c*10000/(r*s)}')
-  echo "$label $r req/s ${us} us/req"
+  local us mus; us=$(awk -v c=$((c1-c0)) -v r="$r" -v s="${SECS:-6}" 'BEGIN {printf "%.1f", c*10000/(r*s)}')
+  mus=$(awk -v c=$((m1-m0)) -v r="$r" -v s="${SECS:-6}" 'BEGIN {printf "%.1f", c*10000/(r*s)}')
+  echo "$label $r req/s ${us} us/req (machine ${mus} us/req)"
 }
 ceiling() { # B's ceiling always: it serves /products/{id} too, for the same Lua script
   "$B/ceiling" 127.0.0.1:18190 2 >/dev/null 2>&1 &

@@ -47,10 +47,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().ok_or(usage)?.parse()?;
     // The services' own logging set-up (scripts/instructions unsets RUST_LOG: the default
     // filter), so that what tracing costs per request is counted as in the real binary.
-    service_kit::telemetry::init(
-        service_kit::telemetry::LogFormat::Pretty,
-        service_kit::telemetry::DEFAULT_FILTER,
-    );
+    // SHOP_LOG_FORMAT=json counts the JSON lines' formatter instead (as the chart deploys it).
+    let format = match std::env::var("SHOP_LOG_FORMAT").as_deref() {
+        Ok("json") => service_kit::telemetry::LogFormat::Json,
+        _ => service_kit::telemetry::LogFormat::Pretty,
+    };
+    service_kit::telemetry::init(format, service_kit::telemetry::DEFAULT_FILTER);
     let dir = tempfile::tempdir()?;
     match scenario.as_str() {
         "store-create" | "store-get" => store(&scenario, n, dir.path()).await,

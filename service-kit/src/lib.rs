@@ -5,7 +5,8 @@
 //! - [`problem`]: one error type rendered as `application/problem+json`; [`json`]: a JSON body
 //!   extractor whose failures are problems too; [`http`]: ETags, conditional headers, caller
 //!   identity, extractor error handlers.
-//! - [`telemetry`]: logs and request spans with request ids; [`metrics`]: Prometheus;
+//! - [`telemetry`]: logs and request spans with request ids ([`log_fields`]: their cheap field
+//!   formatters); [`metrics`]: Prometheus;
 //!   [`health`]: liveness and readiness; [`docs`]: OpenAPI and Swagger UI.
 //! - [`server`]: the routes every service has, graceful stop, the binaries' `main`;
 //!   [`shutdown`]: waiting for Ctrl-C or SIGTERM; [`config`]: the flags every service takes; [`idempotency`]: in-flight keys and body
@@ -21,6 +22,7 @@ pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod json;
+pub mod log_fields;
 pub mod metrics;
 pub mod problem;
 pub mod process_metrics;

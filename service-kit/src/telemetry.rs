@@ -13,6 +13,7 @@ use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::log_fields::{JsonLineFields, PlainFields};
 use crate::protocol_errors;
 
 /// How logs are written.
@@ -64,9 +65,14 @@ where
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
+    // The same text as the stock field formatters, written with less work (log_fields).
     let fmt = match format {
-        LogFormat::Pretty => fmt.boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Pretty => fmt.fmt_fields(PlainFields).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .fmt_fields(JsonLineFields)
+            .boxed(),
     };
     // The counting layer sees only the callsites it counts: unfiltered, it would make every
     // span and event of every crate (actix, hyper, reqwest: trace and debug ones included) be
