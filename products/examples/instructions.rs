@@ -135,7 +135,11 @@ async fn http(
 }
 
 fn id_of(body: &[u8]) -> String {
-    let at = body.windows(6).position(|w| w == b"\"id\":\"").expect("an id") + 6;
+    let at = body
+        .windows(6)
+        .position(|w| w == b"\"id\":\"")
+        .expect("an id")
+        + 6;
     String::from_utf8(body[at..at + 36].to_vec()).expect("an id is ASCII")
 }
 
