@@ -7,6 +7,9 @@
 //! - If products no longer retains the events after our cursor, it says `resync`: we then
 //!   reconcile fully (every product referenced by a placed order, checked with batch lookups)
 //!   and follow on from the oldest retained event.
+//! - Only archives are asked for (`?kinds=archived`): the feed leaves out the stock changes
+//!   every order makes (a reservation and its commit update each product twice), and tells the
+//!   position past them in `id:`-only frames at most once a second, which move the cursor.
 //! - Connection failures are retried with a capped backoff; the service stays up meanwhile.
 
 use std::collections::BTreeSet;
@@ -40,7 +43,7 @@ impl Drop for AbortOnDrop {
 pub struct FeedMetrics {
     /// `products_feed_last_seq`.
     pub last_seq: Gauge,
-    /// `products_feed_lag_seconds`: now − the handled event's product `updated_at`, in
+    /// `products_feed_lag_seconds`: now − the last handled archive's product `updated_at`, in
     /// seconds (0 if the clocks disagree the other way).
     pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// `products_feed_connected`.
@@ -57,7 +60,7 @@ impl FeedMetrics {
         );
         metrics.register(
             "products_feed_lag_seconds",
-            "Delay between a product change and orders handling it",
+            "Delay between a product's archiving and orders handling it",
             self.lag_seconds.clone(),
         );
         metrics.register(
@@ -151,7 +154,9 @@ impl Follower {
             let this = Arc::new(self.clone());
             let outcome = self
                 .products
-                .follow(after, |event| {
+                // Only archives matter here; the stock changes of every order are left out
+                // (progress frames still move the cursor past them).
+                .follow(after, &[ChangeKind::Archived], |event| {
                     let (this, handled) = (this.clone(), handled.clone());
                     async move {
                         this.metrics.connected.set(1);
@@ -205,6 +210,7 @@ impl Follower {
                 self.metrics.lag_seconds.set(lag.as_seconds_f64().max(0.0));
                 e.seq
             }
+            FeedEvent::Progress { seq } => seq,
             FeedEvent::Resync { oldest_available } => {
                 tracing::warn!(
                     oldest_available,

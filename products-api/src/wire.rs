@@ -329,6 +329,17 @@ pub enum ChangeKind {
     Archived,
 }
 
+impl ChangeKind {
+    /// Its name, as in the SSE `event:` field and the feed's `kinds` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Archived => "archived",
+        }
+    }
+}
+
 /// One change-feed event (the `data:` of a Server-Sent Event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProductEvent {

@@ -5,7 +5,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 use utoipa::openapi::schema::{
-    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
@@ -72,8 +72,9 @@ impl Modify for ProblemResponses {
 /// Describes the events of a Server-Sent Events endpoint (`text/event-stream` at `path`, status
 /// 200) as Open API 3.1 reads a stream: one schema per event, with the SSE fields `id` (the
 /// sequence number), `event` (one of `kinds`, or `resync`) and `data` (a JSON text whose schema
-/// is the component `data`; a `resync` event's data is a [`Resync`]); or, for a client that
-/// reads the response whole, a string.
+/// is the component `data`; a `resync` event's data is a [`Resync`]); a frame with only an `id`
+/// (the position reached past events left out by `kinds`, see [`crate::sse`]); or, for a client
+/// that reads the response whole, a string.
 #[derive(Debug)]
 pub struct EventStream {
     /// The endpoint's path, e.g. `/products/events`.
@@ -142,7 +143,25 @@ impl Modify for EventStream {
         let whole = ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some("The stream as text, read whole (`follow=false`)"));
-        let schema = OneOfBuilder::new().item(whole).item(event).build();
+        let progress = ObjectBuilder::new()
+            .description(Some(
+                "The position the stream has reached past events it left out (not of the \
+                 `kinds` asked for, or not visible to the caller): only an `id`, no data, so \
+                 browsers record it as the last event id and dispatch nothing",
+            ))
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$")),
+            )
+            .required("id")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let schema = OneOfBuilder::new()
+            .item(whole)
+            .item(event)
+            .item(progress)
+            .build();
         ok.content.insert(
             "text/event-stream".to_owned(),
             RefOr::T(

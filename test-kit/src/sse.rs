@@ -42,11 +42,34 @@ impl Events {
 
     async fn next_frame(&mut self) -> Frame {
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let raw: String = self.buffer.drain(..end + 2).collect();
-                if let Some(frame) = parse_frame(&raw) {
-                    return frame;
+            if let Some(frame) = parse_frame(&self.next_raw_frame().await) {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame with an `id:` line, data or not, as its text (a progress frame past
+    /// left-out events is `id: SEQ` alone), failing after [`DEADLINE`].
+    pub async fn next_with_id(&mut self) -> String {
+        let next = async {
+            loop {
+                let raw = self.next_raw_frame().await;
+                if raw.lines().any(|l| l.starts_with("id: ")) {
+                    return raw;
                 }
+            }
+        };
+        match tokio::time::timeout(DEADLINE, next).await {
+            Ok(raw) => raw,
+            Err(_) => panic!("no frame with an id within {DEADLINE:?}"),
+        }
+    }
+
+    /// The next frame's text, whatever it holds.
+    async fn next_raw_frame(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                return self.buffer.drain(..end + 2).collect();
             }
             let chunk = self
                 .res

@@ -33,7 +33,7 @@ pub async fn feed(
         &state.closing,
         move |event| {
             let mine = event.record.data.is_visible_to(&caller);
-            mine.then(|| serde_json::to_value(OrderEvent::from(event)).ok())
+            mine.then(|| serde_json::to_string(&OrderEvent::from(event)).ok())
                 .flatten()
         },
     )

@@ -1,6 +1,6 @@
 //! The change feed: `GET /products/events` read as Server-Sent Events.
 
-use crate::wire::ProductEvent;
+use crate::wire::{ChangeKind, ProductEvent};
 
 use super::{ClientError, ProductsClient, check_status};
 
@@ -9,6 +9,11 @@ use super::{ClientError, ProductsClient, check_status};
 pub enum FeedEvent {
     /// A product changed.
     Change(ProductEvent),
+    /// Events up to `seq` were left out (not of the kinds asked for): continue after it.
+    Progress {
+        /// The stream's position.
+        seq: u64,
+    },
     /// The feed no longer holds events after the requested sequence: reconcile fully.
     Resync {
         /// The oldest sequence still retained.
@@ -17,19 +22,27 @@ pub enum FeedEvent {
 }
 
 impl ProductsClient {
-    /// Follows the change feed after `after`, calling `on_event` for each event until the
-    /// stream ends or `on_event` returns `false`. Returns the last sequence handled.
-    pub async fn follow<F, Fut>(&self, after: u64, mut on_event: F) -> Result<u64, ClientError>
+    /// Follows the change feed after `after`, calling `on_event` for each event of the
+    /// `kinds` asked for (all if empty) and for each [`FeedEvent::Progress`] past the others,
+    /// until the stream ends or `on_event` returns `false`. Returns the last sequence handled.
+    pub async fn follow<F, Fut>(
+        &self,
+        after: u64,
+        kinds: &[ChangeKind],
+        mut on_event: F,
+    ) -> Result<u64, ClientError>
     where
         F: FnMut(FeedEvent) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        let mut url = format!("{}/products/events?after={after}", self.config.base_url);
+        for (i, kind) in kinds.iter().enumerate() {
+            url.push_str(if i == 0 { "&kinds=" } else { "," });
+            url.push_str(kind.as_str());
+        }
         let mut res = self
             .http()
-            .get(format!(
-                "{}/products/events?after={after}",
-                self.config.base_url
-            ))
+            .get(url)
             .bearer_auth(&self.config.token)
             .send()
             .await
@@ -48,8 +61,10 @@ impl ProductsClient {
                 let Some(event) = parse_frame(&frame)? else {
                     continue;
                 };
-                if let FeedEvent::Change(e) = &event {
-                    last = e.seq;
+                match &event {
+                    FeedEvent::Change(e) => last = e.seq,
+                    FeedEvent::Progress { seq } => last = *seq,
+                    FeedEvent::Resync { .. } => {}
                 }
                 if !on_event(event).await {
                     return Ok(last);
@@ -63,15 +78,27 @@ impl ProductsClient {
 /// Parses one SSE frame; `None` for comments and the `retry:` line.
 fn parse_frame(frame: &str) -> Result<Option<FeedEvent>, ClientError> {
     let mut event = None;
+    let mut id = None;
     let mut data = String::new();
     for line in frame.lines() {
         if let Some(v) = line.strip_prefix("event:") {
             event = Some(v.trim().to_owned());
         } else if let Some(v) = line.strip_prefix("data:") {
             data.push_str(v.trim_start());
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim());
         }
     }
-    let Some(event) = event else { return Ok(None) };
+    let Some(event) = event else {
+        // A frame with only an id: how far the stream has got past left-out events.
+        return match id {
+            Some(id) if data.is_empty() => id
+                .parse()
+                .map(|seq| Some(FeedEvent::Progress { seq }))
+                .map_err(|_| ClientError::Decode(format!("progress id {id:?}"))),
+            _ => Ok(None),
+        };
+    };
     let decode = |e: serde_json::Error| ClientError::Decode(format!("{event} event: {e}"));
     if event == "resync" {
         let v: serde_json::Value = serde_json::from_str(&data).map_err(decode)?;
@@ -92,6 +119,11 @@ mod tests {
     fn frames_parse() {
         assert_eq!(parse_frame("retry: 2000\n\n").unwrap(), None);
         assert_eq!(parse_frame(": keep-alive\n\n").unwrap(), None);
+        assert_eq!(
+            parse_frame("id: 42\n\n").unwrap(),
+            Some(FeedEvent::Progress { seq: 42 })
+        );
+        assert!(parse_frame("id: soon\n\n").is_err());
         let resync = parse_frame("event: resync\ndata: {\"oldest_available\":7}\n\n").unwrap();
         assert_eq!(
             resync,

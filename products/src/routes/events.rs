@@ -29,6 +29,6 @@ pub async fn feed(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
     sse::respond(&req, &state.service.changes(), &state.closing, |event| {
-        product_event(event).and_then(|e| serde_json::to_value(e).ok())
+        product_event(event).and_then(|e| serde_json::to_string(&e).ok())
     })
 }

@@ -147,8 +147,96 @@ async fn feed_without_follow_ends_at_the_current_end() {
     app.stop().await;
 }
 
+/// `kinds=archived` sends the archives only; the changes it leaves out still move the
+/// stream's position, told by a frame with only an `id:` line, so a client resuming from it
+/// starts after them.
+#[actix_web::test]
+async fn a_feed_of_some_kinds_leaves_the_others_out_but_tells_its_position() {
+    // Arrange: created (1), updated (2), archived (3), created (4).
+    let app = spawn_app().await;
+    let tea = id_of(&app.create_ok("Tea", "1.00").await);
+    let res = app.patch(&tea, &json!({"price": "2.00"}), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.delete(&tea, None).await.status(), 204);
+    app.create_ok("Cake", "3.00").await;
+
+    // Act
+    let res = open(&app, "?after=0&follow=false&kinds=archived", None).await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
+        .await
+        .expect("the stream ends by itself")
+        .unwrap();
+    let both = open(&app, "?after=0&follow=false&kinds=created,archived", None).await;
+    let both = both.text().await.unwrap();
+
+    // Assert
+    let frames: Vec<&str> = body
+        .split("\n\n")
+        .filter(|f| f.starts_with("id: "))
+        .collect();
+    assert_eq!(frames.len(), 2, "{body}");
+    assert!(
+        frames[0].starts_with("id: 3\nevent: archived\ndata: "),
+        "{body}"
+    );
+    assert!(frames[0].contains(&tea), "{body}");
+    assert_eq!(
+        frames[1], "id: 4",
+        "the position past the last left-out event: {body}"
+    );
+    let ids: Vec<&str> = both.lines().filter(|l| l.starts_with("id: ")).collect();
+    assert_eq!(ids, ["id: 1", "id: 3", "id: 4"], "{both}");
+    assert!(!both.contains("event: updated"), "{both}");
+    app.stop().await;
+}
+
+/// Following with `kinds`, a change left out is told as a position within about a second,
+/// many of them in quick succession as one position, not one frame each; an event of a kind
+/// asked for comes as usual.
+#[actix_web::test]
+async fn a_followed_feed_of_some_kinds_tells_its_position_soon() {
+    // Arrange
+    let app = spawn_app().await;
+    let tea = id_of(&app.create_ok("Tea", "1.00").await);
+    let mut events = Events::new(open(&app, "?after=1&kinds=archived", None).await);
+
+    // Act: an update (left out), then ten more, then an archive.
+    let res = app.patch(&tea, &json!({"price": "2.00"}), None).await;
+    assert_eq!(res.status(), 200);
+    let first = events.next_with_id().await;
+    for cents in 0..10 {
+        let body = json!({"price": format!("3.{cents:02}")});
+        assert_eq!(app.patch(&tea, &body, None).await.status(), 200);
+    }
+    assert_eq!(app.delete(&tea, None).await.status(), 204);
+    let mut told = Vec::new();
+    let archived = loop {
+        let frame = events.next_with_id().await;
+        if frame.contains("event: archived") {
+            break frame;
+        }
+        told.push(frame);
+    };
+
+    // Assert
+    assert_eq!(first, "id: 2\n\n");
+    assert!(told.len() < 10, "one frame per left-out change: {told:?}");
+    let seqs: Vec<u64> = told
+        .iter()
+        .map(|f| f.trim().strip_prefix("id: ").unwrap().parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seqs.iter().all(|s| (3..=12).contains(s)), "{seqs:?}");
+    assert!(
+        archived.starts_with("id: 13\nevent: archived\n"),
+        "{archived}"
+    );
+    drop(events);
+    app.stop_now().await;
+}
+
 /// The feed needs a token (401) with the read right (403); a bad `Last-Event-ID`, a sequence
-/// past 2^53 or an unknown parameter answers 400.
+/// past 2^53, an unknown kind or an unknown parameter answers 400.
 #[actix_web::test]
 async fn feed_refuses_bad_requests() {
     // Arrange
@@ -171,6 +259,8 @@ async fn feed_refuses_bad_requests() {
     let bad_after = open(&app, "?after=-1", None).await;
     let too_far = open(&app, "?after=9007199254740993", None).await;
     let too_far_id = open(&app, "", Some("9007199254740993")).await;
+    let bad_kind = open(&app, "?kinds=archived,deleted", None).await;
+    let no_kind = open(&app, "?kinds=", None).await;
 
     // Assert
     assert_problem(anonymous, 401, "unauthorized").await;
@@ -180,6 +270,13 @@ async fn feed_refuses_bad_requests() {
     assert_problem(bad_after, 400, "bad-request").await;
     assert_problem(too_far, 400, "bad-request").await;
     assert_problem(too_far_id, 400, "bad-request").await;
+    let problem = assert_problem(bad_kind, 400, "bad-request").await;
+    assert_eq!(problem["errors"][0]["field"], "kinds", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("\"deleted\""),
+        "{problem}"
+    );
+    assert_problem(no_kind, 400, "bad-request").await;
     app.stop().await;
 }
 
