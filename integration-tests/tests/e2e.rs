@@ -764,3 +764,17 @@ async fn the_grafana_dashboard_queries_only_metrics_the_services_export() {
         );
     }
 }
+
+/// Every service binary runs on mimalloc (service-kit's `Allocator`), built with the option
+/// `.cargo/config.toml` sets: its option names are in the binary only if it is linked in.
+#[test]
+fn the_binaries_are_linked_with_mimalloc() {
+    for name in ["products", "orders", "shop"] {
+        let bytes = std::fs::read(integration_tests::binary(name)).unwrap();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            has(b"arena_eager_commit"),
+            "{name} is not linked with mimalloc"
+        );
+    }
+}

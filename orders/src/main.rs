@@ -4,6 +4,9 @@ use clap::Parser;
 use orders::configuration::Config;
 use service_kit::telemetry;
 
+#[global_allocator]
+static ALLOCATOR: service_kit::Allocator = service_kit::Allocator;
+
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();

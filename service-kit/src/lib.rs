@@ -33,4 +33,11 @@ pub mod sse;
 pub mod telemetry;
 
 pub use auth::{AuthError, Authenticator, Caller, Operation};
+
+/// The allocator every service binary installs (`#[global_allocator]` in its `main.rs`):
+/// mimalloc, whose per-thread free lists make a request's many small allocations cheaper than
+/// glibc's malloc, which took 15–18% of both services' CPU placing orders; with it an order
+/// costs 13–22% less CPU (BENCHMARKS.md, 2026-12-03). Built to commit arena memory only as it
+/// is used (`.cargo/config.toml`), so that a service's resident memory stays at glibc's.
+pub use mimalloc::MiMalloc as Allocator;
 pub use problem::{ApiError, FieldError, Problem};

@@ -27,6 +27,10 @@ use crate::cli::{Cli, Command, ImportCommand, TokenCommand};
 /// Any failure of a subcommand: printed as `error: {it}`, exit status 1.
 type Error = Box<dyn std::error::Error>;
 
+/// The services' allocator, for `shop up` (which runs both in this process).
+#[global_allocator]
+static ALLOCATOR: service_kit::Allocator = service_kit::Allocator;
+
 fn main() -> ExitCode {
     match run(parse().into_command()) {
         Ok(()) => ExitCode::SUCCESS,
