@@ -136,19 +136,17 @@ impl Kinds {
             return Ok(Kinds::ALL);
         };
         raw.split(',').try_fold(Kinds(0), |set, name| {
-            let kind = match name {
-                "created" => EventKind::Created,
-                "updated" => EventKind::Updated,
-                "archived" => EventKind::Archived,
-                _ => {
-                    return Err(ApiError::bad_param(
+            let kind = EVENT_KINDS
+                .into_iter()
+                .find(|kind| kind_name(*kind) == name)
+                .ok_or_else(|| {
+                    ApiError::bad_param(
                         "kinds",
                         format!(
                             "unknown kind {name:?}: expected a comma-separated list of created, updated, archived"
                         ),
-                    ));
-                }
-            };
+                    )
+                })?;
             Ok(Kinds(set.0 | Kinds::bit(kind)))
         })
     }
@@ -158,7 +156,10 @@ impl Kinds {
     }
 }
 
-/// The name of an event kind, as in the `event:` line and the data's `kind`.
+/// Every kind of event.
+const EVENT_KINDS: [EventKind; 3] = [EventKind::Created, EventKind::Updated, EventKind::Archived];
+
+/// The name of an event kind, as in the `event:` line, the data's `kind` and `?kinds=`.
 fn kind_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Created => "created",
@@ -356,7 +357,7 @@ mod tests {
 
     #[test]
     fn kind_names_are_the_serialized_ones() {
-        for kind in [EventKind::Created, EventKind::Updated, EventKind::Archived] {
+        for kind in EVENT_KINDS {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind_name(kind));
         }
     }

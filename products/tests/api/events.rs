@@ -18,6 +18,15 @@ async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Respon
     req.send().await.unwrap()
 }
 
+/// Reads a `follow=false` feed whole (it must end by itself within 10 s).
+async fn read_whole(app: &TestApp, query: &str) -> String {
+    let res = open(app, query, None).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
+        .await
+        .expect("the stream ends by itself")
+        .unwrap()
+}
+
 /// Asserts a frame's id, event name and data members; returns the data.
 fn assert_frame(frame: Frame, seq: u64, kind: &str, product_id: &str, version: u64) -> Value {
     assert_eq!(frame.id, Some(seq), "{frame:?}");
@@ -128,16 +137,8 @@ async fn feed_without_follow_ends_at_the_current_end() {
     }
 
     // Act
-    let res = open(&app, "?after=0&follow=false", None).await;
-    let body = tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
-        .await
-        .expect("the stream ends by itself")
-        .unwrap();
-    let nothing_new = open(&app, "?follow=false", None).await;
-    let empty = tokio::time::timeout(std::time::Duration::from_secs(10), nothing_new.text())
-        .await
-        .expect("an empty backlog ends at once")
-        .unwrap();
+    let body = read_whole(&app, "?after=0&follow=false").await;
+    let empty = read_whole(&app, "?follow=false").await;
 
     // Assert
     let events: Vec<&str> = body.lines().filter(|l| l.starts_with("id: ")).collect();
@@ -161,13 +162,8 @@ async fn a_feed_of_some_kinds_leaves_the_others_out_but_tells_its_position() {
     app.create_ok("Cake", "3.00").await;
 
     // Act
-    let res = open(&app, "?after=0&follow=false&kinds=archived", None).await;
-    let body = tokio::time::timeout(std::time::Duration::from_secs(10), res.text())
-        .await
-        .expect("the stream ends by itself")
-        .unwrap();
-    let both = open(&app, "?after=0&follow=false&kinds=created,archived", None).await;
-    let both = both.text().await.unwrap();
+    let body = read_whole(&app, "?after=0&follow=false&kinds=archived").await;
+    let both = read_whole(&app, "?after=0&follow=false&kinds=created,archived").await;
 
     // Assert
     let frames: Vec<&str> = body
