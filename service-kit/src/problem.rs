@@ -360,7 +360,8 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let ApiError::Internal(cause) = self {
-            tracing::error!(%cause, "request failed");
+            let (service, request_id) = crate::telemetry::current_request();
+            tracing::error!(service, %request_id, %cause, "request failed");
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));

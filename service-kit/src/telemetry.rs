@@ -1,4 +1,11 @@
-//! Structured logs with `tracing`, and one span per request carrying its request id.
+//! Structured logs with `tracing`, and each request's service and id on the lines it logs.
+//!
+//! The request's id travels in a task-local ([`current_request`]), not in a `tracing` span:
+//! the few lines logged while a request is served (its access line, an internal error's cause)
+//! name it as fields, and the tens of thousands of requests a second that log nothing pay for
+//! no span (creating, entering, leaving and closing one was 7,000 instructions of a 53,000
+//! instruction `GET`, BENCHMARKS.md). At `debug` a `request` span is added, for the lines of
+//! other crates.
 
 use std::time::Instant;
 
@@ -96,6 +103,26 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
+/// The request a task is serving, for its log lines.
+#[derive(Debug, Clone)]
+struct Serving {
+    service: &'static str,
+    id: String,
+}
+
+tokio::task_local! {
+    static SERVING: Serving;
+}
+
+/// The service and request id of the request this task is serving (`"-"` for both outside
+/// one): log lines written while serving a request name them, e.g.
+/// `let (service, request_id) = current_request(); tracing::error!(service, request_id, ..)`.
+pub fn current_request() -> (&'static str, String) {
+    SERVING
+        .try_with(|s| (s.service, s.id.clone()))
+        .unwrap_or(("-", "-".to_owned()))
+}
+
 /// Accepts a client's request id if it is short and plain; otherwise a new one is made.
 fn acceptable(id: &str) -> bool {
     !id.is_empty()
@@ -126,9 +153,10 @@ fn new_request_id() -> String {
     String::from_utf8(id.to_vec()).expect("hex digits")
 }
 
-/// Middleware: a span per request with the service and the request id; one log line when the
-/// response is ready (with method, route, path, status and latency: at info for a 4xx, warn for
-/// a 5xx, debug otherwise); the id echoed in `X-Request-Id`.
+/// Middleware: the service and the request id for the lines logged while serving the request
+/// ([`current_request`]); one log line when the response is ready (with both, and method,
+/// route, path, status and latency: at info for a 4xx, warn for a 5xx, debug otherwise); the
+/// id echoed in `X-Request-Id`.
 pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -141,16 +169,20 @@ pub async fn request_span(
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
-    // Only the id in the span: every field is formatted when the span is created, and at
-    // tens of thousands of requests a second that cost shows (method and path are in the
-    // access line).
     let service = req
         .app_data::<actix_web::web::Data<ServiceName>>()
         .map_or("-", |n| n.0);
-    let span = tracing::info_span!("request", service, request_id = %id);
+    // Disabled below debug, where creating it costs one cached check.
+    let span = tracing::debug_span!("request", service, request_id = %id);
     let (method, path) = (req.method().clone(), req.path().to_owned());
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let serving = Serving {
+        service,
+        id: id.clone(),
+    };
+    let mut res = SERVING
+        .scope(serving, next.call(req).instrument(span.clone()))
+        .await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);
     }
@@ -161,12 +193,13 @@ pub async fn request_span(
     span.in_scope(|| {
         // Successful requests are debug: at info they cost a fifth of a small request's CPU
         // (measured with wrk, see BENCHMARKS.md). Refusals and failures are always logged.
+        let request_id = &id;
         if status >= 500 {
-            tracing::warn!(%method, route, %path, status, elapsed_ms, "request failed");
+            tracing::warn!(service, %request_id, %method, route, %path, status, elapsed_ms, "request failed");
         } else if status >= 400 {
-            tracing::info!(%method, route, %path, status, elapsed_ms, "request refused");
+            tracing::info!(service, %request_id, %method, route, %path, status, elapsed_ms, "request refused");
         } else {
-            tracing::debug!(%method, route, %path, status, elapsed_ms, "request done");
+            tracing::debug!(service, %request_id, %method, route, %path, status, elapsed_ms, "request done");
         }
     });
     Ok(res)
@@ -257,6 +290,71 @@ mod tests {
         ] {
             assert!(lines[0].contains(part), "{part} in {}", lines[0]);
         }
+    }
+
+    /// A line logged while a request is served (here an internal error's cause) names the
+    /// request's service and id, although no span is open at info; outside a request both are
+    /// `-`.
+    #[actix_web::test]
+    async fn lines_logged_while_serving_name_the_request() {
+        use actix_web::{App, middleware::from_fn, test, web};
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(ServiceName("widgets")))
+                .wrap(from_fn(request_span))
+                .route(
+                    "/boom",
+                    web::get().to(|| async {
+                        Err::<String, _>(crate::problem::ApiError::Internal("disk on fire".into()))
+                    }),
+                ),
+        )
+        .await;
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/boom")
+                .insert_header(("X-Request-Id", "req-2"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 500);
+        assert_eq!(
+            current_request(),
+            ("-", "-".to_owned()),
+            "outside a request"
+        );
+
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let cause = text
+            .lines()
+            .find(|l| l.contains("disk on fire"))
+            .unwrap_or_else(|| panic!("the cause is logged: {text}"));
+        for part in [
+            " ERROR ",
+            "service=\"widgets\"",
+            "request_id=req-2",
+            "request failed",
+        ] {
+            assert!(cause.contains(part), "{part} in {cause}");
+        }
+        let access = text
+            .lines()
+            .find(|l| l.contains(" WARN "))
+            .unwrap_or_else(|| panic!("the access line: {text}"));
+        assert!(
+            access.contains("request_id=req-2") && access.contains("status=500"),
+            "{access}"
+        );
+        assert!(!text.contains("request{"), "no span at info: {text}");
     }
 
     #[test]

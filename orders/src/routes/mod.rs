@@ -47,7 +47,8 @@ impl From<OrderError> for ApiError {
                 if !matches!(cause, ClientError::Unavailable(_)) {
                     // Our own token or request is wrong: an operator must look, the client can
                     // only retry.
-                    tracing::error!(error = %cause, "products refused or garbled a call from orders");
+                    let (service, request_id) = service_kit::telemetry::current_request();
+                    tracing::error!(service, %request_id, error = %cause, "products refused or garbled a call from orders");
                 }
                 ApiError::Unavailable {
                     detail: e.to_string(),
