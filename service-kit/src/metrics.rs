@@ -2,12 +2,14 @@
 //! and fsync latency, read at scrape time. Each app has its own registry, so two services in one
 //! process (`shop up`) keep their metrics apart.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::text::encode;
@@ -38,6 +40,19 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     requests: Family<HttpLabels, Counter>,
     latency: Family<HttpLabels, Histogram>,
+    /// Both HTTP metrics of each label set seen, found by method, status and route without
+    /// building the label strings or looking in each family (one lookup instead of two, and
+    /// no allocation, per request). Bounded as the families are: by the route table.
+    series: Arc<RwLock<HashMap<SeriesKey, Series>>>,
+}
+
+/// Method, status and route pattern.
+type SeriesKey = (Method, u16, String);
+
+/// A label set's counter and histogram (handles on the families' own).
+struct Series {
+    requests: Counter,
+    latency: Histogram,
 }
 
 impl fmt::Debug for Metrics {
@@ -78,6 +93,7 @@ impl Metrics {
             registry: Arc::new(Mutex::new(registry)),
             requests,
             latency,
+            series: Arc::default(),
         }
     }
 
@@ -125,9 +141,25 @@ impl Metrics {
         out
     }
 
-    fn observe(&self, labels: HttpLabels, seconds: f64) {
-        self.requests.get_or_create(&labels).inc();
-        self.latency.get_or_create(&labels).observe(seconds);
+    fn observe(&self, method: &Method, route: String, status: u16, seconds: f64) {
+        let key = (method.clone(), status, route);
+        if let Some(series) = self.series.read().unwrap().get(&key) {
+            series.requests.inc();
+            series.latency.observe(seconds);
+            return;
+        }
+        let labels = HttpLabels {
+            method: key.0.to_string(),
+            route: key.2.clone(),
+            status,
+        };
+        let series = Series {
+            requests: self.requests.get_or_create(&labels).clone(),
+            latency: self.latency.get_or_create(&labels).clone(),
+        };
+        series.requests.inc();
+        series.latency.observe(seconds);
+        self.series.write().unwrap().insert(key, series);
     }
 }
 
@@ -137,7 +169,7 @@ pub async fn track(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let started = Instant::now();
     let res = next.call(req).await?;
     if let Some(metrics) = metrics {
@@ -146,14 +178,8 @@ pub async fn track(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());
         if !route.starts_with("/docs") {
-            metrics.observe(
-                HttpLabels {
-                    method,
-                    route,
-                    status: res.status().as_u16(),
-                },
-                started.elapsed().as_secs_f64(),
-            );
+            let status = res.status().as_u16();
+            metrics.observe(&method, route, status, started.elapsed().as_secs_f64());
         }
     }
     Ok(res)
@@ -301,5 +327,45 @@ impl prometheus_client::collector::Collector for ProtocolErrorCollector {
             ConstCounter::new(n as f64).encode(metric.encode_family(&KindLabels { kind })?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The series cache counts into the families' own metrics: what `/metrics` shows is the
+    /// same whether a label set was seen before or not.
+    #[test]
+    fn repeated_label_sets_count_into_one_series_each() {
+        let m = Metrics::new();
+        m.observe(&Method::GET, "/things/{id}".into(), 200, 0.002);
+        m.observe(&Method::GET, "/things/{id}".into(), 200, 0.003);
+        m.observe(&Method::GET, "/things/{id}".into(), 404, 0.001);
+        m.observe(&Method::POST, "/things".into(), 201, 0.2);
+        let text = m.render();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let get_ok = r#"method="GET",route="/things/{id}",status="200""#;
+        assert_eq!(line(&format!("http_requests_total{{{get_ok}}}")), "2");
+        let get_404 = r#"method="GET",route="/things/{id}",status="404""#;
+        assert_eq!(line(&format!("http_requests_total{{{get_404}}}")), "1");
+        let post = r#"method="POST",route="/things",status="201""#;
+        assert_eq!(line(&format!("http_requests_total{{{post}}}")), "1");
+        assert_eq!(
+            line(&format!("http_request_duration_seconds_count{{{get_ok}}}")),
+            "2"
+        );
+        assert_eq!(
+            line(&format!("http_request_duration_seconds_sum{{{get_ok}}}")),
+            "0.005"
+        );
     }
 }
