@@ -116,11 +116,13 @@ pub async fn list(
         cursor: Some(cursor),
         ..params
     });
-    Ok(HttpResponse::Ok().json(OrderPage {
+    let capacity = (page.items.len() + 1) * http::RECORD_BODY_BYTES;
+    let body = OrderPage {
         items: page.items.iter().map(|r| OrderBody::from(&**r)).collect(),
         next_cursor: page.next_cursor,
         next,
-    }))
+    };
+    Ok(http::json(HttpResponse::Ok(), capacity, &body))
 }
 
 /// Change an order's lines (re-validated against products) and/or its status.

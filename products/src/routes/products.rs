@@ -111,11 +111,13 @@ pub async fn list(
         cursor: Some(cursor),
         ..params
     });
-    Ok(HttpResponse::Ok().json(ProductPage {
+    let capacity = (page.items.len() + 1) * http::RECORD_BODY_BYTES / 2;
+    let body = ProductPage {
         items: page.items.iter().map(|r| product_body(r)).collect(),
         next_cursor: page.next_cursor,
         next,
-    }))
+    };
+    Ok(http::json(HttpResponse::Ok(), capacity, &body))
 }
 
 /// Change a product's name and/or price.
