@@ -399,8 +399,8 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    #[test]
-    fn json_answers_the_body_or_a_problem_when_it_cannot_be_written() {
+    #[actix_web::test]
+    async fn json_answers_the_body_or_a_problem_when_it_cannot_be_written() {
         let res = json(
             HttpResponse::Ok(),
             8,
@@ -411,8 +411,7 @@ mod tests {
             res.headers().get(header::CONTENT_TYPE).unwrap(),
             "application/json"
         );
-        let body = actix_web::body::to_bytes(res.into_body());
-        let body = futures_executor_block_on(body).unwrap();
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
         assert_eq!(&body[..], br#"{"n":3,"name":"tea"}"#);
 
         struct Unwritable;
@@ -427,11 +426,6 @@ mod tests {
             res.headers().get(header::CONTENT_TYPE).unwrap(),
             "application/problem+json"
         );
-    }
-
-    /// Runs a future that needs no reactor (a body already in memory) to completion.
-    fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
-        actix_web::rt::System::new().block_on(f)
     }
 
     fn with(name: header::HeaderName, values: &[&str]) -> HttpRequest {

@@ -41,8 +41,8 @@ pub struct Metrics {
     requests: Family<HttpLabels, Counter>,
     latency: Family<HttpLabels, Histogram>,
     /// Both HTTP metrics of each label set seen, found by method, status and route without
-    /// building the label strings or looking in each family (one lookup instead of two, and
-    /// no allocation, per request). Bounded as the families are: by the route table.
+    /// building the label strings or looking in each family (one lookup instead of two per
+    /// request). Bounded as the families are: by the route table.
     series: Arc<RwLock<HashMap<SeriesKey, Series>>>,
 }
 
@@ -141,8 +141,8 @@ impl Metrics {
         out
     }
 
-    fn observe(&self, method: &Method, route: String, status: u16, seconds: f64) {
-        let key = (method.clone(), status, route);
+    fn observe(&self, method: Method, route: String, status: u16, seconds: f64) {
+        let key = (method, status, route);
         if let Some(series) = self.series.read().unwrap().get(&key) {
             series.requests.inc();
             series.latency.observe(seconds);
@@ -179,7 +179,7 @@ pub async fn track(
             .unwrap_or_else(|| "unmatched".to_owned());
         if !route.starts_with("/docs") {
             let status = res.status().as_u16();
-            metrics.observe(&method, route, status, started.elapsed().as_secs_f64());
+            metrics.observe(method, route, status, started.elapsed().as_secs_f64());
         }
     }
     Ok(res)
@@ -339,10 +339,10 @@ mod tests {
     #[test]
     fn repeated_label_sets_count_into_one_series_each() {
         let m = Metrics::new();
-        m.observe(&Method::GET, "/things/{id}".into(), 200, 0.002);
-        m.observe(&Method::GET, "/things/{id}".into(), 200, 0.003);
-        m.observe(&Method::GET, "/things/{id}".into(), 404, 0.001);
-        m.observe(&Method::POST, "/things".into(), 201, 0.2);
+        m.observe(Method::GET, "/things/{id}".into(), 200, 0.002);
+        m.observe(Method::GET, "/things/{id}".into(), 200, 0.003);
+        m.observe(Method::GET, "/things/{id}".into(), 404, 0.001);
+        m.observe(Method::POST, "/things".into(), 201, 0.2);
         let text = m.render();
         let line = |prefix: &str| {
             text.lines()

@@ -225,6 +225,21 @@ mod tests {
     #[derive(Clone, Default)]
     struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+    impl Sink {
+        /// Collects, until the guard drops, what this thread logs at info and above, in the
+        /// stock plain format without colours.
+        fn capture_info() -> (Self, tracing::subscriber::DefaultGuard) {
+            let sink = Sink::default();
+            let writer = sink.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .finish();
+            (sink, tracing::subscriber::set_default(subscriber))
+        }
+    }
+
     impl std::io::Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -240,14 +255,7 @@ mod tests {
     #[actix_web::test]
     async fn refusals_are_logged_at_info_successes_at_debug() {
         use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (sink, _guard) = Sink::capture_info();
         let app = test::init_service(
             App::new()
                 .app_data(web::Data::new(ServiceName("widgets")))
@@ -298,14 +306,7 @@ mod tests {
     #[actix_web::test]
     async fn lines_logged_while_serving_name_the_request() {
         use actix_web::{App, middleware::from_fn, test, web};
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (sink, _guard) = Sink::capture_info();
         let app = test::init_service(
             App::new()
                 .app_data(web::Data::new(ServiceName("widgets")))
