@@ -2,6 +2,8 @@
 //! these types) and its clients (orders), so that the two cannot drift apart.
 //!
 //! - [`wire`]: request and response bodies, query parameters and change-feed events.
+//! - a product's and a page's JSON written by hand for the server's hot paths
+//!   (`ProductBody::write_json`), byte for byte what serde writes.
 //! - [`money`]: exact amounts in cents, as both sides compute with them.
 //! - [`client`]: a typed client with one deadline per call, retries, a circuit breaker,
 //!   metrics and the change feed.
@@ -12,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+mod json;
 pub mod money;
 pub mod rfc3339;
 pub mod whole;

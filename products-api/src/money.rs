@@ -120,7 +120,7 @@ impl fmt::Display for Money {
 impl Money {
     /// The text `Display` gives (`12.50`), written into `buf` by hand: `collect_str` through
     /// `write!` cost about as much as the rest of a product's serialization of its scalars.
-    fn write_into(self, buf: &mut [u8; 24]) -> &str {
+    pub(crate) fn write_into(self, buf: &mut [u8; 24]) -> &str {
         let negative = self.0 < 0;
         let mut cents = self.0.unsigned_abs();
         let mut at = buf.len();

@@ -8,10 +8,10 @@ use serde::{Deserializer, Serializer};
 use time::{OffsetDateTime, UtcOffset};
 
 /// The longest text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-const MAX_LEN: usize = 30;
+pub(crate) const MAX_LEN: usize = 30;
 
 /// Writes `t` as RFC 3339 if its offset is UTC and its year has four digits; `None` otherwise.
-fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
+pub(crate) fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     if t.offset() != UtcOffset::UTC || !(0..10_000).contains(&t.year()) {
         return None;
     }

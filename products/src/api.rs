@@ -40,6 +40,18 @@ pub fn product_body(r: &Record<Entry>) -> ProductBody {
     }
 }
 
+/// A product record's body as the routes answer it: written by hand
+/// ([`ProductBody::write_json`], byte for byte its serde form), not through serde.
+///
+/// # Panics
+/// On another kind of record.
+pub fn product_json(
+    r: &Record<Entry>,
+) -> http::Written<impl Fn(&mut Vec<u8>) -> serde_json::Result<()>> {
+    let body = product_body(r);
+    http::Written(move |out: &mut Vec<u8>| body.write_json(out))
+}
+
 /// The body of an adjustment record.
 ///
 /// # Panics

@@ -154,15 +154,44 @@ pub fn if_none_match(req: &HttpRequest, version: u64) -> bool {
 /// and grows the buffer three or four times, copying it each time.
 pub const RECORD_BODY_BYTES: usize = 1024;
 
-/// Finishes `res` with `body` as JSON, serialized into a buffer of `capacity` bytes to begin
+/// A response body that becomes JSON: any `Serialize` value (through serde_json), or a hot
+/// path's own writer wrapped in [`Written`].
+pub trait JsonBody {
+    /// Appends the JSON text to `out`.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+}
+
+impl<T: Serialize + ?Sized> JsonBody for T {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+/// A body written by a function of its own rather than by serde (a product, a list page:
+/// see `products_api`'s `write_json`), which must write what serde would.
+pub struct Written<F>(pub F);
+
+impl<F: Fn(&mut Vec<u8>) -> serde_json::Result<()>> JsonBody for Written<F> {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        (self.0)(out)
+    }
+}
+
+impl<F> std::fmt::Debug for Written<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Written(..)")
+    }
+}
+
+/// Finishes `res` with `body` as JSON, written into a buffer of `capacity` bytes to begin
 /// with (see [`RECORD_BODY_BYTES`]; a page of `n` records can ask for `n` times that).
 pub fn json(
     mut res: actix_web::HttpResponseBuilder,
     capacity: usize,
-    body: &impl Serialize,
+    body: &impl JsonBody,
 ) -> HttpResponse {
     let mut buf = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut buf, body) {
+    match body.write_json(&mut buf) {
         Ok(()) => res.content_type("application/json").body(buf),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::Internal(format!(
             "the answer could not be written as JSON: {e}"
@@ -171,7 +200,7 @@ pub fn json(
 }
 
 /// `200 OK` with the ETag of `version` and a JSON body.
-pub fn ok(version: u64, body: &impl Serialize) -> HttpResponse {
+pub fn ok(version: u64, body: &impl JsonBody) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.insert_header((header::ETAG, etag(version)));
     json(res, RECORD_BODY_BYTES, body)
@@ -179,7 +208,7 @@ pub fn ok(version: u64, body: &impl Serialize) -> HttpResponse {
 
 /// A read: `304 Not Modified` if `If-None-Match` names `version`, else `200` with the ETag and
 /// the body `render` makes (only made when it is sent).
-pub fn read<B: Serialize>(
+pub fn read<B: JsonBody>(
     req: &HttpRequest,
     version: u64,
     render: impl FnOnce() -> B,
@@ -198,7 +227,7 @@ pub fn created(
     location: String,
     version: u64,
     replayed: bool,
-    body: &impl Serialize,
+    body: &impl JsonBody,
 ) -> HttpResponse {
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, location));
@@ -426,6 +455,18 @@ mod tests {
             res.headers().get(header::CONTENT_TYPE).unwrap(),
             "application/problem+json"
         );
+
+        // A writer of its own: its bytes as they are, its error as a 500.
+        let written = Written(|out: &mut Vec<u8>| {
+            out.extend_from_slice(br#"{"own":true}"#);
+            Ok(())
+        });
+        let res = json(HttpResponse::Ok(), 8, &written);
+        assert_eq!(res.status(), 200);
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+        assert_eq!(&body[..], br#"{"own":true}"#);
+        let failing = Written(|_: &mut Vec<u8>| Err(serde::ser::Error::custom("no")));
+        assert_eq!(json(HttpResponse::Ok(), 8, &failing).status(), 500);
     }
 
     fn with(name: header::HeaderName, values: &[&str]) -> HttpRequest {

@@ -15,7 +15,7 @@ use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation};
 
 use super::{ProductsState, RESOURCE};
-use crate::api::{adjustment_body, listing, product_body};
+use crate::api::{adjustment_body, listing, product_body, product_json};
 use crate::domain::{self, NewProduct, ProductPatch, raw_fields};
 
 /// Create a product.
@@ -56,7 +56,7 @@ pub async fn create(
         format!("/products/{}", product.id),
         product.version,
         created.replayed,
-        &product_body(product),
+        &product_json(product),
     ))
 }
 
@@ -78,7 +78,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, RESOURCE, Operation::Read)?;
     let product = state.service.get(http::parse_id(&id, "product")?)?;
-    Ok(http::read(&req, product.version, || product_body(&product)))
+    Ok(http::read(&req, product.version, || product_json(&product)))
 }
 
 /// List products, a page at a time.
@@ -117,7 +117,11 @@ pub async fn list(
         next_cursor: page.next_cursor,
         next,
     };
-    Ok(http::json(HttpResponse::Ok(), capacity, &body))
+    Ok(http::json(
+        HttpResponse::Ok(),
+        capacity,
+        &http::Written(|out: &mut Vec<u8>| body.write_json(out)),
+    ))
 }
 
 /// Change a product's name and/or price.
@@ -144,7 +148,7 @@ pub async fn update(
     let expected = if_match(&req)?;
     let patch = ProductPatch::from_fields(&raw_fields(&body.bytes().await?)?)?;
     let product = state.service.change(id, expected, patch).await?;
-    Ok(http::ok(product.version, &product_body(&product)))
+    Ok(http::ok(product.version, &product_json(&product)))
 }
 
 /// Archive a product: it leaves lists, reads say 410, new orders for it are refused.
