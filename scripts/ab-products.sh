@@ -4,7 +4,7 @@
 # 10,000 seeded products, with the server's CPU per request from /proc. Every load is bounded.
 #   WHAT=get|list|post ROUNDS=3 SECS=6 CONNS=64 scripts/ab-products.sh DIR_A DIR_B
 # EXTRA="--memory index --cache-mb 8" passes more arguments to both services.
-# `get` also runs B's ceiling, statically and driven by the same Lua script as the GET.
+# `get` and `list` also run B's ceiling, statically and driven by the same Lua script as the GET.
 set -euo pipefail
 . "$(dirname "$0")/lib/products-lua.sh"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
@@ -49,7 +49,7 @@ for round in $(seq ${ROUNDS:-3}); do
     set -- $pair
     case "${WHAT:-get}" in
       get) ceiling "$2" "$1-ceiling"; one "$2" "$1-get" always http://127.0.0.1:18181/ "$W/get.lua" ;;
-      list) one "$2" "$1-list" always "http://127.0.0.1:18181/products?limit=20" "$W/list.lua" ;;
+      list) ceiling "$2" "$1-ceiling"; one "$2" "$1-list" always "http://127.0.0.1:18181/products?limit=20" "$W/list.lua" ;;
       post) one "$2" "$1-post-always" always http://127.0.0.1:18181/products "$W/post.lua"
             one "$2" "$1-post-never" never http://127.0.0.1:18181/products "$W/post.lua" ;;
     esac
