@@ -9,11 +9,39 @@
 
 use time::OffsetDateTime;
 
+use crate::Money;
 use crate::wire::{ProductBody, ProductPage};
 
-impl ProductBody {
-    /// Appends this product's JSON to `out`: the same bytes as `serde_json::to_writer`, and
-    /// the same error for a timestamp RFC 3339 cannot express (an offset with seconds).
+/// A product's fields, borrowed: what the server writes from a stored record without first
+/// copying its name into a [`ProductBody`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProductView<'a> {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// Its unit price.
+    pub price: Money,
+    /// Its version (the ETag).
+    pub version: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Whether it is archived.
+    pub archived: bool,
+    /// Units in stock, if tracked.
+    pub stock: Option<u64>,
+    /// Units held by reservations.
+    pub reserved: u64,
+    /// Units that can still be ordered, if tracked.
+    pub available: Option<u64>,
+}
+
+impl ProductView<'_> {
+    /// Appends the product's JSON to `out`: the same bytes as `serde_json::to_writer` of the
+    /// same [`ProductBody`], and the same error for a timestamp RFC 3339 cannot express (an
+    /// offset with seconds).
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(
@@ -23,7 +51,7 @@ impl ProductBody {
                 .as_bytes(),
         );
         out.extend_from_slice(b"\",\"name\":");
-        string(out, &self.name);
+        string(out, self.name);
         out.extend_from_slice(b",\"price\":\"");
         out.extend_from_slice(self.price.write_into(&mut [0; 24]).as_bytes());
         out.extend_from_slice(b"\",\"version\":");
@@ -46,28 +74,67 @@ impl ProductBody {
     }
 }
 
+impl ProductBody {
+    /// Its fields, borrowed.
+    pub fn view(&self) -> ProductView<'_> {
+        ProductView {
+            id: self.id,
+            name: &self.name,
+            price: self.price,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            archived: self.archived,
+            stock: self.stock,
+            reserved: self.reserved,
+            available: self.available,
+        }
+    }
+
+    /// Appends this product's JSON to `out` (see [`ProductView::write_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        self.view().write_json(out)
+    }
+}
+
 impl ProductPage {
     /// Appends this page's JSON to `out`: the same bytes (or error) as `serde_json::to_writer`.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.extend_from_slice(b"{\"items\":[");
-        for (i, item) in self.items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            item.write_json(out)?;
-        }
-        out.push(b']');
-        if let Some(cursor) = &self.next_cursor {
-            out.extend_from_slice(b",\"next_cursor\":");
-            string(out, cursor);
-        }
-        if let Some(next) = &self.next {
-            out.extend_from_slice(b",\"next\":");
-            string(out, next);
-        }
-        out.push(b'}');
-        Ok(())
+        write_page(
+            out,
+            self.items.iter().map(ProductBody::view),
+            self.next_cursor.as_deref(),
+            self.next.as_deref(),
+        )
     }
+}
+
+/// Appends the JSON of a [`ProductPage`] of these items, cursor and next link to `out`, written
+/// from borrowed products: the same bytes as the page's own [`ProductPage::write_json`].
+pub fn write_page<'a>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = ProductView<'a>>,
+    next_cursor: Option<&str>,
+    next: Option<&str>,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(b"{\"items\":[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item.write_json(out)?;
+    }
+    out.push(b']');
+    if let Some(cursor) = next_cursor {
+        out.extend_from_slice(b",\"next_cursor\":");
+        string(out, cursor);
+    }
+    if let Some(next) = next {
+        out.extend_from_slice(b",\"next\":");
+        string(out, next);
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A JSON string: copied whole when no byte needs escaping (the control characters, `"` and

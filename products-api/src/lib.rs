@@ -3,7 +3,7 @@
 //!
 //! - [`wire`]: request and response bodies, query parameters and change-feed events.
 //! - a product's and a page's JSON written by hand for the server's hot paths
-//!   (`ProductBody::write_json`), byte for byte what serde writes.
+//!   ([`ProductView`], [`write_page`]), byte for byte what serde writes.
 //! - [`money`]: exact amounts in cents, as both sides compute with them.
 //! - [`client`]: a typed client with one deadline per call, retries, a circuit breaker,
 //!   metrics and the change feed.
@@ -20,6 +20,7 @@ pub mod rfc3339;
 pub mod whole;
 pub mod wire;
 
+pub use json::{ProductView, write_page};
 pub use money::Money;
 pub use whole::whole_number;
 pub use wire::*;

@@ -10,37 +10,50 @@ use time::{OffsetDateTime, UtcOffset};
 /// The longest text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub(crate) const MAX_LEN: usize = 30;
 
+/// The two digits of every number below 100: a table read instead of a division per digit.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
+
 /// Writes `t` as RFC 3339 if its offset is UTC and its year has four digits; `None` otherwise.
 pub(crate) fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     if t.offset() != UtcOffset::UTC || !(0..10_000).contains(&t.year()) {
         return None;
     }
-    let two = |buf: &mut [u8], at: usize, v: u8| {
-        buf[at] = b'0' + v / 10;
-        buf[at + 1] = b'0' + v % 10;
+    let two = |buf: &mut [u8; MAX_LEN], at: usize, v: u32| {
+        buf[at..at + 2].copy_from_slice(&PAIRS[v as usize % 100]);
     };
-    let year = t.year() as u16;
-    two(buf, 0, (year / 100) as u8);
-    two(buf, 2, (year % 100) as u8);
+    let (year, month, day) = t.to_calendar_date();
+    let year = year as u32;
+    two(buf, 0, year / 100);
+    two(buf, 2, year % 100);
     buf[4] = b'-';
-    two(buf, 5, u8::from(t.month()));
+    two(buf, 5, u32::from(u8::from(month)));
     buf[7] = b'-';
-    two(buf, 8, t.day());
+    two(buf, 8, u32::from(day));
     buf[10] = b'T';
-    two(buf, 11, t.hour());
+    let (hour, minute, second, nanos) = t.to_hms_nano();
+    two(buf, 11, u32::from(hour));
     buf[13] = b':';
-    two(buf, 14, t.minute());
+    two(buf, 14, u32::from(minute));
     buf[16] = b':';
-    two(buf, 17, t.second());
+    two(buf, 17, u32::from(second));
     let mut len = 19;
-    let mut nanos = t.nanosecond();
     if nanos != 0 {
-        // Nine digits, then the trailing zeros dropped (as `time` does).
+        // Nine digits (one, then four pairs), then the trailing zeros dropped (as `time` does).
         buf[19] = b'.';
-        for i in (20..29).rev() {
-            buf[i] = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
-        }
+        buf[20] = b'0' + (nanos / 100_000_000) as u8;
+        let rest = nanos % 100_000_000;
+        two(buf, 21, rest / 1_000_000);
+        two(buf, 23, rest / 10_000 % 100);
+        two(buf, 25, rest / 100 % 100);
+        two(buf, 27, rest % 100);
         len = 29;
         while buf[len - 1] == b'0' {
             len -= 1;

@@ -2,8 +2,8 @@
 //! made from its records, and list parameters checked into a [`Listing`].
 
 use products_api::{
-    ChangeKind, ListQuery, Money, ProductBody, ProductEvent, ReservationBody, ReserveRequest,
-    ReservedLine, SortField, SortOrder, StockAdjustment,
+    ChangeKind, ListQuery, Money, ProductBody, ProductEvent, ProductView, ReservationBody,
+    ReserveRequest, ReservedLine, SortField, SortOrder, StockAdjustment,
 };
 use service_kit::ApiError;
 use service_kit::FieldError;
@@ -18,17 +18,17 @@ pub const MAX_LINES: usize = 100;
 /// Most units of one product in one reservation.
 pub const MAX_QUANTITY: u32 = 10_000;
 
-/// The body of a product record.
+/// A product record's fields, borrowed, for writing its JSON.
 ///
 /// # Panics
 /// On another kind of record: the service hands out products where it says so.
-pub fn product_body(r: &Record<Entry>) -> ProductBody {
+pub fn product_view(r: &Record<Entry>) -> ProductView<'_> {
     let Entry::Product(p) = &r.data else {
         unreachable!("not a product record: {}", r.id)
     };
-    ProductBody {
+    ProductView {
         id: r.id,
-        name: p.name.as_str().to_owned(),
+        name: p.name.as_str(),
         price: p.price,
         version: r.version,
         created_at: r.created_at,
@@ -40,16 +40,35 @@ pub fn product_body(r: &Record<Entry>) -> ProductBody {
     }
 }
 
+/// The body of a product record.
+///
+/// # Panics
+/// On another kind of record.
+pub fn product_body(r: &Record<Entry>) -> ProductBody {
+    let v = product_view(r);
+    ProductBody {
+        id: v.id,
+        name: v.name.to_owned(),
+        price: v.price,
+        version: v.version,
+        created_at: v.created_at,
+        updated_at: v.updated_at,
+        archived: v.archived,
+        stock: v.stock,
+        reserved: v.reserved,
+        available: v.available,
+    }
+}
+
 /// A product record's body as the routes answer it: written by hand
-/// ([`ProductBody::write_json`], byte for byte its serde form), not through serde.
+/// ([`ProductView::write_json`], byte for byte its serde form), not through serde.
 ///
 /// # Panics
 /// On another kind of record.
 pub fn product_json(
     r: &Record<Entry>,
-) -> http::Written<impl Fn(&mut Vec<u8>) -> serde_json::Result<()>> {
-    let body = product_body(r);
-    http::Written(move |out: &mut Vec<u8>| body.write_json(out))
+) -> http::Written<impl Fn(&mut Vec<u8>) -> serde_json::Result<()> + '_> {
+    http::Written(move |out: &mut Vec<u8>| product_view(r).write_json(out))
 }
 
 /// The body of an adjustment record.

@@ -16,6 +16,18 @@ pub fn etag(version: u64) -> String {
     format!("\"{version}\"")
 }
 
+/// [`etag`] as a header value, written without the formatting machinery (every read and
+/// write answers one).
+fn etag_header(version: u64) -> header::HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(version).as_bytes();
+    let mut text = [0u8; 22]; // the quotes and at most 20 digits
+    text[0] = b'"';
+    text[1..=digits.len()].copy_from_slice(digits);
+    text[digits.len() + 1] = b'"';
+    header::HeaderValue::from_bytes(&text[..digits.len() + 2]).expect("digits and quotes")
+}
+
 /// An entity tag of a conditional header: `"7"` or, weak, `W/"7"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityTag {
@@ -139,14 +151,16 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
 /// Whether `If-None-Match` names the current version (weak comparison, any tag of the list)
 /// or is `*`: then a read answers 304. A value that is not a list of tags matches nothing.
 pub fn if_none_match(req: &HttpRequest, version: u64) -> bool {
-    let current = version.to_string();
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.trim() == "*"
-                || parse_tags(v).is_some_and(|tags| tags.iter().any(|t| t.opaque == current))
-        })
+    let mut values = req.headers().get_all(header::IF_NONE_MATCH).peekable();
+    if values.peek().is_none() {
+        return false; // the usual case: nothing to format or compare
+    }
+    let mut current = itoa::Buffer::new();
+    let current = current.format(version);
+    values.filter_map(|v| v.to_str().ok()).any(|v| {
+        v.trim() == "*"
+            || parse_tags(v).is_some_and(|tags| tags.iter().any(|t| t.opaque == current))
+    })
 }
 
 /// Bytes a JSON body's buffer starts with: a record's body fits (one product is about 300
@@ -202,7 +216,7 @@ pub fn json(
 /// `200 OK` with the ETag of `version` and a JSON body.
 pub fn ok(version: u64, body: &impl JsonBody) -> HttpResponse {
     let mut res = HttpResponse::Ok();
-    res.insert_header((header::ETAG, etag(version)));
+    res.insert_header((header::ETAG, etag_header(version)));
     json(res, RECORD_BODY_BYTES, body)
 }
 
@@ -215,7 +229,7 @@ pub fn read<B: JsonBody>(
 ) -> HttpResponse {
     if if_none_match(req, version) {
         return HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag(version)))
+            .insert_header((header::ETAG, etag_header(version)))
             .finish();
     }
     ok(version, &render())
@@ -234,7 +248,7 @@ pub fn created(
     if replayed {
         res.insert_header(("Idempotent-Replayed", "true"));
     }
-    res.insert_header((header::ETAG, etag(version)));
+    res.insert_header((header::ETAG, etag_header(version)));
     json(res, RECORD_BODY_BYTES, body)
 }
 
@@ -359,8 +373,22 @@ pub fn next_page<Q: Serialize>(
     query: impl FnOnce(String) -> Q,
 ) -> Option<String> {
     next_cursor.map(|cursor| {
-        let query = serde_urlencoded::to_string(query(cursor.clone())).unwrap_or_default();
-        format!("{path}?{query}")
+        // The query is encoded straight after the path, into one string.
+        let mut url = String::with_capacity(path.len() + cursor.len() + 64);
+        url.push_str(path);
+        url.push('?');
+        let start = url.len();
+        let mut form = form_urlencoded::Serializer::for_suffix(url, start);
+        if query(cursor.clone())
+            .serialize(serde_urlencoded::Serializer::new(&mut form))
+            .is_err()
+        {
+            // Not a flat query: only the path (the list's types are flat, so this is a bug).
+            let mut url = form.finish();
+            url.truncate(start - 1);
+            return url;
+        }
+        form.finish()
     })
 }
 
@@ -531,7 +559,11 @@ mod tests {
         assert!(!inm("\"1\", W/\"2\"", 3));
         assert!(inm("*", 3));
         assert!(!inm("two", 2));
+        assert!(!if_none_match(&TestRequest::default().to_http_request(), 0));
         assert_eq!(etag(9), "\"9\"");
+        for v in [0, 9, 10, 12_345, u64::MAX] {
+            assert_eq!(etag_header(v).to_str().unwrap(), etag(v));
+        }
     }
 
     #[test]

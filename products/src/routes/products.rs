@@ -15,7 +15,7 @@ use service_kit::problem::Problem;
 use service_kit::{ApiError, Operation};
 
 use super::{ProductsState, RESOURCE};
-use crate::api::{adjustment_body, listing, product_body, product_json};
+use crate::api::{adjustment_body, listing, product_body, product_json, product_view};
 use crate::domain::{self, NewProduct, ProductPatch, raw_fields};
 
 /// Create a product.
@@ -112,15 +112,19 @@ pub async fn list(
         ..params
     });
     let capacity = (page.items.len() + 1) * http::RECORD_BODY_BYTES / 2;
-    let body = ProductPage {
-        items: page.items.iter().map(|r| product_body(r)).collect(),
-        next_cursor: page.next_cursor,
-        next,
+    // Written from the records themselves (the same bytes as a `ProductPage`'s serde form).
+    let body = |out: &mut Vec<u8>| {
+        products_api::write_page(
+            out,
+            page.items.iter().map(|r| product_view(r)),
+            page.next_cursor.as_deref(),
+            next.as_deref(),
+        )
     };
     Ok(http::json(
         HttpResponse::Ok(),
         capacity,
-        &http::Written(|out: &mut Vec<u8>| body.write_json(out)),
+        &http::Written(body),
     ))
 }
 
