@@ -34,7 +34,7 @@ pub fn options(dir: &Path, durability: Durability) -> StoreOptions<Entry> {
         .durability(durability)
         .index(BY_NAME, |e: &Entry| {
             e.as_product()
-                .map(|p| IndexKey::Str(p.name.as_str().to_lowercase()))
+                .map(|p| IndexKey::from(p.name.as_str().to_lowercase()))
                 .into_iter()
                 .collect()
         })

@@ -144,7 +144,7 @@ impl InFlight {
 
 /// The key under which a store indexes the records created with `key` by `owner`.
 pub fn index_key(owner: &str, key: &str) -> IndexKey {
-    IndexKey::Str(format!("{owner}\u{1f}{key}"))
+    IndexKey::from(format!("{owner}\u{1f}{key}"))
 }
 
 /// A stable fingerprint of a request body (SHA-256, hex) to tell a retry from a reuse.

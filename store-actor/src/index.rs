@@ -52,7 +52,7 @@ fn decode(bytes: &[u8]) -> IndexKey {
     match tag {
         0 => IndexKey::Bool(v[0] == 1),
         1 => IndexKey::Int((u64::from_be_bytes(v.try_into().expect("8 bytes")) ^ 1 << 63) as i64),
-        2 => IndexKey::Str(String::from_utf8(v.to_vec()).expect("encoded from a String")),
+        2 => IndexKey::Str(std::str::from_utf8(v).expect("encoded from a str").into()),
         3 => IndexKey::Uuid(Uuid::from_slice(v).expect("16 bytes")),
         _ => IndexKey::Time(
             (u128::from_be_bytes(v.try_into().expect("16 bytes")) ^ 1 << 127) as i128,
@@ -352,7 +352,7 @@ mod tests {
         prop_oneof![
             any::<bool>().prop_map(IndexKey::Bool),
             any::<i64>().prop_map(IndexKey::Int),
-            "[a-c]{0,4}".prop_map(IndexKey::Str),
+            "[a-c]{0,4}".prop_map(IndexKey::from),
             any::<u128>().prop_map(|n| IndexKey::Uuid(Uuid::from_u128(n))),
             any::<i128>().prop_map(IndexKey::Time),
         ]
@@ -377,7 +377,7 @@ mod tests {
             from in (0u8..7, 0u128..60),
             descending in any::<bool>(),
         ) {
-            let key = |k: u8| IndexKey::Str(format!("k{k}"));
+            let key = |k: u8| IndexKey::from(format!("k{k}"));
             let id = |i: usize| Uuid::from_u128(i as u128 * 2 + 1);
             let mut b = BaseBuilder::new(0);
             for i in 0..snapshot.len() {
@@ -467,7 +467,7 @@ mod tests {
         let dir = dir_of(50);
         let mut ib = IndexBuilder::new();
         for i in 0..50u32 {
-            ib.push(i, &IndexKey::Str(format!("name {:02}", 49 - i)));
+            ib.push(i, &IndexKey::from(format!("name {:02}", 49 - i)));
         }
         let before = ib.arena.len();
         let (base, _) = ib.build(&dir);
@@ -481,7 +481,7 @@ mod tests {
             .rev()
             .map(|i| {
                 (
-                    IndexKey::Str(format!("name {:02}", 49 - i)),
+                    IndexKey::from(format!("name {:02}", 49 - i)),
                     Uuid::from_u128(i),
                 )
             })

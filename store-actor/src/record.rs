@@ -1,5 +1,7 @@
 //! What the store keeps: records with their metadata, change events, and index keys.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -63,8 +65,9 @@ pub enum IndexKey {
     Bool(bool),
     /// An integer, e.g. a price in cents.
     Int(i64),
-    /// A string, compared byte-wise.
-    Str(String),
+    /// A string, compared byte-wise. Shared, not copied, when an index's tree copies a node
+    /// on write (a node holds dozens of keys).
+    Str(Arc<str>),
     /// A UUID, e.g. a reference to another record.
     Uuid(Uuid),
     /// A point in time (as Unix nanoseconds).
@@ -73,12 +76,12 @@ pub enum IndexKey {
 
 impl From<&str> for IndexKey {
     fn from(s: &str) -> Self {
-        IndexKey::Str(s.to_owned())
+        IndexKey::Str(s.into())
     }
 }
 impl From<String> for IndexKey {
     fn from(s: String) -> Self {
-        IndexKey::Str(s)
+        IndexKey::Str(s.into())
     }
 }
 impl From<i64> for IndexKey {
