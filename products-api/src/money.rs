@@ -100,9 +100,12 @@ impl FromStr for Money {
         } else {
             whole.parse().map_err(|_| MoneyError::NotDecimal)?
         };
-        let fraction: i64 = format!("{fraction:0<2}")
-            .parse()
-            .map_err(|_| MoneyError::NotDecimal)?;
+        // At most two digits, checked above: "5" is 50 cents, "05" is 5.
+        let fraction = fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(2)
+            .fold(0i64, |cents, digit| cents * 10 + i64::from(digit - b'0'));
         let cents = whole * 100 + fraction;
         if negative && cents != 0 {
             return Err(MoneyError::Negative);
@@ -197,6 +200,18 @@ mod tests {
             let m = Money::from_cents(cents).unwrap();
             proptest::prop_assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{m}\""));
         }
+
+        /// Any amount parses back from its text, and from its text without trailing zeros.
+        #[test]
+        fn parses_its_display(cents in 0..=MAX_CENTS) {
+            let m = Money::from_cents(cents).unwrap();
+            let text = m.to_string();
+            proptest::prop_assert_eq!(text.parse::<Money>(), Ok(m));
+            let (whole, fraction) = text.split_once('.').unwrap();
+            let fraction = fraction.trim_end_matches('0');
+            let short = if fraction.is_empty() { whole.to_owned() } else { format!("{whole}.{fraction}") };
+            proptest::prop_assert_eq!(short.parse::<Money>(), Ok(m), "{}", &short);
+        }
     }
 
     #[test]
@@ -222,6 +237,9 @@ mod tests {
             ("12.5", 1250),
             ("12.50", 1250),
             ("0.01", 1),
+            ("0.05", 5),
+            ("0.5", 50),
+            ("3.09", 309),
             ("007.10", 710),
             ("12.340", 1234),
         ] {

@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use uuid::Uuid;
+use uuid::fmt::Hyphenated;
 
 use crate::auth::{Authenticator, Caller, Operation};
 use crate::problem::ApiError;
@@ -235,21 +236,31 @@ pub fn read<B: JsonBody>(
     ok(version, &render())
 }
 
-/// `201 Created` at `location` with the ETag of `version`; a replayed idempotent create says
-/// so in `Idempotent-Replayed: true`.
+/// `201 Created` at `{collection}/{id}` (e.g. `/products/…`) with the ETag of `version`; a
+/// replayed idempotent create says so in `Idempotent-Replayed: true`.
 pub fn created(
-    location: String,
+    collection: &str,
+    id: Uuid,
     version: u64,
     replayed: bool,
     body: &impl JsonBody,
 ) -> HttpResponse {
     let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, location));
+    res.insert_header((header::LOCATION, location(collection, id)));
     if replayed {
         res.insert_header(("Idempotent-Replayed", "true"));
     }
     res.insert_header((header::ETAG, etag_header(version)));
     json(res, RECORD_BODY_BYTES, body)
+}
+
+/// `{collection}/{id}`, the id hyphenated, written without the formatting machinery.
+fn location(collection: &str, id: Uuid) -> String {
+    let mut location = String::with_capacity(collection.len() + 1 + Hyphenated::LENGTH);
+    location.push_str(collection);
+    location.push('/');
+    location.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    location
 }
 
 /// Parses a path id (after authorization, so anonymous callers learn nothing); `what` names it
@@ -584,12 +595,16 @@ mod tests {
     #[test]
     fn created_says_where_and_whether_replayed() {
         let body = serde_json::json!({});
-        let res = created("/things/1".into(), 1, false, &body);
+        let id = Uuid::from_u128(0xA1B2_C3D4_E5F6_0718_293A_4B5C_6D7E_8F90);
+        let res = created("/things", id, 1, false, &body);
         assert_eq!(res.status(), 201);
-        assert_eq!(res.headers().get(header::LOCATION).unwrap(), "/things/1");
+        assert_eq!(
+            res.headers().get(header::LOCATION).unwrap(),
+            "/things/a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90"
+        );
         assert_eq!(res.headers().get(header::ETAG).unwrap(), "\"1\"");
         assert!(res.headers().get("idempotent-replayed").is_none());
-        let res = created("/things/1".into(), 1, true, &body);
+        let res = created("/things", id, 1, true, &body);
         assert_eq!(res.headers().get("idempotent-replayed").unwrap(), "true");
     }
 

@@ -149,10 +149,7 @@ pub fn index_key(owner: &str, key: &str) -> IndexKey {
 
 /// A stable fingerprint of a request body (SHA-256, hex) to tell a retry from a reuse.
 fn fingerprint(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(body))
 }
 
 #[cfg(test)]
@@ -253,5 +250,15 @@ mod tests {
         f.begin("alice", "k1").unwrap();
         assert_eq!(fingerprint(b"a"), fingerprint(b"a"));
         assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+    }
+
+    /// Fingerprints are stored with the records they guard: their text must not change, or a
+    /// retry after an upgrade would be refused as a reuse.
+    #[test]
+    fn the_fingerprint_text_is_stable() {
+        assert_eq!(
+            fingerprint(b"a"),
+            "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+        );
     }
 }

@@ -59,7 +59,8 @@ pub async fn create(
         .await?;
     let order = &placed.order;
     Ok(http::created(
-        format!("/orders/{}", order.id),
+        "/orders",
+        order.id,
         order.version,
         placed.replayed,
         &OrderBody::from(&**order),

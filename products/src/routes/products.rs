@@ -53,7 +53,8 @@ pub async fn create(
     let created = state.service.create(new, claim).await?;
     let product = &created.product;
     Ok(http::created(
-        format!("/products/{}", product.id),
+        "/products",
+        product.id,
         product.version,
         created.replayed,
         &product_json(product),
