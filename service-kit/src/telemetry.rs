@@ -174,7 +174,6 @@ pub async fn request_span(
         .map_or("-", |n| n.0);
     // Disabled below debug, where creating it costs one cached check.
     let span = tracing::debug_span!("request", service, request_id = %id);
-    let (method, path) = (req.method().clone(), req.path().to_owned());
     let started = Instant::now();
     let serving = Serving {
         service,
@@ -187,12 +186,19 @@ pub async fn request_span(
         res.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     let status = res.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let route = res.request().match_pattern();
-    let route = route.as_deref().unwrap_or("(no route)");
     span.in_scope(|| {
         // Successful requests are debug: at info they cost a fifth of a small request's CPU
         // (measured with wrk, see BENCHMARKS.md). Refusals and failures are always logged.
+        // The line's fields (the route is found by matching the path again) are only worked
+        // out when it is written.
+        if status < 400 && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let request = res.request();
+        let (method, path) = (request.method(), request.path());
+        let route = request.match_pattern();
+        let route = route.as_deref().unwrap_or("(no route)");
         let request_id = &id;
         if status >= 500 {
             tracing::warn!(service, %request_id, %method, route, %path, status, elapsed_ms, "request failed");
@@ -229,11 +235,15 @@ mod tests {
         /// Collects, until the guard drops, what this thread logs at info and above, in the
         /// stock plain format without colours.
         fn capture_info() -> (Self, tracing::subscriber::DefaultGuard) {
+            Self::capture(tracing::Level::INFO)
+        }
+
+        fn capture(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
             let sink = Sink::default();
             let writer = sink.clone();
             let subscriber = tracing_subscriber::fmt()
                 .with_writer(move || writer.clone())
-                .with_max_level(tracing::Level::INFO)
+                .with_max_level(level)
                 .with_ansi(false)
                 .finish();
             (sink, tracing::subscriber::set_default(subscriber))
@@ -297,6 +307,41 @@ mod tests {
             "request refused",
         ] {
             assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+        }
+    }
+
+    /// With debug on, a success is logged with the same fields (worked out only then).
+    #[actix_web::test]
+    async fn successes_are_logged_in_full_when_debug_is_on() {
+        use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
+        let (sink, _guard) = Sink::capture(tracing::Level::DEBUG);
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(ServiceName("widgets")))
+                .wrap(from_fn(request_span))
+                .route(
+                    "/things/{id}",
+                    web::post().to(|| async { HttpResponse::Created().finish() }),
+                ),
+        )
+        .await;
+        let req = test::TestRequest::post().uri("/things/9?x=1").to_request();
+        assert_eq!(test::call_service(&app, req).await.status(), 201);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("request done"))
+            .unwrap_or_else(|| panic!("no request line in {text}"));
+        for part in [
+            " DEBUG ",
+            "service=\"widgets\"",
+            "method=POST",
+            "route=\"/things/{id}\"",
+            "path=/things/9",
+            "status=201",
+            "elapsed_ms=",
+        ] {
+            assert!(line.contains(part), "{part} in {line}");
         }
     }
 
