@@ -57,9 +57,9 @@ impl ProductView<'_> {
         out.extend_from_slice(b"\",\"version\":");
         number(out, self.version);
         out.extend_from_slice(b",\"created_at\":");
-        timestamp(out, &self.created_at)?;
+        store_actor::rfc3339::write_json(out, &self.created_at)?;
         out.extend_from_slice(b",\"updated_at\":");
-        timestamp(out, &self.updated_at)?;
+        store_actor::rfc3339::write_json(out, &self.updated_at)?;
         if self.archived {
             out.extend_from_slice(b",\"archived\":true");
         }
@@ -161,23 +161,6 @@ fn optional(out: &mut Vec<u8>, n: Option<u64>) {
     match n {
         Some(n) => number(out, n),
         None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn timestamp(out: &mut Vec<u8>, t: &OffsetDateTime) -> serde_json::Result<()> {
-    let mut buf = [0; crate::rfc3339::MAX_LEN];
-    match crate::rfc3339::format_utc(t, &mut buf) {
-        Some(len) => {
-            out.push(b'"');
-            out.extend_from_slice(&buf[..len]);
-            out.push(b'"');
-            Ok(())
-        }
-        None => {
-            #[derive(serde::Serialize)]
-            struct Rfc3339<'a>(#[serde(with = "crate::rfc3339")] &'a OffsetDateTime);
-            serde_json::to_writer(out, &Rfc3339(t))
-        }
     }
 }
 

@@ -16,12 +16,13 @@
 pub mod client;
 mod json;
 pub mod money;
-pub mod rfc3339;
 pub mod whole;
 pub mod wire;
 
 pub use json::{ProductView, write_page};
 pub use money::Money;
+/// Timestamps on the wire: the store's own RFC 3339 text (`#[serde(with = "products_api::rfc3339")]`).
+pub use store_actor::rfc3339;
 pub use whole::whole_number;
 pub use wire::*;
 

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! `SCENARIO` is `store-create`, `store-get`, `http-create`, `http-get`, `http-list` (the
-//! first page of 20, `GET /products?limit=20`) or `http-ceiling` (a
+//! first page of 20, `GET /products?limit=20`), `http-reserve` (what products does for one
+//! order: `PUT /reservations/{id}` holding one unit each of 3 stock-tracked products, then
+//! `POST /reservations/commit` of that one id; the settler commits up to 100 per call, so this
+//! is the dearest case) or `http-ceiling` (a
 //! bare actix-web handler answering constant JSON: the framework's own cost, to compare
 //! `http-get` with); `N` is how many operations run after the same set-up. The script runs two values of `N` and divides the
 //! difference in instructions by the difference in `N`: the set-up and start-up cancel out,
@@ -56,7 +59,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     match scenario.as_str() {
         "store-create" | "store-get" => store(&scenario, n, dir.path()).await,
-        "http-create" | "http-get" | "http-list" => http(&scenario, n, dir.path()).await,
+        "http-create" | "http-get" | "http-list" | "http-reserve" => {
+            http(&scenario, n, dir.path()).await
+        }
         "http-ceiling" => ceiling(n).await,
         _ => Err(usage.into()),
     }
@@ -93,7 +98,8 @@ async fn http(
     dir: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = Arc::new(keys::generate(&dir.join("keys"))?);
-    let token = test_kit::tokens::mint(&root, "bench", &["products:read", "products:write"], false);
+    let rights = ["products:read", "products:write", "products:reserve"];
+    let token = test_kit::tokens::mint(&root, "bench", &rights, false);
     let config = products::configuration::Config {
         listen: "127.0.0.1:0".into(),
         reservation_ttl: std::time::Duration::from_secs(300),
@@ -114,13 +120,17 @@ async fn http(
         let mut conn = Connection::open(port, token)?;
         let mut ids = Vec::with_capacity(SETUP);
         for i in 0..SETUP {
-            let body = conn.create(i)?;
+            let body = conn.create(i, scenario == "http-reserve")?;
             ids.push(id_of(body));
         }
         for i in 0..n {
             match scenario.as_str() {
-                "http-create" => conn.create(SETUP + i)?,
+                "http-create" => conn.create(SETUP + i, false)?,
                 "http-list" => conn.get_path("/products?limit=20")?,
+                "http-reserve" => {
+                    let lines = [0, 1, 2].map(|k| ids[(3 * i + k) % SETUP].as_str());
+                    conn.reserve_and_commit(i, lines)?
+                }
                 _ => conn.get(&ids[i % SETUP])?,
             };
         }
@@ -161,15 +171,55 @@ impl Connection {
         })
     }
 
-    fn create(&mut self, i: usize) -> std::io::Result<&[u8]> {
-        let body = format!(r#"{{"name":"product {i:07}","price":"4.20"}}"#);
+    /// Creates product number `i`; a `tracked` one has stock (plenty), so that reservations
+    /// can hold units of it.
+    fn create(&mut self, i: usize, tracked: bool) -> std::io::Result<&[u8]> {
+        let body = if tracked {
+            format!(r#"{{"name":"product {i:07}","price":"4.20","stock":1000000000}}"#)
+        } else {
+            format!(r#"{{"name":"product {i:07}","price":"4.20"}}"#)
+        };
+        self.send("POST", "/products", &body, "201")
+    }
+
+    /// Reservation number `i` of one unit of each of `products`, then its commit (bodies built
+    /// by pushing strings: the client's instructions count too).
+    fn reserve_and_commit(&mut self, i: usize, products: [&str; 3]) -> std::io::Result<&[u8]> {
+        let id = format!("0196a0b5-6c1e-7a52-9c4b-{i:012x}");
+        let mut body = String::with_capacity(200);
+        body.push_str(r#"{"lines":["#);
+        for (k, p) in products.iter().enumerate() {
+            body.push_str(if k == 0 { "" } else { "," });
+            body.push_str(r#"{"product_id":""#);
+            body.push_str(p);
+            body.push_str(r#"","quantity":1}"#);
+        }
+        body.push_str("]}");
+        let mut path = String::with_capacity(50);
+        path.push_str("/reservations/");
+        path.push_str(&id);
+        self.send("PUT", &path, &body, "201")?;
+        body.clear();
+        body.push_str(r#"{"ids":[""#);
+        body.push_str(&id);
+        body.push_str(r#""]}"#);
+        self.send("POST", "/reservations/commit", &body, "200")
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+        status: &str,
+    ) -> std::io::Result<&[u8]> {
         let request = format!(
-            "POST /products HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.token,
             body.len()
         );
-        self.exchange(&request, "201")
+        self.exchange(&request, status)
     }
 
     fn get(&mut self, id: &str) -> std::io::Result<&[u8]> {

@@ -83,10 +83,10 @@ fn encode_body<T: Serialize>(
     buf: &mut Vec<u8>,
 ) -> Result<Span, serde_json::Error> {
     buf.extend_from_slice(b"{\"kind\":");
-    serde_json::to_writer(&mut *buf, &kind)?;
+    buf.extend_from_slice(kind.json());
     buf.extend_from_slice(b",\"record\":");
     let start = buf.len();
-    serde_json::to_writer(&mut *buf, record)?;
+    record.write_json(buf)?;
     let span = Span {
         start,
         len: buf.len() - start,

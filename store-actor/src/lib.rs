@@ -6,7 +6,8 @@
 //! - `actor`: the actix actor that owns the working state and is the only writer.
 //! - `flusher`: the thread that appends and fsyncs the journal (group commit) and publishes
 //!   durable states; `state`: the persistent collections readers see.
-//! - `journal` and `snapshot`: the file formats; `recovery`: opening and repairing them.
+//! - `journal` and `snapshot`: the file formats; `recovery`: opening and repairing them;
+//!   [`rfc3339`]: the text of a record's timestamps in them.
 //! - [`fs`]: the file-system seam, with a simulated disk for power-loss tests.
 //!
 //! # Threading model
@@ -46,6 +47,7 @@ mod options;
 mod query;
 mod record;
 mod recovery;
+pub mod rfc3339;
 mod snapshot;
 mod state;
 pub mod store;

@@ -234,7 +234,7 @@ pub(crate) fn write_atomic<T: Serialize>(
         for r in records {
             let r = r?;
             let start = w.buf.len();
-            serde_json::to_writer(&mut w.buf, &*r)
+            r.write_json(&mut w.buf)
                 .map_err(|e| StoreError::io("serialize", &tmp, e.into()))?;
             placed(
                 &r,

@@ -111,7 +111,7 @@ pub struct Reservation {
     /// Its state.
     pub state: ReservationState,
     /// When products releases it on its own if it is still held.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "store_actor::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 

@@ -1,14 +1,15 @@
-//! RFC 3339 timestamps on the wire, for `#[serde(with = "products_api::rfc3339")]`: the same
-//! text as `time::serde::rfc3339`, written straight into a stack buffer when the offset is UTC
-//! (every timestamp this API makes). `time`'s general formatter goes through `io::Write` into
-//! a new `String` per value, and a page of 20 products has 40 timestamps: that was an eighth
-//! of the page's instructions. Other offsets and all parsing are `time`'s own.
+//! RFC 3339 timestamps, for `#[serde(with = "store_actor::rfc3339")]`: the same text as
+//! `time::serde::rfc3339`, written straight into a stack buffer when the offset is UTC (every
+//! timestamp the store makes). `time`'s general formatter goes through `io::Write` into a new
+//! `String` per value; every record has two timestamps, written into each journal line and
+//! snapshot line, and a page of 20 products over HTTP has 40 (an eighth of the page's
+//! instructions). Other offsets and all parsing are `time`'s own.
 
 use serde::{Deserializer, Serializer};
 use time::{OffsetDateTime, UtcOffset};
 
 /// The longest text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-pub(crate) const MAX_LEN: usize = 30;
+pub const MAX_LEN: usize = 30;
 
 /// The two digits of every number below 100: a table read instead of a division per digit.
 const PAIRS: [[u8; 2]; 100] = {
@@ -22,7 +23,9 @@ const PAIRS: [[u8; 2]; 100] = {
 };
 
 /// Writes `t` as RFC 3339 if its offset is UTC and its year has four digits; `None` otherwise.
-pub(crate) fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
+/// (`inline`: other crates' hot writers call it per timestamp.)
+#[inline]
+pub fn format_utc(t: &OffsetDateTime, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     if t.offset() != UtcOffset::UTC || !(0..10_000).contains(&t.year()) {
         return None;
     }
@@ -74,6 +77,26 @@ pub fn serialize<S: Serializer>(t: &OffsetDateTime, serializer: S) -> Result<S::
     }
 }
 
+/// Appends `t` as a JSON string to `out`: the bytes `serde_json` writes for [`serialize`], and
+/// its error for an instant RFC 3339 cannot express (an offset with seconds).
+#[inline]
+pub fn write_json(out: &mut Vec<u8>, t: &OffsetDateTime) -> serde_json::Result<()> {
+    let mut buf = [0; MAX_LEN];
+    match format_utc(t, &mut buf) {
+        Some(len) => {
+            out.push(b'"');
+            out.extend_from_slice(&buf[..len]);
+            out.push(b'"');
+            Ok(())
+        }
+        None => {
+            #[derive(serde::Serialize)]
+            struct Rfc3339<'a>(#[serde(with = "self")] &'a OffsetDateTime);
+            serde_json::to_writer(out, &Rfc3339(t))
+        }
+    }
+}
+
 /// Parses an RFC 3339 timestamp (`time`'s parser).
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
     time::serde::rfc3339::deserialize(deserializer)
@@ -107,6 +130,31 @@ mod tests {
             prop_assume!((0..10_000).contains(&t.year()));
             let expected = format!("\"{}\"", t.format(&Rfc3339).unwrap());
             prop_assert_eq!(ours(&t), expected);
+        }
+    }
+
+    proptest! {
+        /// [`write_json`] writes what `serde_json` writes through [`serialize`], or errs where
+        /// it errs (an offset with seconds), for any instant.
+        #[test]
+        fn write_json_is_serde_json(
+            secs in -62_167_219_200i64..253_402_300_799,
+            nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+            offset in prop_oneof![3 => Just(0i32), 1 => -86_399i32..86_400],
+        ) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                .replace_nanosecond(nanos).unwrap()
+                .to_offset(UtcOffset::from_whole_seconds(offset).unwrap());
+            #[derive(serde::Serialize)]
+            struct W(#[serde(with = "super")] OffsetDateTime);
+            let mut out = Vec::new();
+            match serde_json::to_vec(&W(t)) {
+                Ok(expected) => {
+                    write_json(&mut out, &t).unwrap();
+                    prop_assert_eq!(out, expected);
+                }
+                Err(_) => prop_assert!(write_json(&mut out, &t).is_err()),
+            }
         }
     }
 
