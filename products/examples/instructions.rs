@@ -19,14 +19,13 @@
 //! flusher). Durability is `never`, so that no fsync's timing decides how writes are grouped:
 //! each operation is awaited before the next, one batch per write, the same in every run.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use products::domain::{Entry, Money, Product, ProductName};
 use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use store_actor::{Durability, Store};
+use test_kit::blocking::{Connection, id_of};
 
 /// Products created before the measured gets.
 const SETUP: usize = 100;
@@ -120,19 +119,18 @@ async fn http(
         let mut conn = Connection::open(port, token)?;
         let mut ids = Vec::with_capacity(SETUP);
         for i in 0..SETUP {
-            let body = conn.create(i, scenario == "http-reserve")?;
-            ids.push(id_of(body));
+            ids.push(id_of(create(&mut conn, i, scenario == "http-reserve")?));
         }
         for i in 0..n {
             match scenario.as_str() {
-                "http-create" => conn.create(SETUP + i, false)?,
-                "http-list" => conn.get_path("/products?limit=20")?,
+                "http-create" => drop(create(&mut conn, SETUP + i, false)?),
+                "http-list" => drop(conn.get("/products?limit=20", "200")?),
                 "http-reserve" => {
                     let lines = [0, 1, 2].map(|k| ids[(3 * i + k) % SETUP].as_str());
-                    conn.reserve_and_commit(i, lines)?
+                    reserve_and_commit(&mut conn, i, lines)?;
                 }
-                _ => conn.get(&ids[i % SETUP])?,
-            };
+                _ => drop(conn.get(&format!("/products/{}", ids[i % SETUP]), "200")?),
+            }
         }
         Ok(())
     });
@@ -144,140 +142,40 @@ async fn http(
     Ok(())
 }
 
-fn id_of(body: &[u8]) -> String {
-    let at = body
-        .windows(6)
-        .position(|w| w == b"\"id\":\"")
-        .expect("an id")
-        + 6;
-    String::from_utf8(body[at..at + 36].to_vec()).expect("an id is ASCII")
+/// Creates product number `i`; a `tracked` one has stock (plenty), so that reservations can
+/// hold units of it.
+fn create(conn: &mut Connection, i: usize, tracked: bool) -> std::io::Result<&[u8]> {
+    let body = if tracked {
+        format!(r#"{{"name":"product {i:07}","price":"4.20","stock":1000000000}}"#)
+    } else {
+        format!(r#"{{"name":"product {i:07}","price":"4.20"}}"#)
+    };
+    conn.send("POST", "/products", &body, "201")
 }
 
-/// One keep-alive HTTP/1.1 connection, requests one at a time.
-struct Connection {
-    stream: TcpStream,
-    token: String,
-    buf: Vec<u8>,
-}
-
-impl Connection {
-    fn open(port: u16, token: String) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream,
-            token,
-            buf: Vec::with_capacity(4096),
-        })
+/// Reservation number `i` of one unit of each of `products`, then its commit (bodies built by
+/// pushing strings: the client's instructions count too).
+fn reserve_and_commit(conn: &mut Connection, i: usize, products: [&str; 3]) -> std::io::Result<()> {
+    let id = format!("0196a0b5-6c1e-7a52-9c4b-{i:012x}");
+    let mut body = String::with_capacity(200);
+    body.push_str(r#"{"lines":["#);
+    for (k, p) in products.iter().enumerate() {
+        body.push_str(if k == 0 { "" } else { "," });
+        body.push_str(r#"{"product_id":""#);
+        body.push_str(p);
+        body.push_str(r#"","quantity":1}"#);
     }
-
-    /// Creates product number `i`; a `tracked` one has stock (plenty), so that reservations
-    /// can hold units of it.
-    fn create(&mut self, i: usize, tracked: bool) -> std::io::Result<&[u8]> {
-        let body = if tracked {
-            format!(r#"{{"name":"product {i:07}","price":"4.20","stock":1000000000}}"#)
-        } else {
-            format!(r#"{{"name":"product {i:07}","price":"4.20"}}"#)
-        };
-        self.send("POST", "/products", &body, "201")
-    }
-
-    /// Reservation number `i` of one unit of each of `products`, then its commit (bodies built
-    /// by pushing strings: the client's instructions count too).
-    fn reserve_and_commit(&mut self, i: usize, products: [&str; 3]) -> std::io::Result<&[u8]> {
-        let id = format!("0196a0b5-6c1e-7a52-9c4b-{i:012x}");
-        let mut body = String::with_capacity(200);
-        body.push_str(r#"{"lines":["#);
-        for (k, p) in products.iter().enumerate() {
-            body.push_str(if k == 0 { "" } else { "," });
-            body.push_str(r#"{"product_id":""#);
-            body.push_str(p);
-            body.push_str(r#"","quantity":1}"#);
-        }
-        body.push_str("]}");
-        let mut path = String::with_capacity(50);
-        path.push_str("/reservations/");
-        path.push_str(&id);
-        self.send("PUT", &path, &body, "201")?;
-        body.clear();
-        body.push_str(r#"{"ids":[""#);
-        body.push_str(&id);
-        body.push_str(r#""]}"#);
-        self.send("POST", "/reservations/commit", &body, "200")
-    }
-
-    fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &str,
-        status: &str,
-    ) -> std::io::Result<&[u8]> {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.token,
-            body.len()
-        );
-        self.exchange(&request, status)
-    }
-
-    fn get(&mut self, id: &str) -> std::io::Result<&[u8]> {
-        self.get_path(&format!("/products/{id}"))
-    }
-
-    fn get_path(&mut self, path: &str) -> std::io::Result<&[u8]> {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\r\n",
-            self.token
-        );
-        self.exchange(&request, "200")
-    }
-
-    /// Sends `request`, reads one response (headers, then `Content-Length` bytes), checks its
-    /// status; returns its body. Byte scans only, into one buffer that is zeroed only when it
-    /// grows, and no UTF-8 conversion of the body: the client's own instructions are counted
-    /// too, so they are kept few (a lossy UTF-8 scan of a list page alone was 33,000).
-    fn exchange(&mut self, request: &str, status: &str) -> std::io::Result<&[u8]> {
-        self.stream.write_all(request.as_bytes())?;
-        let mut filled = 0;
-        let body = loop {
-            if self.buf.len() < filled + 4096 {
-                self.buf.resize(filled + 4096, 0);
-            }
-            let got = self.stream.read(&mut self.buf[filled..])?;
-            if got == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            filled += got;
-            let data = &self.buf[..filled];
-            let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let length = content_length(&data[..end]);
-            if filled >= end + 4 + length {
-                assert!(
-                    data.starts_with(b"HTTP/1.1 ") && data[9..].starts_with(status.as_bytes()),
-                    "{request} -> {}",
-                    String::from_utf8_lossy(data)
-                );
-                break end + 4..end + 4 + length;
-            }
-        };
-        Ok(&self.buf[body])
-    }
-}
-
-/// The `content-length` of a response head (0 without one).
-fn content_length(head: &[u8]) -> usize {
-    head.split(|&b| b == b'\n')
-        .find_map(|line| {
-            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
-            name.eq_ignore_ascii_case(b"content-length")
-                .then(|| std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or(0)
+    body.push_str("]}");
+    let mut path = String::with_capacity(50);
+    path.push_str("/reservations/");
+    path.push_str(&id);
+    conn.send("PUT", &path, &body, "201")?;
+    body.clear();
+    body.push_str(r#"{"ids":[""#);
+    body.push_str(&id);
+    body.push_str(r#""]}"#);
+    conn.send("POST", "/reservations/commit", &body, "200")?;
+    Ok(())
 }
 
 /// The framework's ceiling: a bare actix-web server (one worker, like the app above) answering
@@ -305,7 +203,7 @@ async fn ceiling(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let client = std::thread::spawn(move || -> std::io::Result<()> {
         let mut conn = Connection::open(port, "unused".into())?;
         for _ in 0..SETUP + n {
-            conn.get("0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b")?;
+            conn.get("/products/0196a0b5-6c1e-7a52-9c4b-3f1f3e2d1c0b", "200")?;
         }
         Ok(())
     });

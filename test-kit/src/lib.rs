@@ -10,9 +10,11 @@
 //! - [`fake_products`]: a stand-in products server that answers what a test says.
 //! - [`process`]: the real binaries as child processes.
 //! - [`openapi`]: checks of the services' OpenAPI documents.
+//! - [`blocking`]: a minimal blocking HTTP/1.1 client for the instruction-count examples.
 
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod fake_products;
 pub mod http;
 pub mod openapi;

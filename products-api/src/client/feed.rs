@@ -35,11 +35,13 @@ impl ProductsClient {
         F: FnMut(FeedEvent) -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let mut url = format!("{}/products/events?after={after}", self.config.base_url);
+        let mut query = format!("after={after}");
         for (i, kind) in kinds.iter().enumerate() {
-            url.push_str(if i == 0 { "&kinds=" } else { "," });
-            url.push_str(kind.as_str());
+            query.push_str(if i == 0 { "&kinds=" } else { "," });
+            query.push_str(kind.as_str());
         }
+        let mut url = self.url("/products/events");
+        url.set_query(Some(&query));
         let mut res = self
             .http()
             .get(url)

@@ -42,10 +42,10 @@ impl ProductsClient {
             lines: lines.to_vec(),
             ttl_seconds,
         };
-        let url = format!("{}/reservations/{id}", self.config.base_url);
+        let url = self.url(&format!("/reservations/{id}"));
         let answer = self
             .idempotent("reserve", || {
-                let req = self.http().put(&url).json(&body);
+                let req = self.http().put(url.clone()).json(&body);
                 with_request_id(req, request_id)
             })
             .await;
@@ -94,9 +94,9 @@ impl ProductsClient {
         request_id: Option<&str>,
     ) -> Result<CommitOutcomes, ClientError> {
         let body = CommitMany { ids: ids.to_vec() };
-        let url = format!("{}/reservations/commit", self.config.base_url);
+        let url = self.url("/reservations/commit");
         self.idempotent("commit_many", || {
-            with_request_id(self.http().post(&url).json(&body), request_id)
+            with_request_id(self.http().post(url.clone()).json(&body), request_id)
         })
         .await
     }
@@ -116,9 +116,9 @@ impl ProductsClient {
         action: &'static str,
         request_id: Option<&str>,
     ) -> Result<ReservationBody, ClientError> {
-        let url = format!("{}/reservations/{id}/{action}", self.config.base_url);
+        let url = self.url(&format!("/reservations/{id}/{action}"));
         self.idempotent(action, || {
-            with_request_id(self.http().post(&url), request_id)
+            with_request_id(self.http().post(url.clone()), request_id)
         })
         .await
     }
