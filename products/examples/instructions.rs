@@ -25,7 +25,7 @@ use products::domain::{Entry, Money, Product, ProductName};
 use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use store_actor::{Durability, Store};
-use test_kit::blocking::{Connection, id_of};
+use test_kit::blocking::{Connection, id_of, push_one_each};
 
 /// Products created before the measured gets.
 const SETUP: usize = 100;
@@ -158,14 +158,7 @@ fn create(conn: &mut Connection, i: usize, tracked: bool) -> std::io::Result<&[u
 fn reserve_and_commit(conn: &mut Connection, i: usize, products: [&str; 3]) -> std::io::Result<()> {
     let id = format!("0196a0b5-6c1e-7a52-9c4b-{i:012x}");
     let mut body = String::with_capacity(200);
-    body.push_str(r#"{"lines":["#);
-    for (k, p) in products.iter().enumerate() {
-        body.push_str(if k == 0 { "" } else { "," });
-        body.push_str(r#"{"product_id":""#);
-        body.push_str(p);
-        body.push_str(r#"","quantity":1}"#);
-    }
-    body.push_str("]}");
+    push_one_each(&mut body, "lines", products);
     let mut path = String::with_capacity(50);
     path.push_str("/reservations/");
     path.push_str(&id);

@@ -248,6 +248,25 @@ mod tests {
                 .finish();
             (sink, tracing::subscriber::set_default(subscriber))
         }
+
+        /// What was logged so far.
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// The first line of `text` that contains `needle`.
+    fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in {text}"))
+    }
+
+    /// Asserts that `line` contains every one of `parts`.
+    fn assert_has(line: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(line.contains(part), "{part} in {line}");
+        }
     }
 
     impl std::io::Write for Sink {
@@ -292,22 +311,23 @@ mod tests {
         .await;
 
         assert_eq!(res.status(), 404);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{text}");
-        for part in [
-            " INFO ",
-            "service=\"widgets\"",
-            "request_id=req-1",
-            "method=GET",
-            "route=\"/things/{id}\"",
-            "path=/things/7",
-            "status=404",
-            "elapsed_ms=",
-            "request refused",
-        ] {
-            assert!(lines[0].contains(part), "{part} in {}", lines[0]);
-        }
+        assert_has(
+            lines[0],
+            &[
+                " INFO ",
+                "service=\"widgets\"",
+                "request_id=req-1",
+                "method=GET",
+                "route=\"/things/{id}\"",
+                "path=/things/7",
+                "status=404",
+                "elapsed_ms=",
+                "request refused",
+            ],
+        );
     }
 
     /// With debug on, a success is logged with the same fields (worked out only then).
@@ -327,22 +347,19 @@ mod tests {
         .await;
         let req = test::TestRequest::post().uri("/things/9?x=1").to_request();
         assert_eq!(test::call_service(&app, req).await.status(), 201);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.contains("request done"))
-            .unwrap_or_else(|| panic!("no request line in {text}"));
-        for part in [
-            " DEBUG ",
-            "service=\"widgets\"",
-            "method=POST",
-            "route=\"/things/{id}\"",
-            "path=/things/9",
-            "status=201",
-            "elapsed_ms=",
-        ] {
-            assert!(line.contains(part), "{part} in {line}");
-        }
+        let text = sink.text();
+        assert_has(
+            line_with(&text, "request done"),
+            &[
+                " DEBUG ",
+                "service=\"widgets\"",
+                "method=POST",
+                "route=\"/things/{id}\"",
+                "path=/things/9",
+                "status=201",
+                "elapsed_ms=",
+            ],
+        );
     }
 
     /// A line logged while a request is served (here an internal error's cause) names the
@@ -379,26 +396,19 @@ mod tests {
             "outside a request"
         );
 
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        let cause = text
-            .lines()
-            .find(|l| l.contains("disk on fire"))
-            .unwrap_or_else(|| panic!("the cause is logged: {text}"));
-        for part in [
-            " ERROR ",
-            "service=\"widgets\"",
-            "request_id=req-2",
-            "request failed",
-        ] {
-            assert!(cause.contains(part), "{part} in {cause}");
-        }
-        let access = text
-            .lines()
-            .find(|l| l.contains(" WARN "))
-            .unwrap_or_else(|| panic!("the access line: {text}"));
-        assert!(
-            access.contains("request_id=req-2") && access.contains("status=500"),
-            "{access}"
+        let text = sink.text();
+        assert_has(
+            line_with(&text, "disk on fire"),
+            &[
+                " ERROR ",
+                "service=\"widgets\"",
+                "request_id=req-2",
+                "request failed",
+            ],
+        );
+        assert_has(
+            line_with(&text, " WARN "),
+            &["request_id=req-2", "status=500"],
         );
         assert!(!text.contains("request{"), "no span at info: {text}");
     }
@@ -429,7 +439,7 @@ mod tests {
             tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error: invalid Header provided");
         });
         assert!(protocol_errors::counts()[0].1 > before, "counted");
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         assert!(!text.contains("parse error"), "kept out of the log: {text}");
     }
 

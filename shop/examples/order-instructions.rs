@@ -25,7 +25,7 @@ use service_kit::auth::keys;
 use service_kit::config::CommonArgs;
 use service_kit::server::Bound;
 use store_actor::Durability;
-use test_kit::blocking::{Connection, id_of};
+use test_kit::blocking::{Connection, id_of, push_one_each};
 use test_kit::tokens::mint;
 
 /// Products created before the measured orders.
@@ -97,14 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut body = String::with_capacity(300);
         for i in 0..n {
             body.clear();
-            body.push_str(r#"{"items":["#);
-            for k in 0..3 {
-                body.push_str(if k == 0 { "" } else { "," });
-                body.push_str(r#"{"product_id":""#);
-                body.push_str(&ids[(3 * i + k) % SETUP]);
-                body.push_str(r#"","quantity":1}"#);
-            }
-            body.push_str("]}");
+            let products = (0..3).map(|k| ids[(3 * i + k) % SETUP].as_str());
+            push_one_each(&mut body, "items", products);
             last = id_of(conn.send("POST", "/orders", &body, "201")?);
         }
         if n == 0 {

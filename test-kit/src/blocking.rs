@@ -97,6 +97,26 @@ fn content_length(head: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
+/// Appends `{"KEY":[{"product_id":"…","quantity":1},…]}` to `body`: one unit of each of
+/// `products` (an order's `items`, a reservation's `lines`), pushed piece by piece since the
+/// client's instructions are counted too.
+pub fn push_one_each<'a>(
+    body: &mut String,
+    key: &str,
+    products: impl IntoIterator<Item = &'a str>,
+) {
+    body.push_str("{\"");
+    body.push_str(key);
+    body.push_str("\":[");
+    for (k, p) in products.into_iter().enumerate() {
+        body.push_str(if k == 0 { "" } else { "," });
+        body.push_str(r#"{"product_id":""#);
+        body.push_str(p);
+        body.push_str(r#"","quantity":1}"#);
+    }
+    body.push_str("]}");
+}
+
 /// The value of the first `"id":"…"` in a JSON body (a 36-character UUID).
 pub fn id_of(body: &[u8]) -> String {
     let at = body
@@ -119,6 +139,20 @@ mod tests {
         );
         assert_eq!(content_length(b"HTTP/1.1 200 OK\r\ncontent-length:3"), 3);
         assert_eq!(content_length(b"HTTP/1.1 204 No Content\r\n"), 0);
+    }
+
+    #[test]
+    fn writes_one_unit_of_each_product() {
+        let mut body = String::new();
+        push_one_each(&mut body, "items", ["a", "b"]);
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"items": [
+                {"product_id": "a", "quantity": 1},
+                {"product_id": "b", "quantity": 1},
+            ]})
+        );
     }
 
     #[test]

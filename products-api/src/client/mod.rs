@@ -175,8 +175,9 @@ impl ProductsClient {
         request_id: Option<&str>,
     ) -> Result<LookupResponse, ClientError> {
         let body = LookupRequest { ids: ids.to_vec() };
+        let url = self.url("/products/lookup");
         self.idempotent("lookup", || {
-            let mut req = self.http().post(self.url("/products/lookup")).json(&body);
+            let mut req = self.http().post(url.clone()).json(&body);
             if let Some(id) = request_id {
                 req = req.header("X-Request-Id", id);
             }
